@@ -1,0 +1,40 @@
+use async_trait::async_trait;
+
+use crate::Outcome;
+
+/// One payload on its way to a destination.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The idempotency key: stable across retries and restarts (sent as `webhook-id`).
+    pub key: String,
+    /// The visitor the payload is about.
+    pub visitor_id: String,
+    /// The rendered payload (JSON text).
+    pub payload: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// A destination. Implementations classify every result; they never retry by themselves,
+/// because the outbox owns the schedule.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The `kind` in config, used as a metric label.
+    fn kind(&self) -> &'static str;
+
+    /// CRM-kind connectors report record ids that are written back to `crm_sync_state`.
+    fn is_crm(&self) -> bool {
+        false
+    }
+
+    /// How many deliveries one `send` may carry.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    /// Renders the payload for one delivery from `{lead, trigger, route, connector}`.
+    fn render(&self, context: &serde_json::Value) -> Result<String, crate::RenderError>;
+
+    /// Sends a batch; returns exactly one outcome per delivery, in order.
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome>;
+}

@@ -1,0 +1,84 @@
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::FileConfig;
+use crate::{Connector, Delivery, Outcome, RenderError, TemplateSet};
+
+/// Appends `{"id": key, "visitorId": …, "payload": …}` lines.
+pub struct FileSink {
+    out: Mutex<Box<dyn Write + Send>>,
+    template: String,
+    templates: Arc<TemplateSet>,
+}
+
+impl FileSink {
+    /// Opens (or creates) the file now, so a bad path fails at start-up.
+    pub fn new(config: FileConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
+        if !templates.has(&config.template) {
+            return Err(format!("template `{}` does not exist", config.template));
+        }
+        let out: Box<dyn Write + Send> = if config.path == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            let path = std::path::Path::new(&config.path);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            Box::new(file)
+        };
+        Ok(FileSink {
+            out: Mutex::new(out),
+            template: config.template,
+            templates,
+        })
+    }
+
+    fn write_all(&self, batch: &[Delivery]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for d in batch {
+            let line = format!(
+                "{{\"id\":{},\"visitorId\":{},\"payload\":{}}}\n",
+                serde_json::Value::from(d.key.as_str()),
+                serde_json::Value::from(d.visitor_id.as_str()),
+                d.payload
+            );
+            text.push_str(&line);
+        }
+        // A poisoned lock only means another write panicked; the file itself is still usable.
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+}
+
+#[async_trait]
+impl Connector for FileSink {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn max_batch(&self) -> usize {
+        100
+    }
+
+    fn render(&self, context: &serde_json::Value) -> Result<String, RenderError> {
+        self.templates.render_json(&self.template, context)
+    }
+
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let outcome = match self.write_all(batch) {
+            Ok(()) => Outcome::Delivered { record_id: None },
+            Err(e) => Outcome::retry(format!("io: {e}")),
+        };
+        vec![outcome; batch.len()]
+    }
+}

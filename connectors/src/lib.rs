@@ -1,0 +1,26 @@
+//! Vendor connectors of the Outbound Intent Engine.
+//!
+//! A connector turns a rendered payload into a vendor call and answers with a classified
+//! [`Outcome`] per item. It knows nothing about routes, storage or sources: the `oie` daemon
+//! owns delivery state and asks connectors only to render and to send.
+//!
+//! # Layout
+//! - `connector`: the [`Connector`] trait and the [`Delivery`] it sends.
+//! - `outcome`: the retry vocabulary and the shared HTTP status table.
+//! - `secret`: a string that never prints.
+//! - `templates`: handlebars templates, strict, with per-destination escaping.
+//! - `webhook/`: signed JSON POSTs (Standard Webhooks).
+//! - `file/`: JSON lines to a file or stdout.
+
+mod connector;
+pub mod duration;
+pub mod file;
+mod outcome;
+pub mod secret;
+pub mod templates;
+pub mod webhook;
+
+pub use connector::{Connector, Delivery};
+pub use outcome::{classify_status, parse_retry_after, Outcome};
+pub use secret::Secret;
+pub use templates::{RenderError, TemplateSet};

@@ -1,0 +1,274 @@
+//! Handlebars templates: compiled once at start-up, strict (a missing field is an error, not an
+//! empty string), and escaped for JSON instead of HTML.
+//!
+//! A template's name is its path under `templates/` without extensions:
+//! `templates/webhook/default.json.hbs` is `webhook/default`. Defaults ship inside the binary;
+//! a file with the same name in the templates folder overrides one.
+
+use std::path::{Path, PathBuf};
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
+
+/// Templates compiled into the binary: (name, source).
+const DEFAULTS: &[(&str, &str)] = &[(
+    "webhook/default",
+    include_str!("../../templates/webhook/default.json.hbs"),
+)];
+
+/// A problem found while loading templates, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateProblem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template `{name}` is not defined")]
+    Missing { name: String },
+    #[error("template `{name}`: {message}")]
+    Render { name: String, message: String },
+    #[error("template `{name}` did not produce valid JSON: {message}")]
+    InvalidJson { name: String, message: String },
+}
+
+/// Every template, compiled.
+pub struct TemplateSet {
+    registry: Handlebars<'static>,
+}
+
+impl TemplateSet {
+    /// The defaults only.
+    pub fn defaults() -> Self {
+        let mut registry = new_registry();
+        for (name, source) in DEFAULTS {
+            // The defaults are compiled in and covered by tests, so they always parse.
+            registry
+                .register_template_string(name, source)
+                .expect("default templates are valid");
+        }
+        TemplateSet { registry }
+    }
+
+    /// The defaults, overridden and extended by every `*.hbs` file under `dir` (if it exists).
+    /// Returns every broken file, not only the first.
+    pub fn load(dir: Option<&Path>) -> Result<Self, Vec<TemplateProblem>> {
+        let mut set = Self::defaults();
+        let Some(dir) = dir.filter(|d| d.is_dir()) else {
+            return Ok(set);
+        };
+        let mut problems = Vec::new();
+        for file in hbs_files(dir) {
+            if let Err(problem) = set.add_file(dir, &file) {
+                problems.push(problem);
+            }
+        }
+        if problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Adds one template from text, e.g. a per-field template from config.
+    pub fn add(&mut self, name: &str, source: &str) -> Result<(), TemplateProblem> {
+        self.registry
+            .register_template_string(name, source)
+            .map_err(|e| TemplateProblem {
+                file: PathBuf::from(name),
+                line: e.pos().map(|(line, _)| line),
+                message: e.reason().to_string(),
+            })
+    }
+
+    fn add_file(&mut self, dir: &Path, file: &Path) -> Result<(), TemplateProblem> {
+        let name = template_name(dir, file);
+        let source = std::fs::read_to_string(file).map_err(|e| TemplateProblem {
+            file: file.to_path_buf(),
+            line: None,
+            message: e.to_string(),
+        })?;
+        self.add(&name, &source).map_err(|p| TemplateProblem {
+            file: file.to_path_buf(),
+            ..p
+        })
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.registry.has_template(name)
+    }
+
+    /// Renders `name` and checks that the result is JSON; returns it compacted.
+    pub fn render_json(
+        &self,
+        name: &str,
+        context: &serde_json::Value,
+    ) -> Result<String, RenderError> {
+        let text = self.render_text(name, context)?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(value.to_string())
+    }
+
+    /// Renders `name` as text (JSON string escaping still applies to `{{…}}`).
+    pub fn render_text(
+        &self,
+        name: &str,
+        context: &serde_json::Value,
+    ) -> Result<String, RenderError> {
+        if !self.has(name) {
+            return Err(RenderError::Missing {
+                name: name.to_string(),
+            });
+        }
+        self.registry
+            .render(name, context)
+            .map_err(|e| RenderError::Render {
+                name: name.to_string(),
+                message: e.reason().to_string(),
+            })
+    }
+}
+
+fn new_registry() -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    registry.register_escape_fn(json_escape);
+    registry.register_helper("json", Box::new(json_helper));
+    registry
+}
+
+/// Escapes text for the inside of a JSON string literal. Never HTML-escapes.
+pub fn json_escape(text: &str) -> String {
+    let quoted = serde_json::Value::from(text).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// `{{{json value}}}` writes any value as JSON.
+fn json_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let param = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("json", 0))?;
+    out.write(&param.value().to_string())?;
+    Ok(())
+}
+
+fn hbs_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "hbs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `dir/webhook/default.json.hbs` → `webhook/default`.
+fn template_name(dir: &Path, file: &Path) -> String {
+    let relative = file.strip_prefix(dir).unwrap_or(file);
+    let text = relative.to_string_lossy().replace('\\', "/");
+    let stem_end = text
+        .rfind('/')
+        .map(|slash| slash + 1)
+        .unwrap_or(0);
+    let base = &text[stem_end..];
+    let base = base.split('.').next().unwrap_or(base);
+    format!("{}{}", &text[..stem_end], base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn context() -> serde_json::Value {
+        json!({
+            "route": "hot",
+            "trigger": {"kind": "hot_lead", "at": "2026-11-26T10:00:00Z", "previousLevel": "warm", "level": "hot"},
+            "lead": {"visitorId": "v1", "firstName": "Jane \"JJ\" <Doe>", "company": null, "intentScore": 72}
+        })
+    }
+
+    #[test]
+    fn default_webhook_payload_is_json_with_lead_and_trigger() {
+        let set = TemplateSet::defaults();
+        let text = set.render_json("webhook/default", &context()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "oie.hot_lead");
+        assert_eq!(v["data"]["lead"]["firstName"], "Jane \"JJ\" <Doe>");
+        assert_eq!(v["data"]["lead"]["company"], serde_json::Value::Null);
+        assert_eq!(v["data"]["trigger"]["previousLevel"], "warm");
+    }
+
+    #[test]
+    fn escaping_is_json_not_html() {
+        let mut set = TemplateSet::defaults();
+        set.add("t", r#"{"name": "{{lead.firstName}}"}"#).unwrap();
+        let text = set.render_json("t", &context()).unwrap();
+        assert_eq!(text, r#"{"name":"Jane \"JJ\" <Doe>"}"#);
+    }
+
+    #[test]
+    fn strict_mode_rejects_missing_fields() {
+        let mut set = TemplateSet::defaults();
+        set.add("t", r#"{"x": "{{lead.nope}}"}"#).unwrap();
+        let err = set.render_json("t", &context()).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn output_that_is_not_json_is_an_error() {
+        let mut set = TemplateSet::defaults();
+        set.add("t", r#"{"x": {{lead.firstName}}}"#).unwrap();
+        assert!(matches!(
+            set.render_json("t", &context()),
+            Err(RenderError::InvalidJson { .. })
+        ));
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let mut set = TemplateSet::defaults();
+        let problem = set.add("t", "{\n  \"x\": \"{{#if lead}}\"\n}").unwrap_err();
+        assert!(problem.line.is_some(), "{problem:?}");
+    }
+
+    #[test]
+    fn files_override_defaults_and_are_named_by_path() {
+        let dir = std::env::temp_dir().join(format!("oie-tpl-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("webhook")).unwrap();
+        std::fs::write(dir.join("webhook/default.json.hbs"), r#"{"v": 2}"#).unwrap();
+        std::fs::write(dir.join("webhook/crm.json.hbs"), r#"{"id": "{{lead.visitorId}}"}"#).unwrap();
+        let set = TemplateSet::load(Some(&dir)).unwrap();
+        assert_eq!(set.render_json("webhook/default", &context()).unwrap(), r#"{"v":2}"#);
+        assert_eq!(set.render_json("webhook/crm", &context()).unwrap(), r#"{"id":"v1"}"#);
+        std::fs::write(dir.join("webhook/bad.json.hbs"), "{{#each}}").unwrap();
+        let problems = TemplateSet::load(Some(&dir)).err().unwrap();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].file.ends_with("webhook/bad.json.hbs"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

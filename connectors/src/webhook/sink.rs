@@ -1,0 +1,139 @@
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+
+use super::{sign, SigningKey, WebhookConfig};
+use crate::{classify_status, parse_retry_after, Connector, Delivery, Outcome, RenderError, TemplateSet};
+
+/// A configured webhook endpoint.
+pub struct Webhook {
+    client: reqwest::Client,
+    url: crate::Secret,
+    key: Option<SigningKey>,
+    template: String,
+    templates: Arc<TemplateSet>,
+    timeout: Duration,
+}
+
+impl Webhook {
+    /// Checks the template and the secret, and builds the HTTP client (no redirects).
+    pub fn new(config: WebhookConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
+        if !templates.has(&config.template) {
+            return Err(format!("template `{}` does not exist", config.template));
+        }
+        reqwest::Url::parse(config.url.expose())
+            .map_err(|e| format!("url is not a valid URL: {e}"))?;
+        let key = config
+            .secret
+            .as_ref()
+            .map(|s| SigningKey::parse(s.expose()))
+            .transpose()?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers(&config)?)
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(Webhook {
+            client,
+            url: config.url,
+            key,
+            template: config.template,
+            templates,
+            timeout: config.timeout,
+        })
+    }
+
+    async fn send_one(&self, delivery: &Delivery) -> Outcome {
+        let timestamp = now_secs();
+        let mut request = self
+            .client
+            .post(self.url.expose())
+            .timeout(self.timeout)
+            .header("webhook-id", &delivery.key)
+            .header("webhook-timestamp", timestamp.to_string())
+            .body(delivery.payload.clone());
+        if let Some(key) = &self.key {
+            let signature = sign(key, &delivery.key, timestamp, delivery.payload.as_bytes());
+            request = request.header("webhook-signature", signature);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let body = response.text().await.unwrap_or_default();
+                classify_status(status, retry_after, &body)
+            }
+            Err(e) => transport_outcome(e, self.timeout),
+        }
+    }
+}
+
+fn headers(config: &WebhookConfig) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    map.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("oie/", env!("CARGO_PKG_VERSION"))),
+    );
+    for (name, value) in &config.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a valid header name"))?;
+        let mut value = HeaderValue::from_str(value.expose())
+            .map_err(|_| format!("the value of header `{name}` is not valid in HTTP"))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// Transport errors are retried; the URL is stripped because it may carry a token.
+fn transport_outcome(error: reqwest::Error, timeout: Duration) -> Outcome {
+    if error.is_timeout() {
+        return Outcome::retry(format!("timeout: no answer within {timeout:?}"));
+    }
+    let kind = if error.is_connect() { "connect" } else { "transport" };
+    Outcome::retry(format!("{kind}: {}", error_chain(&error.without_url())))
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl Connector for Webhook {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn render(&self, context: &serde_json::Value) -> Result<String, RenderError> {
+        self.templates.render_json(&self.template, context)
+    }
+
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            outcomes.push(self.send_one(delivery).await);
+        }
+        outcomes
+    }
+}
