@@ -1,1 +1,5 @@
-fn main(){}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    oie::cli::main(oie::cli::Cli::parse())
+}

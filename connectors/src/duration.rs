@@ -29,6 +29,8 @@ mod tests {
         assert_eq!(super::parse("30s").unwrap().as_secs(), 30);
         assert_eq!(super::parse("24h").unwrap().as_secs(), 86_400);
         assert_eq!(super::parse("7d").unwrap().as_secs(), 604_800);
-        assert!(super::parse("5x").unwrap_err().contains("invalid duration \"5x\""));
+        assert!(super::parse("5x")
+            .unwrap_err()
+            .contains("invalid duration \"5x\""));
     }
 }

@@ -54,7 +54,9 @@ pub fn env_only<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
             "secrets must be an environment variable reference like \"${MY_SECRET}\", not a literal value",
         ));
     }
-    expand_env(&raw).map(Secret).map_err(serde::de::Error::custom)
+    expand_env(&raw)
+        .map(Secret)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Like [`env_only`], for optional fields.
@@ -83,7 +85,9 @@ pub fn expand_env(raw: &str) -> Result<String, String> {
             .ok_or_else(|| format!("unclosed `${{` in \"{}\"", redact(raw)))?;
         let name = &after[..end];
         if name.is_empty() || !name.chars().all(is_var_char) {
-            return Err(format!("`${{{name}}}` is not a valid environment variable name"));
+            return Err(format!(
+                "`${{{name}}}` is not a valid environment variable name"
+            ));
         }
         match std::env::var(name) {
             Ok(value) if !value.is_empty() => out.push_str(&value),
@@ -116,7 +120,10 @@ mod tests {
         assert_eq!(expand_env("x/${OIE_TEST_EXPAND}/y").unwrap(), "x/abc/y");
         assert_eq!(expand_env("plain").unwrap(), "plain");
         let err = expand_env("${OIE_TEST_NOT_SET_ANYWHERE}").unwrap_err();
-        assert_eq!(err, "environment variable OIE_TEST_NOT_SET_ANYWHERE is not set");
+        assert_eq!(
+            err,
+            "environment variable OIE_TEST_NOT_SET_ANYWHERE is not set"
+        );
         assert!(expand_env("${bad name}").is_err());
         assert!(expand_env("${OPEN").is_err());
     }

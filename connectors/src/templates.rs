@@ -190,10 +190,7 @@ fn hbs_files(dir: &Path) -> Vec<PathBuf> {
 fn template_name(dir: &Path, file: &Path) -> String {
     let relative = file.strip_prefix(dir).unwrap_or(file);
     let text = relative.to_string_lossy().replace('\\', "/");
-    let stem_end = text
-        .rfind('/')
-        .map(|slash| slash + 1)
-        .unwrap_or(0);
+    let stem_end = text.rfind('/').map(|slash| slash + 1).unwrap_or(0);
     let base = &text[stem_end..];
     let base = base.split('.').next().unwrap_or(base);
     format!("{}{}", &text[..stem_end], base)
@@ -261,10 +258,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("oie-tpl-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("webhook")).unwrap();
         std::fs::write(dir.join("webhook/default.json.hbs"), r#"{"v": 2}"#).unwrap();
-        std::fs::write(dir.join("webhook/crm.json.hbs"), r#"{"id": "{{lead.visitorId}}"}"#).unwrap();
+        std::fs::write(
+            dir.join("webhook/crm.json.hbs"),
+            r#"{"id": "{{lead.visitorId}}"}"#,
+        )
+        .unwrap();
         let set = TemplateSet::load(Some(&dir)).unwrap();
-        assert_eq!(set.render_json("webhook/default", &context()).unwrap(), r#"{"v":2}"#);
-        assert_eq!(set.render_json("webhook/crm", &context()).unwrap(), r#"{"id":"v1"}"#);
+        assert_eq!(
+            set.render_json("webhook/default", &context()).unwrap(),
+            r#"{"v":2}"#
+        );
+        assert_eq!(
+            set.render_json("webhook/crm", &context()).unwrap(),
+            r#"{"id":"v1"}"#
+        );
         std::fs::write(dir.join("webhook/bad.json.hbs"), "{{#each}}").unwrap();
         let problems = TemplateSet::load(Some(&dir)).err().unwrap();
         assert_eq!(problems.len(), 1);

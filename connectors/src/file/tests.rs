@@ -21,10 +21,14 @@ async fn appends_one_json_line_per_delivery() {
         })
         .collect();
     let outcomes = sink.send(&batch).await;
-    assert!(outcomes.iter().all(|o| *o == Outcome::Delivered { record_id: None }));
+    assert!(outcomes
+        .iter()
+        .all(|o| *o == Outcome::Delivered { record_id: None }));
     let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2]["id"], "k2");
     assert_eq!(lines[2]["visitorId"], "v2");

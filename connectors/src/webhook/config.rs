@@ -23,7 +23,10 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
     /// How long to wait for an answer before retrying (default 15s).
-    #[serde(default = "default_timeout", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub timeout: Duration,
 }
 

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 
 use super::{sign, SigningKey, WebhookConfig};
-use crate::{classify_status, parse_retry_after, Connector, Delivery, Outcome, RenderError, TemplateSet};
+use crate::{
+    classify_status, parse_retry_after, Connector, Delivery, Outcome, RenderError, TemplateSet,
+};
 
 /// A configured webhook endpoint.
 pub struct Webhook {
@@ -97,7 +99,11 @@ fn transport_outcome(error: reqwest::Error, timeout: Duration) -> Outcome {
     if error.is_timeout() {
         return Outcome::retry(format!("timeout: no answer within {timeout:?}"));
     }
-    let kind = if error.is_connect() { "connect" } else { "transport" };
+    let kind = if error.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    };
     Outcome::retry(format!("{kind}: {}", error_chain(&error.without_url())))
 }
 

@@ -24,7 +24,12 @@ fn standard_webhooks_vector_1() {
 #[test]
 fn standard_webhooks_vector_2() {
     let k = key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-    let sig = sign(&k, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+    let sig = sign(
+        &k,
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        1614265330,
+        br#"{"test": 2432232314}"#,
+    );
     assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
@@ -91,7 +96,11 @@ async fn signs_and_sends_headers() {
     assert_eq!(headers["webhook-id"], "msg_abc");
     assert_eq!(headers["x-team"], "revops");
     assert_eq!(headers["content-type"], "application/json");
-    let ts: i64 = headers["webhook-timestamp"].to_str().unwrap().parse().unwrap();
+    let ts: i64 = headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let expected = sign(&key(secret), "msg_abc", ts, body.as_bytes());
     assert_eq!(headers["webhook-signature"].to_str().unwrap(), expected);
 }
@@ -110,7 +119,9 @@ async fn classifies_answers() {
         assert_eq!(outcomes[0].label(), expected, "HTTP {status}");
         assert_eq!(seen.lock().unwrap().len(), 1, "redirects are not followed");
         if status == 429 {
-            let Outcome::Retry { after, .. } = &outcomes[0] else { unreachable!() };
+            let Outcome::Retry { after, .. } = &outcomes[0] else {
+                unreachable!()
+            };
             assert_eq!(*after, Some(Duration::from_secs(7)));
         }
     }

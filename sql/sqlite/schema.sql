@@ -1,0 +1,88 @@
+-- Embedded lead store (SQLite): the tables the daemon reads and writes back.
+-- Same names and camelCase columns as in BigQuery; times are INTEGER milliseconds since epoch.
+
+CREATE TABLE IF NOT EXISTS lead_profiles (
+  visitorId          TEXT PRIMARY KEY,
+  email              TEXT,
+  firstName          TEXT,
+  lastName           TEXT,
+  company            TEXT,
+  title              TEXT,
+  campaignId         TEXT,
+  campaignName       TEXT,
+  intentScore        INTEGER NOT NULL DEFAULT 0 CHECK (intentScore BETWEEN 0 AND 100),
+  engagementLevel    TEXT NOT NULL DEFAULT 'cold'
+                     CHECK (engagementLevel IN ('cold', 'warm', 'hot', 'burning')),
+  firstVisitAt       INTEGER,
+  lastVisitAt        INTEGER,
+  totalSessions      INTEGER NOT NULL DEFAULT 0,
+  totalPageviews     INTEGER NOT NULL DEFAULT 0,
+  totalActiveSeconds INTEGER NOT NULL DEFAULT 0,
+  pricingPageVisits  INTEGER NOT NULL DEFAULT 0,
+  caseStudyViews     INTEGER NOT NULL DEFAULT 0,
+  productPageViews   INTEGER NOT NULL DEFAULT 0,
+  formSubmissions    INTEGER NOT NULL DEFAULT 0,
+  videosCompleted    INTEGER NOT NULL DEFAULT 0,
+  maxScrollDepth     INTEGER NOT NULL DEFAULT 0,
+  lastPageUrl        TEXT,
+  -- When the profile last changed (ms), set by the triggers below.
+  updatedAt          INTEGER NOT NULL DEFAULT 0,
+  -- Commit-ordered change number, set by the triggers below: SQLite runs one write
+  -- transaction at a time, so a reader that remembers the last changeSeq it saw never misses
+  -- a change, whoever wrote it (import, scoring, an operator's SQL).
+  changeSeq          INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE INDEX IF NOT EXISTS lead_profiles_by_change ON lead_profiles (changeSeq);
+
+CREATE TRIGGER IF NOT EXISTS lead_profiles_inserted AFTER INSERT ON lead_profiles
+BEGIN
+  UPDATE lead_profiles
+     SET changeSeq = (SELECT COALESCE(MAX(changeSeq), 0) + 1 FROM lead_profiles),
+         updatedAt = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+   WHERE visitorId = NEW.visitorId;
+END;
+
+-- Only a real change counts: rewriting the same values bumps nothing.
+CREATE TRIGGER IF NOT EXISTS lead_profiles_updated AFTER UPDATE ON lead_profiles
+WHEN NEW.changeSeq = OLD.changeSeq AND (
+    OLD.email IS NOT NEW.email
+   OR OLD.firstName IS NOT NEW.firstName
+   OR OLD.lastName IS NOT NEW.lastName
+   OR OLD.company IS NOT NEW.company
+   OR OLD.title IS NOT NEW.title
+   OR OLD.campaignId IS NOT NEW.campaignId
+   OR OLD.campaignName IS NOT NEW.campaignName
+   OR OLD.intentScore IS NOT NEW.intentScore
+   OR OLD.engagementLevel IS NOT NEW.engagementLevel
+   OR OLD.firstVisitAt IS NOT NEW.firstVisitAt
+   OR OLD.lastVisitAt IS NOT NEW.lastVisitAt
+   OR OLD.totalSessions IS NOT NEW.totalSessions
+   OR OLD.totalPageviews IS NOT NEW.totalPageviews
+   OR OLD.totalActiveSeconds IS NOT NEW.totalActiveSeconds
+   OR OLD.pricingPageVisits IS NOT NEW.pricingPageVisits
+   OR OLD.caseStudyViews IS NOT NEW.caseStudyViews
+   OR OLD.productPageViews IS NOT NEW.productPageViews
+   OR OLD.formSubmissions IS NOT NEW.formSubmissions
+   OR OLD.videosCompleted IS NOT NEW.videosCompleted
+   OR OLD.maxScrollDepth IS NOT NEW.maxScrollDepth
+   OR OLD.lastPageUrl IS NOT NEW.lastPageUrl
+)
+BEGIN
+  UPDATE lead_profiles
+     SET changeSeq = (SELECT COALESCE(MAX(changeSeq), 0) + 1 FROM lead_profiles),
+         updatedAt = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+   WHERE visitorId = NEW.visitorId;
+END;
+
+-- Latest CRM outcome per lead and connector, written back after each CRM delivery.
+CREATE TABLE IF NOT EXISTS crm_sync_state (
+  visitorId     TEXT NOT NULL,
+  connector     TEXT NOT NULL,
+  crmContactId  TEXT,
+  syncedToCRM   INTEGER NOT NULL DEFAULT 0,
+  lastSyncedAt  INTEGER,
+  lastError     TEXT,
+  updatedAt     INTEGER NOT NULL,
+  PRIMARY KEY (visitorId, connector)
+);

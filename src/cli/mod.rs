@@ -1,0 +1,123 @@
+//! The command line: one file per subcommand.
+
+mod check;
+mod deadletters;
+mod leads;
+mod logging;
+mod routes;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Loaded};
+
+/// Outbound Intent Engine: scores buying intent and routes hot leads to Slack, CRMs and webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "oie", version, about)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, default_value = "config.toml", env = "OIE_CONFIG")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: poll leads, route them, deliver, serve /healthz, /readyz and /metrics.
+    Run,
+    /// Validate the config and everything it names; print every problem with file:line.
+    Check,
+    /// Try routes without sending anything.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+    /// Inspect and re-drive deliveries that failed for good.
+    #[command(subcommand)]
+    Deadletters(DeadlettersCommand),
+    /// Manage lead profiles in the embedded store.
+    #[command(subcommand)]
+    Leads(LeadsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Show which routes match a lead and the exact payload each connector would receive.
+    Test {
+        /// A JSON file with one lead profile (lead_profiles columns).
+        #[arg(long)]
+        lead: PathBuf,
+        /// The trigger to simulate.
+        #[arg(long, default_value = "hot_lead", value_parser = ["hot_lead", "sync"])]
+        trigger: String,
+        /// The level before the rise, for hot_lead (default: first seen).
+        #[arg(long, value_parser = ["cold", "warm", "hot", "burning"])]
+        previous_level: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadlettersCommand {
+    /// One line per dead letter.
+    List {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A dead letter with its payload and every attempt's error, as JSON.
+    Show { id: i64 },
+    /// Queue dead letters again with a fresh attempt budget.
+    Replay {
+        /// Dead letter ids.
+        ids: Vec<i64>,
+        /// Replay every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Say what would be replayed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeadsCommand {
+    /// Load lead profiles from CSV (with a header) or JSON lines; upsert by visitorId.
+    Import { file: PathBuf },
+}
+
+/// Runs a parsed command line; prints errors and returns the exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Run => run::run(&cli.config),
+        Command::Check => check::check(&cli.config),
+        Command::Routes(RoutesCommand::Test {
+            lead,
+            trigger,
+            previous_level,
+        }) => routes::test(&cli.config, lead, trigger, previous_level.as_deref()),
+        Command::Deadletters(c) => deadletters::run(&cli.config, c),
+        Command::Leads(LeadsCommand::Import { file }) => leads::import(&cli.config, file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the config for a command other than `check`; problems end the command.
+fn load(path: &std::path::Path) -> anyhow::Result<Loaded> {
+    config::load(path).map_err(|problems| {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        anyhow::anyhow!(
+            "the config has {} problem(s); `oie check` lists them",
+            problems.len()
+        )
+    })
+}

@@ -1,0 +1,286 @@
+//! The structs of `config.toml`. Each field's comment is its user documentation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use oie_connectors::duration;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole config file.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub sources: SourcesConfig,
+    pub delivery: DeliveryConfig,
+    pub routes: Vec<RouteConfig>,
+    /// The connectors that were read without problems, by name.
+    pub connectors: BTreeMap<String, ConnectorEntry>,
+    /// Every `[connectors.NAME]` in the file, including those with problems.
+    pub connector_names: BTreeSet<String>,
+}
+
+/// `[engine]`: where data lives and how `oie` logs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Folder for the SQLite databases (`oie.db` lead store, `outbox.db`), relative to the
+    /// config file. Default `data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Folder of handlebars templates overriding and extending the built-in ones, relative to
+    /// the config file. Default `templates`.
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: PathBuf,
+    /// `pretty` (default) or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `oie=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// On SIGTERM/SIGINT, how long in-flight deliveries may take to finish (default 10s).
+    #[serde(
+        default = "default_shutdown",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// `[server]`: the HTTP listener for health and metrics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:8787`; port 0 picks a free one and writes the
+    /// bound address to `<data_dir>/server.addr`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+/// `[store]`: where lead profiles live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite`: the embedded store at `<data_dir>/oie.db`.
+    #[serde(default)]
+    pub kind: StoreKind,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Sqlite,
+}
+
+/// `[sources]`: where triggers come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// `[sources.leads]`: polls the lead store for level rises and profile changes.
+    #[serde(default)]
+    pub leads: LeadsSourceConfig,
+}
+
+/// `[sources.leads]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadsSourceConfig {
+    /// Set to false to stop polling (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How often to look for changed leads (default 5s).
+    #[serde(default = "default_poll", deserialize_with = "duration::deserialize")]
+    pub interval: Duration,
+    /// How many changed leads to read and hand over per transaction (default 500).
+    #[serde(default = "default_page")]
+    pub batch_size: usize,
+}
+
+/// `[delivery]`: retry defaults for every connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts before a delivery becomes a dead letter (default 10).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Age after which a delivery is not retried any more (default 24h).
+    #[serde(
+        default = "default_max_age",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub max_age: Duration,
+    /// First retry delay before jitter (default 1s); doubles each attempt.
+    #[serde(default = "default_base", deserialize_with = "duration::deserialize")]
+    pub backoff_base: Duration,
+    /// Largest retry delay (default 10m). `Retry-After` is honoured up to 1h.
+    #[serde(
+        default = "default_backoff_max",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub backoff_max: Duration,
+    /// How long delivered rows (and their idempotency keys) are kept (default 7d).
+    #[serde(default = "default_retain", deserialize_with = "duration::deserialize")]
+    pub retain_delivered: Duration,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name, used in idempotency keys and metrics.
+    pub name: Spanned<String>,
+    /// A CEL expression over `lead` and `trigger`; default `true`.
+    #[serde(default = "default_when")]
+    pub when: Spanned<String>,
+    /// Connector names to deliver to.
+    pub to: Spanned<Vec<Spanned<String>>>,
+    /// Keep evaluating later routes after this one matched (default false).
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+    /// Suppress a repeat for the same lead on this route inside this window, unless its level
+    /// rose (e.g. "24h").
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub repeat_after: Option<Duration>,
+}
+
+/// One `[connectors.NAME]` table: the shared delivery settings plus the kind's own.
+#[derive(Debug)]
+pub struct ConnectorEntry {
+    pub name: String,
+    pub delivery: ConnectorDelivery,
+    pub settings: ConnectorSettings,
+    /// Where the table starts in the file (for messages).
+    pub line: usize,
+}
+
+/// The kind-specific part of a connector.
+#[derive(Debug)]
+pub enum ConnectorSettings {
+    Webhook(oie_connectors::webhook::WebhookConfig),
+    File(oie_connectors::file::FileConfig),
+}
+
+/// Delivery settings every connector accepts, next to its own keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorDelivery {
+    /// Requests per second at most (default: the vendor's documented limit; webhooks 50).
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
+    /// Requests in flight at once (default 8).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Deliveries per request, up to the connector's own maximum.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Overrides `[delivery] max_attempts`.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Overrides `[delivery] max_age`.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub max_age: Option<Duration>,
+    /// Consecutive failed attempts that open the circuit breaker (default 5).
+    #[serde(default = "default_breaker")]
+    pub breaker_threshold: u32,
+    /// How long the breaker stays open before one probe is let through (default 30s).
+    #[serde(
+        default = "default_cooldown",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub breaker_cooldown: Duration,
+}
+
+/// The keys of [`ConnectorDelivery`], split from a connector table before its kind's own keys
+/// are read.
+pub const DELIVERY_KEYS: &[&str] = &[
+    "rate_limit",
+    "concurrency",
+    "batch_size",
+    "max_attempts",
+    "max_age",
+    "breaker_threshold",
+    "breaker_cooldown",
+];
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("templates")
+}
+fn default_log_level() -> String {
+    "info".to_string()
+}
+fn default_shutdown() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_listen() -> String {
+    "127.0.0.1:8787".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_page() -> usize {
+    500
+}
+fn default_attempts() -> u32 {
+    10
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_base() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_retain() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn default_when() -> Spanned<String> {
+    Spanned::new(0..0, "true".to_string())
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_breaker() -> u32 {
+    5
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(30)
+}
+
+macro_rules! defaults_from_empty_table {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                // Every field has a default, so an empty table always deserializes.
+                toml::from_str("").expect("all fields have defaults")
+            }
+        }
+    )*};
+}
+defaults_from_empty_table!(
+    EngineConfig,
+    ServerConfig,
+    StoreConfig,
+    SourcesConfig,
+    LeadsSourceConfig,
+    DeliveryConfig,
+    ConnectorDelivery
+);

@@ -1,0 +1,207 @@
+//! Checks what serde cannot: names that must exist, CEL conditions, templates, and whether each
+//! connector can be built. Produces everything `oie run` needs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use oie_connectors::file::FileSink;
+use oie_connectors::webhook::Webhook;
+use oie_connectors::{Connector, TemplateSet};
+
+use super::model::{Config, ConnectorDelivery, ConnectorEntry, ConnectorSettings};
+
+use super::Problem;
+use crate::routing::{compile_when, Route, Router};
+
+/// A config that passed every check, with what was built from it.
+pub struct Loaded {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    pub templates: Arc<TemplateSet>,
+    pub router: Router,
+    pub connectors: BTreeMap<String, ConnectorHandle>,
+}
+
+/// A built connector and its delivery settings.
+pub struct ConnectorHandle {
+    pub name: String,
+    pub connector: Arc<dyn Connector>,
+    pub delivery: ConnectorDelivery,
+}
+
+pub fn validate(
+    path: &Path,
+    text: &str,
+    mut config: Config,
+    problems: &mut Vec<Problem>,
+) -> Option<Loaded> {
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let data_dir = base.join(&config.engine.data_dir);
+    let templates = load_templates(&base.join(&config.engine.templates_dir), problems);
+    let routes = compile_routes(path, text, &config, problems);
+    if config.connector_names.is_empty() {
+        problems.push(Problem::new(
+            path,
+            0,
+            "no [connectors.NAME] defined; add at least one",
+        ));
+    }
+    let connectors = build_connectors(path, &base, &mut config, &templates, problems);
+    problems.is_empty().then(|| Loaded {
+        data_dir,
+        templates,
+        router: Router::new(routes),
+        connectors,
+        config,
+    })
+}
+
+fn load_templates(dir: &Path, problems: &mut Vec<Problem>) -> Arc<TemplateSet> {
+    match TemplateSet::load(Some(dir)) {
+        Ok(set) => Arc::new(set),
+        Err(found) => {
+            problems.extend(found.into_iter().map(|p| Problem {
+                file: p.file,
+                line: p.line.unwrap_or(0),
+                message: format!("template syntax error: {}", p.message),
+            }));
+            Arc::new(TemplateSet::defaults())
+        }
+    }
+}
+
+fn compile_routes(
+    path: &Path,
+    text: &str,
+    config: &Config,
+    problems: &mut Vec<Problem>,
+) -> Vec<Route> {
+    let mut names = HashSet::new();
+    let mut routes = Vec::new();
+    for route in &config.routes {
+        let name = route.name.get_ref();
+        let at = |offset: usize, message: String| Problem::at(path, text, offset, message);
+        if !names.insert(name.clone()) {
+            problems.push(at(
+                route.name.span().start,
+                format!("route `{name}` is defined twice"),
+            ));
+        }
+        if route.to.get_ref().is_empty() {
+            problems.push(at(
+                route.to.span().start,
+                format!("route `{name}`: `to` names no connector"),
+            ));
+        }
+        for target in route.to.get_ref() {
+            if !config.connector_names.contains(target.get_ref()) {
+                problems.push(at(
+                    target.span().start,
+                    format!(
+                        "route `{name}` sends to connector `{}`, which is not defined; defined: {}",
+                        target.get_ref(),
+                        known(config)
+                    ),
+                ));
+            }
+        }
+        match compile_when(route.when.get_ref()) {
+            Ok(when) => routes.push(Route {
+                name: name.clone(),
+                when,
+                to: route
+                    .to
+                    .get_ref()
+                    .iter()
+                    .map(|t| t.get_ref().clone())
+                    .collect(),
+                continue_matching: route.continue_matching,
+                repeat_after: route.repeat_after,
+            }),
+            Err(e) => problems.push(at(route.when.span().start, format!("route `{name}`: {e}"))),
+        }
+    }
+    routes
+}
+
+fn known(config: &Config) -> String {
+    let names: Vec<&str> = config.connector_names.iter().map(String::as_str).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn build_connectors(
+    path: &Path,
+    base: &Path,
+    config: &mut Config,
+    templates: &Arc<TemplateSet>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, ConnectorHandle> {
+    let mut built = BTreeMap::new();
+    let entries = std::mem::take(&mut config.connectors);
+    for (name, entry) in entries {
+        let ConnectorEntry {
+            delivery,
+            settings,
+            line,
+            ..
+        } = entry;
+        let made = build(base, settings, templates.clone())
+            .and_then(|c| check_delivery(&delivery, c.as_ref()).map(|()| c));
+        match made {
+            Ok(connector) => {
+                built.insert(
+                    name.clone(),
+                    ConnectorHandle {
+                        name: name.clone(),
+                        connector,
+                        delivery,
+                    },
+                );
+            }
+            Err(e) => problems.push(Problem::new(path, line, format!("connectors.{name}: {e}"))),
+        }
+    }
+    built
+}
+
+fn build(
+    base: &Path,
+    settings: ConnectorSettings,
+    templates: Arc<TemplateSet>,
+) -> Result<Arc<dyn Connector>, String> {
+    Ok(match settings {
+        ConnectorSettings::Webhook(c) => Arc::new(Webhook::new(c, templates)?),
+        ConnectorSettings::File(mut c) => {
+            if c.path != "-" && Path::new(&c.path).is_relative() {
+                c.path = base.join(&c.path).to_string_lossy().into_owned();
+            }
+            Arc::new(FileSink::new(c, templates)?)
+        }
+    })
+}
+
+fn check_delivery(d: &ConnectorDelivery, connector: &dyn Connector) -> Result<(), String> {
+    if d.rate_limit.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err("rate_limit must be a positive number of requests per second".into());
+    }
+    if d.concurrency == 0 {
+        return Err("concurrency must be at least 1".into());
+    }
+    if let Some(size) = d.batch_size {
+        let max = connector.max_batch();
+        if size == 0 || size > max {
+            return Err(format!(
+                "batch_size must be between 1 and {max} for this connector"
+            ));
+        }
+    }
+    if d.max_attempts == Some(0) {
+        return Err("max_attempts must be at least 1".into());
+    }
+    Ok(())
+}

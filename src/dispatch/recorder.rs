@@ -1,0 +1,70 @@
+//! Writes attempt results to the outbox in batches, after writing CRM outcomes back to the
+//! lead store (so a crash in between repeats a harmless upsert, never loses a writeback).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tokio::sync::mpsc;
+
+use crate::outbox::{Outbox, Report};
+use crate::store::{LeadStore, SyncRecord};
+
+/// One attempt's result on its way to disk.
+#[derive(Debug)]
+pub struct Record {
+    pub report: Report,
+    pub writeback: Option<SyncRecord>,
+}
+
+const BATCH: usize = 500;
+
+/// Runs until every sender is dropped and the channel is drained.
+pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc<dyn LeadStore>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        write(batch, &outbox, &store).await;
+    }
+}
+
+async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn LeadStore>) {
+    let reports: Arc<Vec<Report>> = Arc::new(batch.iter().map(|r| r.report.clone()).collect());
+    let syncs: Arc<Vec<SyncRecord>> =
+        Arc::new(batch.into_iter().filter_map(|r| r.writeback).collect());
+    let attempt = || {
+        let (outbox, store, reports, syncs) = (
+            outbox.clone(),
+            store.clone(),
+            reports.clone(),
+            syncs.clone(),
+        );
+        async move {
+            tokio::task::spawn_blocking(move || {
+                if !syncs.is_empty() {
+                    store.record_sync(&syncs)?;
+                }
+                outbox.record(&reports)
+            })
+            .await?
+        }
+    };
+    // Disk trouble is usually brief; keep trying rather than forget an outcome.
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times();
+    let result = attempt
+        .retry(policy)
+        .notify(|e, wait| tracing::error!(error = %e, ?wait, "cannot record delivery outcomes; retrying"))
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "delivery outcomes not recorded; they will be attempted again after restart");
+    }
+}

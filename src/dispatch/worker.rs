@@ -1,0 +1,359 @@
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use oie_connectors::{Connector, Delivery, Outcome};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Breaker, Permit, Record, RetryPolicy};
+use crate::clock::now_ms;
+use crate::config::{ConnectorDelivery, DeliveryConfig};
+use crate::metrics::Metrics;
+use crate::outbox::{Applied, Claimed, Outbox, Report};
+use crate::store::SyncRecord;
+
+/// The longest a loop sleeps before looking at the queue again (replays from the CLI and
+/// retries that came due are found this way).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// One connector and everything that paces it.
+pub struct ConnectorRuntime {
+    pub name: String,
+    pub connector: Arc<dyn Connector>,
+    policy: RetryPolicy,
+    batch: usize,
+    slots: Arc<Semaphore>,
+    limiter: Option<DefaultDirectRateLimiter>,
+    breaker: Mutex<Breaker>,
+    wake: Notify,
+    disabled: AtomicBool,
+}
+
+impl ConnectorRuntime {
+    pub fn new(
+        name: &str,
+        connector: Arc<dyn Connector>,
+        d: &ConnectorDelivery,
+        defaults: &DeliveryConfig,
+    ) -> ConnectorRuntime {
+        let policy = RetryPolicy {
+            max_attempts: d.max_attempts.unwrap_or(defaults.max_attempts),
+            max_age: d.max_age.unwrap_or(defaults.max_age),
+            base: defaults.backoff_base,
+            cap: defaults.backoff_max,
+        };
+        let batch = d.batch_size.unwrap_or(connector.max_batch()).max(1);
+        ConnectorRuntime {
+            name: name.to_string(),
+            connector,
+            policy,
+            batch,
+            slots: Arc::new(Semaphore::new(d.concurrency.max(1))),
+            limiter: d.rate_limit.map(limiter),
+            breaker: Mutex::new(Breaker::new(d.breaker_threshold, d.breaker_cooldown)),
+            wake: Notify::new(),
+            disabled: AtomicBool::new(false),
+        }
+    }
+
+    /// New work may be due.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        // The breaker holds plain data; a panic elsewhere cannot leave it inconsistent.
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `rate` requests per second, with bursts of at most one second's worth.
+fn limiter(rate: f64) -> DefaultDirectRateLimiter {
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let burst = NonZeroU32::new(rate.floor().max(1.0) as u32).unwrap_or(NonZeroU32::MIN);
+    // Config checks make `rate` positive and finite, so the period is non-zero.
+    let quota = Quota::with_period(period)
+        .expect("positive rate")
+        .allow_burst(burst);
+    RateLimiter::direct(quota)
+}
+
+/// Everything the loops share.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
+    pub records: mpsc::Sender<Record>,
+    pub tasks: TaskTracker,
+    pub stop: CancellationToken,
+}
+
+impl Dispatcher {
+    /// Runs one connector's loop until `stop`; sends in flight are tracked by `tasks`.
+    pub async fn run(self, rt: Arc<ConnectorRuntime>) {
+        let gauge = self.metrics.circuit.with_label_values(&[&rt.name]);
+        while !self.stop.is_cancelled() {
+            if rt.disabled.load(Ordering::Relaxed) {
+                self.stop.cancelled().await;
+                break;
+            }
+            let permit = rt.breaker().permit(now_ms());
+            gauge.set(rt.breaker().gauge());
+            let limit = match permit {
+                Permit::Go => rt.batch,
+                Permit::Probe => 1,
+                Permit::Wait(until) => {
+                    self.pause(&rt, until).await;
+                    continue;
+                }
+            };
+            if !self.step(&rt, limit, permit == Permit::Probe).await {
+                if permit == Permit::Probe {
+                    rt.breaker().probe_released(now_ms());
+                }
+                let next = self.next_due(&rt).await;
+                self.pause(&rt, next).await;
+            }
+        }
+    }
+
+    /// Claims and starts sending; false when nothing was due.
+    async fn step(&self, rt: &Arc<ConnectorRuntime>, limit: usize, probe: bool) -> bool {
+        let Some(first) = self.slot(rt).await else {
+            return true;
+        };
+        let extra = if probe {
+            0
+        } else {
+            rt.slots.available_permits()
+        };
+        let claimed = self.claim(rt, limit * (1 + extra)).await;
+        if claimed.is_empty() {
+            return false;
+        }
+        let mut slot = Some(first);
+        for chunk in claimed.chunks(rt.batch) {
+            let permit = match slot.take() {
+                Some(p) => p,
+                None => match rt.slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        self.release(chunk).await;
+                        continue;
+                    }
+                },
+            };
+            if !self.pace(rt).await {
+                self.release(chunk).await;
+                continue;
+            }
+            let (this, rt, chunk) = (self.clone(), rt.clone(), chunk.to_vec());
+            self.tasks
+                .spawn(async move { this.send(&rt, chunk, permit).await });
+        }
+        true
+    }
+
+    async fn slot(&self, rt: &ConnectorRuntime) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            permit = rt.slots.clone().acquire_owned() => permit.ok(),
+            _ = self.stop.cancelled() => None,
+        }
+    }
+
+    /// Waits for the rate limiter; false when stopping.
+    async fn pace(&self, rt: &ConnectorRuntime) -> bool {
+        let Some(limiter) = &rt.limiter else {
+            return !self.stop.is_cancelled();
+        };
+        tokio::select! {
+            _ = limiter.until_ready() => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+
+    async fn claim(&self, rt: &ConnectorRuntime, limit: usize) -> Vec<Claimed> {
+        let (outbox, name) = (self.outbox.clone(), rt.name.clone());
+        let claimed =
+            tokio::task::spawn_blocking(move || outbox.claim(&name, limit, now_ms())).await;
+        match claimed {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::error!(connector = %rt.name, error = %e, "cannot claim deliveries");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::error!(connector = %rt.name, error = %e, "claim task failed");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn next_due(&self, rt: &ConnectorRuntime) -> Option<i64> {
+        let (outbox, name) = (self.outbox.clone(), rt.name.clone());
+        tokio::task::spawn_blocking(move || outbox.next_due(&name))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    }
+
+    /// Sleeps until `until` (ms) at most `IDLE_POLL`, or until woken or stopped.
+    async fn pause(&self, rt: &ConnectorRuntime, until: Option<i64>) {
+        let wait = until
+            .map(|t| Duration::from_millis(t.saturating_sub(now_ms()).max(0) as u64))
+            .unwrap_or(IDLE_POLL)
+            .min(IDLE_POLL);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = rt.wake.notified() => {}
+            _ = self.stop.cancelled() => {}
+        }
+    }
+
+    async fn release(&self, chunk: &[Claimed]) {
+        for c in chunk {
+            let report = Report {
+                id: c.id,
+                at_ms: now_ms(),
+                millis: 0,
+                outcome: "released",
+                applied: Applied::Released,
+            };
+            // The recorder outlives every loop, so the channel is open.
+            let _ = self
+                .records
+                .send(Record {
+                    report,
+                    writeback: None,
+                })
+                .await;
+        }
+    }
+
+    async fn send(
+        &self,
+        rt: &ConnectorRuntime,
+        chunk: Vec<Claimed>,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let batch: Vec<Delivery> = chunk
+            .iter()
+            .map(|c| Delivery {
+                key: c.key.clone(),
+                visitor_id: c.visitor_id.clone(),
+                payload: c.payload.clone(),
+                attempt: c.attempts + 1,
+            })
+            .collect();
+        let started = Instant::now();
+        let mut outcomes = rt.connector.send(&batch).await;
+        let elapsed = started.elapsed();
+        self.metrics
+            .attempt_seconds
+            .with_label_values(&[&rt.name])
+            .observe(elapsed.as_secs_f64());
+        outcomes.resize(
+            chunk.len(),
+            Outcome::retry("connector returned fewer outcomes than deliveries"),
+        );
+        for (claimed, outcome) in chunk.iter().zip(outcomes) {
+            self.settle(rt, claimed, &outcome, elapsed).await;
+        }
+    }
+
+    /// Applies the retry policy, updates breaker and metrics, and records the result.
+    async fn settle(
+        &self,
+        rt: &ConnectorRuntime,
+        c: &Claimed,
+        outcome: &Outcome,
+        elapsed: Duration,
+    ) {
+        let now = now_ms();
+        let applied = rt.policy.decide(
+            outcome,
+            c.attempts + 1,
+            c.created_at,
+            now,
+            rand::random::<f64>(),
+        );
+        self.observe(rt, c, outcome, &applied, now);
+        let writeback = rt
+            .connector
+            .is_crm()
+            .then(|| writeback(rt, c, &applied, now))
+            .flatten();
+        let report = Report {
+            id: c.id,
+            at_ms: now,
+            millis: elapsed.as_millis() as i64,
+            outcome: outcome.label(),
+            applied,
+        };
+        // The recorder outlives every loop, so the channel is open.
+        let _ = self.records.send(Record { report, writeback }).await;
+    }
+
+    fn observe(
+        &self,
+        rt: &ConnectorRuntime,
+        c: &Claimed,
+        outcome: &Outcome,
+        applied: &Applied,
+        now: i64,
+    ) {
+        let label = match applied {
+            Applied::Delivered { .. } => "delivered",
+            Applied::Retry { .. } => "retry",
+            Applied::Dead { .. } => "dead",
+            Applied::Released => "released",
+        };
+        self.metrics
+            .deliveries
+            .with_label_values(&[&c.route, &rt.name, label])
+            .inc();
+        match outcome {
+            Outcome::Retry { reason, .. } => {
+                if rt.breaker().failure(now) {
+                    tracing::warn!(connector = %rt.name, reason = %reason, "circuit opened after repeated failures");
+                }
+            }
+            Outcome::Gone { reason } => {
+                rt.disabled.store(true, Ordering::Relaxed);
+                self.metrics.disabled.with_label_values(&[&rt.name]).set(1);
+                tracing::error!(connector = %rt.name, reason = %reason,
+                    "destination is gone (HTTP 410): connector disabled, its queued deliveries are kept; fix the url and restart");
+            }
+            _ => rt.breaker().success(),
+        }
+        if let Applied::Dead { error } = applied {
+            tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, error = %error,
+                "delivery dead-lettered; see `oie deadletters show {}`", c.id);
+        }
+    }
+}
+
+/// The `crm_sync_state` update for a CRM connector's final outcome (none while retrying).
+fn writeback(
+    rt: &ConnectorRuntime,
+    c: &Claimed,
+    applied: &Applied,
+    now: i64,
+) -> Option<SyncRecord> {
+    let result = match applied {
+        Applied::Delivered { record_id } => Ok(record_id.clone()),
+        Applied::Dead { error } => Err(error.clone()),
+        Applied::Retry { .. } | Applied::Released => return None,
+    };
+    Some(SyncRecord {
+        visitor_id: c.visitor_id.clone(),
+        connector: rt.name.clone(),
+        at_ms: now,
+        result,
+    })
+}

@@ -1,0 +1,158 @@
+//! A lead profile as routes and templates see it: a JSON object with the camelCase columns of
+//! `lead_profiles`, every field present (null when unknown).
+
+use serde_json::{Map, Value};
+
+/// The type of a lead column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    Integer,
+}
+
+/// Every column of `lead_profiles`, in table order.
+pub const FIELDS: &[(&str, FieldType)] = &[
+    ("visitorId", FieldType::Text),
+    ("email", FieldType::Text),
+    ("firstName", FieldType::Text),
+    ("lastName", FieldType::Text),
+    ("company", FieldType::Text),
+    ("title", FieldType::Text),
+    ("campaignId", FieldType::Text),
+    ("campaignName", FieldType::Text),
+    ("intentScore", FieldType::Integer),
+    ("engagementLevel", FieldType::Text),
+    ("firstVisitAt", FieldType::Integer),
+    ("lastVisitAt", FieldType::Integer),
+    ("totalSessions", FieldType::Integer),
+    ("totalPageviews", FieldType::Integer),
+    ("totalActiveSeconds", FieldType::Integer),
+    ("pricingPageVisits", FieldType::Integer),
+    ("caseStudyViews", FieldType::Integer),
+    ("productPageViews", FieldType::Integer),
+    ("formSubmissions", FieldType::Integer),
+    ("videosCompleted", FieldType::Integer),
+    ("maxScrollDepth", FieldType::Integer),
+    ("lastPageUrl", FieldType::Text),
+    ("updatedAt", FieldType::Integer),
+    ("changeSeq", FieldType::Integer),
+];
+
+/// Whether `name` is a lead field.
+pub fn is_field(name: &str) -> bool {
+    FIELDS.iter().any(|(f, _)| *f == name)
+}
+
+/// The engagement level, in rising order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Cold,
+    Warm,
+    Hot,
+    Burning,
+}
+
+impl Level {
+    pub fn parse(text: &str) -> Option<Level> {
+        match text {
+            "cold" => Some(Level::Cold),
+            "warm" => Some(Level::Warm),
+            "hot" => Some(Level::Hot),
+            "burning" => Some(Level::Burning),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Cold => "cold",
+            Level::Warm => "warm",
+            Level::Hot => "hot",
+            Level::Burning => "burning",
+        }
+    }
+
+    /// The level of a score, as ARCHITECTURE §7 states.
+    pub fn of_score(score: i64) -> Level {
+        match score {
+            s if s >= 80 => Level::Burning,
+            s if s >= 60 => Level::Hot,
+            s if s >= 40 => Level::Warm,
+            _ => Level::Cold,
+        }
+    }
+
+    /// Hot and burning leads are worth an alert.
+    pub fn is_hot(self) -> bool {
+        self >= Level::Hot
+    }
+}
+
+/// One lead profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lead {
+    fields: Map<String, Value>,
+}
+
+impl Lead {
+    /// Builds a lead from a JSON object; unknown keys are dropped, missing ones become null.
+    pub fn from_json(object: &Map<String, Value>) -> Lead {
+        let fields = FIELDS
+            .iter()
+            .map(|(name, _)| {
+                let value = object.get(*name).cloned().unwrap_or(Value::Null);
+                (name.to_string(), value)
+            })
+            .collect();
+        Lead { fields }
+    }
+
+    pub fn visitor_id(&self) -> &str {
+        self.fields["visitorId"].as_str().unwrap_or_default()
+    }
+
+    pub fn level(&self) -> Level {
+        self.fields["engagementLevel"]
+            .as_str()
+            .and_then(Level::parse)
+            .unwrap_or(Level::Cold)
+    }
+
+    /// The change version of the profile (its `changeSeq`, unique and commit-ordered).
+    pub fn version(&self) -> i64 {
+        self.fields["changeSeq"].as_i64().unwrap_or(0)
+    }
+
+    pub fn get(&self, name: &str) -> &Value {
+        self.fields.get(name).unwrap_or(&Value::Null)
+    }
+
+    pub fn as_json(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_the_formula_boundaries() {
+        assert_eq!(Level::of_score(39), Level::Cold);
+        assert_eq!(Level::of_score(40), Level::Warm);
+        assert_eq!(Level::of_score(60), Level::Hot);
+        assert_eq!(Level::of_score(79), Level::Hot);
+        assert_eq!(Level::of_score(80), Level::Burning);
+        assert!(Level::Burning > Level::Hot && Level::Hot.is_hot() && !Level::Warm.is_hot());
+    }
+
+    #[test]
+    fn every_field_is_present() {
+        let object = serde_json::json!({"visitorId": "v1", "extra": 1});
+        let lead = Lead::from_json(object.as_object().unwrap());
+        assert_eq!(lead.as_json().len(), FIELDS.len());
+        assert_eq!(lead.get("company"), &Value::Null);
+        assert!(lead.as_json().get("extra").is_none());
+        assert_eq!(lead.level(), Level::Cold);
+    }
+}

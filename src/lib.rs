@@ -1,0 +1,30 @@
+//! The Outbound Intent Engine daemon and CLI.
+//!
+//! # Layout
+//! - `config`: the `config.toml` model, `${ENV}` resolution, and validation (`oie check`).
+//! - `lead`: a lead profile as routes and templates see it; engagement levels.
+//! - `store`: the lead store (SQLite) — read changed leads, write CRM outcomes back, import.
+//! - `sources`: turn lead changes into `hot_lead` and `sync` triggers.
+//! - `routing`: CEL routes, first match wins, repeat suppression (pure).
+//! - `pipeline`: route → render → idempotency key, for sources and `oie routes test`.
+//! - `outbox`: the durable queue — hand-over, claim, record, dead letters.
+//! - `dispatch`: per-connector loops — batching, rate limit, retries, circuit breaker, recorder.
+//! - `server`: health and metrics endpoints; `metrics`: the Prometheus registry.
+//! - `daemon`: `oie run`, start-up and graceful shutdown.
+//! - `cli`: one file per subcommand.
+//! - `clock`, `sqlite`: milliseconds since epoch; shared SQLite settings.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod dispatch;
+pub mod lead;
+pub mod metrics;
+pub mod outbox;
+pub mod pipeline;
+pub mod routing;
+pub mod server;
+pub mod sources;
+pub mod sqlite;
+pub mod store;

@@ -1,0 +1,170 @@
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::Outbox;
+
+/// A dead letter, as `oie deadletters list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub key: String,
+    pub route: String,
+    pub connector: String,
+    pub visitor_id: String,
+    pub trigger_kind: String,
+    pub attempts: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub error: Option<String>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub at: i64,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub millis: i64,
+}
+
+/// A dead letter with its payload and every attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterDetail {
+    #[serde(flatten)]
+    pub letter: DeadLetter,
+    /// The rendered payload (absent when rendering failed).
+    pub payload: Option<serde_json::Value>,
+    /// The render input, kept when rendering failed.
+    pub context: Option<serde_json::Value>,
+    pub attempt_log: Vec<AttemptRow>,
+}
+
+/// What `replay` did (or would do, with `--dry-run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplayResult {
+    pub requeued: Vec<i64>,
+    pub not_found: Vec<i64>,
+}
+
+const COLUMNS: &str =
+    "id, key, route, connector, visitor_id, trigger_kind, attempts, created_at, updated_at, last_error";
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        route: r.get(2)?,
+        connector: r.get(3)?,
+        visitor_id: r.get(4)?,
+        trigger_kind: r.get(5)?,
+        attempts: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        error: r.get(9)?,
+    })
+}
+
+impl Outbox {
+    pub fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        self.with(|c| {
+            let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE state = 'dead' ORDER BY id");
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map([], row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn dead_letter(&self, id: i64) -> anyhow::Result<Option<DeadLetterDetail>> {
+        self.with(|c| {
+            let sql = format!("SELECT {COLUMNS}, payload, context FROM deliveries WHERE state = 'dead' AND id = ?1");
+            let found = c
+                .query_row(&sql, [id], |r| {
+                    Ok((row(r)?, r.get::<_, Option<String>>(10)?, r.get::<_, Option<String>>(11)?))
+                })
+                .optional()?;
+            let Some((letter, payload, context)) = found else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare("SELECT at, outcome, error, millis FROM attempts WHERE delivery_id = ?1 ORDER BY id")?;
+            let attempt_log = stmt
+                .query_map([id], |r| {
+                    Ok(AttemptRow {
+                        at: r.get(0)?,
+                        outcome: r.get(1)?,
+                        error: r.get(2)?,
+                        millis: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(Some(DeadLetterDetail {
+                letter,
+                payload: payload.and_then(|p| serde_json::from_str(&p).ok()),
+                context: context.and_then(|p| serde_json::from_str(&p).ok()),
+                attempt_log,
+            }))
+        })
+    }
+
+    /// The render inputs of dead letters whose rendering failed, to render again on replay.
+    pub fn unrendered(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, String, String)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT connector, context FROM deliveries WHERE id = ?1 AND state = 'dead' AND payload IS NULL",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some((connector, context)) = stmt
+                    .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .optional()?
+                {
+                    out.push((*id, connector, context));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Puts dead letters back in the queue (all of them when `ids` is `None`) with a fresh
+    /// attempt budget. `rendered` supplies payloads for letters whose rendering had failed.
+    pub fn replay(
+        &self,
+        ids: Option<&[i64]>,
+        rendered: &[(i64, String)],
+        dry_run: bool,
+        now_ms: i64,
+    ) -> anyhow::Result<ReplayResult> {
+        let wanted: Vec<i64> = match ids {
+            Some(ids) => ids.to_vec(),
+            None => self.dead_letters()?.iter().map(|d| d.id).collect(),
+        };
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut result = ReplayResult::default();
+            for id in wanted {
+                let payload = rendered.iter().find(|(i, _)| *i == id).map(|(_, p)| p.as_str());
+                let n = tx.execute(
+                    "UPDATE deliveries SET state = 'queued', attempts = 0, created_at = ?2, next_at = ?2,
+                            updated_at = ?2, payload = COALESCE(?3, payload),
+                            context = CASE WHEN ?3 IS NULL THEN context ELSE NULL END
+                     WHERE id = ?1 AND state = 'dead' AND (payload IS NOT NULL OR ?3 IS NOT NULL)",
+                    params![id, now_ms, payload],
+                )?;
+                if n == 1 {
+                    tx.execute(
+                        "INSERT INTO attempts (delivery_id, at, outcome, error, millis) VALUES (?1, ?2, 'replayed', NULL, 0)",
+                        params![id, now_ms],
+                    )?;
+                    result.requeued.push(id);
+                } else {
+                    result.not_found.push(id);
+                }
+            }
+            if dry_run {
+                tx.rollback()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok(result)
+        })
+    }
+}

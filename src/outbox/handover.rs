@@ -1,0 +1,158 @@
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::Outbox;
+use crate::lead::Level;
+use crate::routing::LastFire;
+
+/// A delivery to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub key: String,
+    pub route: String,
+    pub connector: String,
+    pub visitor_id: String,
+    pub trigger_kind: String,
+    /// The payload, or (render input, error) when rendering failed: such a delivery is
+    /// stored as a dead letter at once, so nothing is lost.
+    pub payload: Result<String, (String, String)>,
+}
+
+/// What a source has seen of a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub level: Level,
+    pub version: i64,
+}
+
+/// A route that fired for a lead.
+#[derive(Debug, Clone)]
+pub struct Fire {
+    pub route: String,
+    pub visitor_id: String,
+    pub at_ms: i64,
+    pub level: Level,
+}
+
+/// Everything one source step produced, committed in one transaction.
+#[derive(Debug, Default)]
+pub struct HandOver {
+    pub deliveries: Vec<NewDelivery>,
+    pub seen: Vec<(String, Seen)>,
+    pub fires: Vec<Fire>,
+    /// (source name, position) to remember.
+    pub position: Option<(String, i64)>,
+}
+
+impl Outbox {
+    /// Commits a hand-over; returns how many deliveries were new (an existing key is a no-op).
+    pub fn hand_over(&self, h: &HandOver, now_ms: i64) -> anyhow::Result<usize> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut added = 0;
+            for d in &h.deliveries {
+                added += insert(&tx, d, now_ms)?;
+            }
+            for (visitor, seen) in &h.seen {
+                tx.prepare_cached(
+                    "INSERT INTO lead_seen (visitor_id, level, version) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (visitor_id) DO UPDATE SET level = excluded.level, version = excluded.version",
+                )?
+                .execute(params![visitor, seen.level.as_str(), seen.version])?;
+            }
+            for f in &h.fires {
+                tx.prepare_cached(
+                    "INSERT INTO route_fires (route, visitor_id, at, level) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (route, visitor_id) DO UPDATE SET at = excluded.at, level = excluded.level",
+                )?
+                .execute(params![f.route, f.visitor_id, f.at_ms, f.level.as_str()])?;
+            }
+            if let Some((source, position)) = &h.position {
+                tx.execute(
+                    "INSERT INTO source_state (source, position) VALUES (?1, ?2)
+                     ON CONFLICT (source) DO UPDATE SET position = excluded.position",
+                    params![source, position],
+                )?;
+            }
+            tx.commit()?;
+            Ok(added)
+        })
+    }
+
+    /// Where a source left off (0 when it never ran).
+    pub fn position(&self, source: &str) -> anyhow::Result<i64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT position FROM source_state WHERE source = ?1",
+                [source],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|p| p.unwrap_or(0))
+        })
+    }
+
+    /// What the source saw last of each lead in `visitors`.
+    pub fn seen(&self, visitors: &[&str]) -> anyhow::Result<HashMap<String, Seen>> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT level, version FROM lead_seen WHERE visitor_id = ?1")?;
+            let mut out = HashMap::new();
+            for v in visitors {
+                let row = stmt
+                    .query_row([v], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .optional()?;
+                if let Some((level, version)) = row {
+                    let level = Level::parse(&level).unwrap_or(Level::Cold);
+                    out.insert(v.to_string(), Seen { level, version });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// When each route last fired for `visitor`.
+    pub fn last_fires(&self, visitor: &str) -> anyhow::Result<HashMap<String, LastFire>> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT route, at, level FROM route_fires WHERE visitor_id = ?1")?;
+            let rows = stmt.query_map([visitor], |r| {
+                let level: String = r.get(2)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    LastFire {
+                        at_ms: r.get(1)?,
+                        level: Level::parse(&level).unwrap_or(Level::Cold),
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+fn insert(tx: &rusqlite::Transaction, d: &NewDelivery, now_ms: i64) -> rusqlite::Result<usize> {
+    let (payload, context, state, error) = match &d.payload {
+        Ok(p) => (Some(p.as_str()), None, "queued", None),
+        Err((context, error)) => (None, Some(context.as_str()), "dead", Some(error.as_str())),
+    };
+    tx.prepare_cached(
+        "INSERT INTO deliveries (key, route, connector, visitor_id, trigger_kind, payload, context,
+                                 state, created_at, next_at, updated_at, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?10)
+         ON CONFLICT (key) DO NOTHING",
+    )?
+    .execute(params![
+        d.key,
+        d.route,
+        d.connector,
+        d.visitor_id,
+        d.trigger_kind,
+        payload,
+        context,
+        state,
+        now_ms,
+        error
+    ])
+}

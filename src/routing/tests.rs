@@ -1,0 +1,119 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::lead::Level;
+
+fn route(name: &str, when: &str, cont: bool, repeat: Option<u64>) -> Route {
+    Route {
+        name: name.into(),
+        when: compile_when(when).unwrap(),
+        to: vec!["out".into()],
+        continue_matching: cont,
+        repeat_after: repeat.map(Duration::from_secs),
+    }
+}
+
+fn input(score: i64, level: Level, kind: TriggerKind) -> Input {
+    let lead = json!({"visitorId": "v1", "intentScore": score, "company": "Acme",
+                      "engagementLevel": level.as_str(), "pricingPageVisits": 2});
+    let trigger = match kind {
+        TriggerKind::Sync => Trigger::sync(level, 1, 1_000),
+        _ => Trigger::hot_lead(level, Some(Level::Warm), 1, 1_000),
+    };
+    Input::new(&lead, &trigger, 10_000_000)
+}
+
+fn names(router: &Router, input: &Input, last: Option<LastFire>) -> Vec<(String, bool)> {
+    router
+        .evaluator()
+        .evaluate(input, |_| last)
+        .iter()
+        .map(|m| (m.route.name.clone(), m.suppressed))
+        .collect()
+}
+
+#[test]
+fn first_match_wins_unless_continue() {
+    let router = Router::new(vec![
+        route("burning", "lead.intentScore >= 80", false, None),
+        route("hot", r#"trigger.kind == "hot_lead""#, true, None),
+        route("all", "true", false, None),
+        route("never", "true", false, None),
+    ]);
+    let cases: &[(i64, Level, TriggerKind, &[&str])] = &[
+        (90, Level::Burning, TriggerKind::HotLead, &["burning"]),
+        (65, Level::Hot, TriggerKind::HotLead, &["hot", "all"]),
+        (65, Level::Hot, TriggerKind::Sync, &["all"]),
+        (10, Level::Cold, TriggerKind::Sync, &["all"]),
+    ];
+    for (score, level, kind, expected) in cases {
+        let got: Vec<String> = names(&router, &input(*score, *level, *kind), None)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(got, *expected, "score {score} {kind:?}");
+    }
+}
+
+#[test]
+fn conditions_see_lead_and_trigger_fields() {
+    let cases = [
+        (
+            r#"lead.company == "Acme" && lead.pricingPageVisits > 1"#,
+            true,
+        ),
+        (r#"trigger.previousLevel == "warm""#, true),
+        (r#"trigger.level in ["hot", "burning"]"#, true),
+        (r#"lead.company.startsWith("Ac")"#, true),
+        ("lead.intentScore > 99", false),
+        // A failing expression (null compared with a number) is false, not a crash.
+        ("lead.email > 3", false),
+        // Not a bool: false.
+        ("lead.intentScore", false),
+    ];
+    for (when, expected) in cases {
+        let router = Router::new(vec![route("r", when, false, None)]);
+        let matched =
+            !names(&router, &input(70, Level::Hot, TriggerKind::HotLead), None).is_empty();
+        assert_eq!(matched, expected, "{when}");
+    }
+}
+
+#[test]
+fn repeat_after_suppresses_unless_the_level_rose() {
+    let router = Router::new(vec![route("r", "true", false, Some(24 * 3600))]);
+    let now = 10_000_000;
+    let hour = 3_600_000;
+    let cases = [
+        (None, Level::Hot, false),
+        (Some((now - hour, Level::Hot)), Level::Hot, true),
+        (Some((now - hour, Level::Hot)), Level::Burning, false),
+        (Some((now - hour, Level::Burning)), Level::Hot, true),
+        (Some((now - 25 * hour, Level::Hot)), Level::Hot, false),
+    ];
+    for (last, level, expected) in cases {
+        let last = last.map(|(at_ms, level)| LastFire { at_ms, level });
+        let got = names(&router, &input(70, level, TriggerKind::HotLead), last);
+        assert_eq!(got, vec![("r".to_string(), expected)], "{last:?} {level:?}");
+    }
+}
+
+#[test]
+fn compile_errors_name_the_problem() {
+    let cases = [
+        ("lead.intentScore >", "CEL syntax error"),
+        ("lead.intentScor > 3", "unknown field `lead.intentScor`"),
+        ("trigger.kinds == 'x'", "unknown field `trigger.kinds`"),
+        ("leads.intentScore > 3", "refers to `leads`"),
+        ("size(foo) > 0", "refers to `foo`"),
+    ];
+    for (when, expected) in cases {
+        let err = compile_when(when).unwrap_err();
+        assert!(err.contains(expected), "{when}: {err}");
+    }
+    // Macro variables are in scope inside their macro.
+    compile_when(r#"[lead.company, lead.title].exists(x, x == "CTO")"#).unwrap();
+    compile_when("has(lead.company)").unwrap();
+}

@@ -1,0 +1,88 @@
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::lead::Level;
+
+/// Why a lead is being delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    /// The lead's level rose to hot or burning.
+    HotLead,
+    /// The lead's profile changed since it was last handed over.
+    Sync,
+    /// An operator re-drove a dead letter.
+    Replay,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::HotLead => "hot_lead",
+            TriggerKind::Sync => "sync",
+            TriggerKind::Replay => "replay",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TriggerKind> {
+        match text {
+            "hot_lead" => Some(TriggerKind::HotLead),
+            "sync" => Some(TriggerKind::Sync),
+            "replay" => Some(TriggerKind::Replay),
+            _ => None,
+        }
+    }
+}
+
+/// One reason to deliver one lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    /// The lead's level now.
+    pub level: Level,
+    /// The level before the rise (`None`: first seen).
+    pub previous_level: Option<Level>,
+    pub at_ms: i64,
+    /// What makes this trigger unique for the lead (part of the idempotency key).
+    pub identity: String,
+}
+
+impl Trigger {
+    /// A rise to hot or burning, for the profile version `version`.
+    pub fn hot_lead(level: Level, previous: Option<Level>, version: i64, at_ms: i64) -> Trigger {
+        Trigger {
+            kind: TriggerKind::HotLead,
+            level,
+            previous_level: previous,
+            at_ms,
+            identity: format!("hot_lead:{}:{version}", level.as_str()),
+        }
+    }
+
+    /// A profile change, for the profile version `version`.
+    pub fn sync(level: Level, version: i64, at_ms: i64) -> Trigger {
+        Trigger {
+            kind: TriggerKind::Sync,
+            level,
+            previous_level: None,
+            at_ms,
+            identity: format!("sync:{version}"),
+        }
+    }
+
+    /// `{kind, level, previousLevel, at}` as routes and templates see it.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "kind": self.kind.as_str(),
+            "level": self.level.as_str(),
+            "previousLevel": self.previous_level.map(Level::as_str),
+            "at": rfc3339(self.at_ms),
+        })
+    }
+}
+
+/// Milliseconds since epoch as RFC 3339 with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}

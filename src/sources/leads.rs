@@ -1,0 +1,139 @@
+//! `[sources.leads]`: reads leads changed since the last run (by `changeSeq`), yields
+//! `hot_lead` when a level rose to hot or burning and `sync` when the profile changed, and
+//! commits the deliveries together with its progress, so a restart never re-triggers what was
+//! already handed over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::lead::Lead;
+use crate::metrics::Metrics;
+use crate::outbox::{HandOver, Outbox, Seen};
+use crate::pipeline::Pipeline;
+use crate::routing::Trigger;
+use crate::store::LeadStore;
+
+pub const SOURCE: &str = "leads";
+
+pub struct LeadsSource {
+    pub store: Arc<dyn LeadStore>,
+    pub outbox: Arc<Outbox>,
+    pub pipeline: Arc<Pipeline>,
+    pub metrics: Arc<Metrics>,
+    pub page: usize,
+}
+
+/// What one step did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    pub leads: usize,
+    pub enqueued: usize,
+}
+
+impl LeadsSource {
+    /// Reads one page of changes and hands it over. Blocking (SQLite).
+    pub fn step(&self, now_ms: i64) -> anyhow::Result<Step> {
+        let position = self.outbox.position(SOURCE)?;
+        let leads = self.store.changed_leads(position, self.page)?;
+        let Some(last) = leads.last() else {
+            return Ok(Step::default());
+        };
+        let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
+        let seen = self.outbox.seen(&ids)?;
+        let mut out = HandOver {
+            position: Some((SOURCE.to_string(), last.version())),
+            ..HandOver::default()
+        };
+        let eval = self.pipeline.router.evaluator();
+        for lead in &leads {
+            let previous = seen.get(lead.visitor_id()).copied();
+            let fires = if self.pipeline.needs_fires() {
+                self.outbox.last_fires(lead.visitor_id())?
+            } else {
+                HashMap::new()
+            };
+            for trigger in triggers(lead, previous, now_ms) {
+                self.metrics
+                    .triggers
+                    .with_label_values(&[SOURCE, trigger.kind.as_str()])
+                    .inc();
+                self.pipeline
+                    .route_into(&eval, lead, &trigger, &fires, now_ms, &mut out);
+            }
+            let mark = Seen {
+                level: lead.level(),
+                version: lead.version(),
+            };
+            out.seen.push((lead.visitor_id().to_string(), mark));
+        }
+        let enqueued = self.outbox.hand_over(&out, now_ms)?;
+        for d in &out.deliveries {
+            self.metrics
+                .enqueued
+                .with_label_values(&[&d.route, &d.connector])
+                .inc();
+        }
+        Ok(Step {
+            leads: leads.len(),
+            enqueued,
+        })
+    }
+}
+
+/// The triggers a lead's change yields, given what was seen of it before.
+pub fn triggers(lead: &Lead, previous: Option<Seen>, now_ms: i64) -> Vec<Trigger> {
+    let (level, version) = (lead.level(), lead.version());
+    let mut out = Vec::new();
+    let rose = previous.is_none_or(|p| level > p.level);
+    if level.is_hot() && rose {
+        out.push(Trigger::hot_lead(
+            level,
+            previous.map(|p| p.level),
+            version,
+            now_ms,
+        ));
+    }
+    if previous.is_none_or(|p| version > p.version) {
+        out.push(Trigger::sync(level, version, now_ms));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lead::Level;
+    use crate::routing::TriggerKind;
+
+    fn lead(level: &str, version: i64) -> Lead {
+        let v =
+            serde_json::json!({"visitorId": "v1", "engagementLevel": level, "changeSeq": version});
+        Lead::from_json(v.as_object().unwrap())
+    }
+
+    fn kinds(lead: &Lead, previous: Option<(Level, i64)>) -> Vec<TriggerKind> {
+        let previous = previous.map(|(level, version)| Seen { level, version });
+        triggers(lead, previous, 0).iter().map(|t| t.kind).collect()
+    }
+
+    #[test]
+    fn rises_and_changes() {
+        use TriggerKind::{HotLead, Sync};
+        let cases: &[(&str, i64, Option<(Level, i64)>, &[TriggerKind])] = &[
+            ("hot", 1, None, &[HotLead, Sync]), // first seen hot counts as a rise
+            ("warm", 1, None, &[Sync]),
+            ("burning", 5, Some((Level::Hot, 4)), &[HotLead, Sync]),
+            ("hot", 5, Some((Level::Hot, 4)), &[Sync]), // no rise
+            ("hot", 5, Some((Level::Burning, 4)), &[Sync]), // a fall
+            ("hot", 4, Some((Level::Warm, 4)), &[HotLead]), // same version, level differs
+            ("cold", 4, Some((Level::Cold, 4)), &[]),
+        ];
+        for (level, version, previous, expected) in cases {
+            assert_eq!(
+                kinds(&lead(level, *version), *previous),
+                *expected,
+                "{level} {previous:?}"
+            );
+        }
+    }
+}

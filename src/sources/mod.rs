@@ -1,0 +1,3 @@
+//! Sources turn changes into triggers and hand them to the outbox.
+
+pub mod leads;

@@ -1,0 +1,295 @@
+//! `oie leads import FILE`: CSV (with a header) or JSON lines, upserted by `visitorId`.
+//! A bad row is reported with its line number and the rest still load.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use rusqlite::types::Value as SqlValue;
+use serde_json::{Map, Value};
+
+use super::SqliteStore;
+use crate::lead::{FieldType, Level, FIELDS};
+
+/// Columns the store maintains itself.
+const MANAGED: &[&str] = &["updatedAt", "changeSeq"];
+
+/// What an import did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Rows written (new or changed or unchanged).
+    pub loaded: usize,
+    /// `line N: reason` for each rejected row.
+    pub rejected: Vec<String>,
+    /// Columns that were not lead fields, ignored.
+    pub ignored_columns: Vec<String>,
+}
+
+/// Imports `path` into `store`.
+pub fn import_file(store: &SqliteStore, path: &Path) -> anyhow::Result<ImportReport> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let (rows, mut report) = if is_csv {
+        csv_rows(&text)?
+    } else {
+        json_rows(&text)
+    };
+    store.with_conn(|conn| {
+        let tx = conn.transaction()?;
+        for (line, row) in rows {
+            match normalize(&row).and_then(|r| upsert(&tx, &r).map_err(|e| e.to_string())) {
+                Ok(()) => report.loaded += 1,
+                Err(reason) => report.rejected.push(format!("line {line}: {reason}")),
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+type Rows = Vec<(usize, Map<String, Value>)>;
+
+fn json_rows(text: &str) -> (Rows, ImportReport) {
+    let mut report = ImportReport::default();
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(object)) => rows.push((i + 1, object)),
+            Ok(_) => report
+                .rejected
+                .push(format!("line {}: expected a JSON object", i + 1)),
+            Err(e) => report
+                .rejected
+                .push(format!("line {}: invalid JSON: {e}", i + 1)),
+        }
+    }
+    let mut unknown: Vec<String> = rows
+        .iter()
+        .flat_map(|(_, r)| r.keys())
+        .filter(|k| !crate::lead::is_field(k) || MANAGED.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    report.ignored_columns = unknown;
+    (rows, report)
+}
+
+fn csv_rows(text: &str) -> anyhow::Result<(Rows, ImportReport)> {
+    let mut report = ImportReport::default();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .context("reading the CSV header")?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    report.ignored_columns = headers
+        .iter()
+        .filter(|h| !crate::lead::is_field(h) || MANAGED.contains(&h.as_str()))
+        .cloned()
+        .collect();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(record) => {
+                let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+                let row = headers
+                    .iter()
+                    .zip(record.iter())
+                    .filter(|(_, v)| !v.trim().is_empty())
+                    .map(|(h, v)| (h.clone(), Value::from(v.trim())))
+                    .collect();
+                rows.push((line, row));
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                report.rejected.push(format!("line {line}: {e}"));
+            }
+        }
+    }
+    Ok((rows, report))
+}
+
+/// Checks and converts one row to column values; derives the level from the score when only
+/// the score is given.
+fn normalize(row: &Map<String, Value>) -> Result<Vec<(&'static str, SqlValue)>, String> {
+    let mut out = Vec::new();
+    for (name, ty) in FIELDS {
+        if MANAGED.contains(name) {
+            continue;
+        }
+        if let Some(value) = row.get(*name) {
+            out.push((*name, convert(name, *ty, value)?));
+        }
+    }
+    let id = out
+        .iter()
+        .find(|(n, _)| *n == "visitorId")
+        .map(|(_, v)| v.clone());
+    match id {
+        Some(SqlValue::Text(id)) if !id.trim().is_empty() => {}
+        _ => return Err("visitorId is missing or empty".into()),
+    }
+    check_score_and_level(&mut out)?;
+    Ok(out)
+}
+
+fn convert(name: &str, ty: FieldType, value: &Value) -> Result<SqlValue, String> {
+    match (ty, value) {
+        (_, Value::Null) => Ok(SqlValue::Null),
+        (FieldType::Text, Value::String(s)) => Ok(SqlValue::Text(s.clone())),
+        (FieldType::Text, Value::Number(n)) => Ok(SqlValue::Text(n.to_string())),
+        (FieldType::Integer, Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .map(SqlValue::Integer)
+            .ok_or_else(|| format!("{name} must be a whole number, got {n}")),
+        (FieldType::Integer, Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(SqlValue::Integer)
+            .map_err(|_| format!("{name} must be a whole number, got \"{s}\"")),
+        (_, other) => Err(format!("{name} has an unsupported value {other}")),
+    }
+}
+
+fn check_score_and_level(out: &mut Vec<(&'static str, SqlValue)>) -> Result<(), String> {
+    let score = out.iter().find_map(|(n, v)| match (n, v) {
+        (&"intentScore", SqlValue::Integer(s)) => Some(*s),
+        _ => None,
+    });
+    if let Some(s) = score {
+        if !(0..=100).contains(&s) {
+            return Err(format!("intentScore must be between 0 and 100, got {s}"));
+        }
+    }
+    let level = out.iter().find_map(|(n, v)| match (n, v) {
+        (&"engagementLevel", SqlValue::Text(l)) => Some(l.clone()),
+        _ => None,
+    });
+    match (level, score) {
+        (Some(l), _) if Level::parse(&l).is_none() => Err(format!(
+            "engagementLevel must be cold, warm, hot or burning, got \"{l}\""
+        )),
+        (None, Some(s)) => {
+            out.push((
+                "engagementLevel",
+                SqlValue::Text(Level::of_score(s).as_str().into()),
+            ));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn upsert(tx: &rusqlite::Transaction, row: &[(&'static str, SqlValue)]) -> rusqlite::Result<()> {
+    let names: Vec<&str> = row.iter().map(|(n, _)| *n).collect();
+    let placeholders: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = names
+        .iter()
+        .filter(|n| **n != "visitorId")
+        .map(|n| format!("{n} = excluded.{n}"))
+        .collect();
+    let conflict = if updates.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
+    let sql = format!(
+        "INSERT INTO lead_profiles ({}) VALUES ({}) ON CONFLICT (visitorId) {conflict}",
+        names.join(", "),
+        placeholders.join(", ")
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    stmt.execute(rusqlite::params_from_iter(row.iter().map(|(_, v)| v)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LeadStore;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("oie.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn csv_bad_rows_are_reported_and_the_rest_load() {
+        let (dir, store) = store();
+        let file = dir.path().join("leads.csv");
+        std::fs::write(
+            &file,
+            "visitorId,email,firstName,intentScore,engagementLevel,shoeSize\n\
+             v1,jane@acme.com,Jane,85,,42\n\
+             ,nobody@acme.com,No,10,,1\n\
+             v3,bob@acme.com,Bob,lots,,1\n\
+             v4,eve@acme.com,Eve,50,tepid,1\n\
+             v5,al@acme.com,Al,61,,1\n",
+        )
+        .unwrap();
+        let report = import_file(&store, &file).unwrap();
+        assert_eq!(report.loaded, 2);
+        assert_eq!(
+            report.rejected,
+            vec![
+                "line 3: visitorId is missing or empty",
+                "line 4: intentScore must be a whole number, got \"lots\"",
+                "line 5: engagementLevel must be cold, warm, hot or burning, got \"tepid\"",
+            ]
+        );
+        assert_eq!(report.ignored_columns, vec!["shoeSize"]);
+        let v1 = store.lead("v1").unwrap().unwrap();
+        assert_eq!(v1.level(), Level::Burning, "level derived from the score");
+        assert_eq!(v1.get("email"), "jane@acme.com");
+        assert_eq!(store.lead("v5").unwrap().unwrap().level(), Level::Hot);
+    }
+
+    #[test]
+    fn json_lines_upsert_and_track_changes() {
+        let (dir, store) = store();
+        let file = dir.path().join("leads.jsonl");
+        std::fs::write(
+            &file,
+            "{\"visitorId\":\"v1\",\"company\":\"Acme\",\"intentScore\":30}\n{oops\n[1]\n",
+        )
+        .unwrap();
+        let report = import_file(&store, &file).unwrap();
+        assert_eq!(report.loaded, 1);
+        assert_eq!(report.rejected.len(), 2);
+        assert!(report.rejected[0].starts_with("line 2: invalid JSON"));
+        assert_eq!(report.rejected[1], "line 3: expected a JSON object");
+        let first = store.changed_leads(0, 10).unwrap();
+        assert_eq!(first.len(), 1);
+        let seq = first[0].version();
+        assert!(seq > 0);
+
+        // The same values again: no change.
+        import_file(&store, &file).unwrap();
+        assert!(store.changed_leads(seq, 10).unwrap().is_empty());
+
+        // A changed field: a new change number, other fields kept.
+        std::fs::write(
+            &file,
+            "{\"visitorId\":\"v1\",\"intentScore\":70,\"engagementLevel\":\"hot\"}\n",
+        )
+        .unwrap();
+        import_file(&store, &file).unwrap();
+        let changed = store.changed_leads(seq, 10).unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].get("company"), "Acme");
+        assert_eq!(changed[0].level(), Level::Hot);
+        assert!(changed[0].version() > seq);
+    }
+}

@@ -1,0 +1,29 @@
+//! The lead store: where profiles are read from and CRM outcomes are written back.
+//! Embedded mode uses SQLite (`<data_dir>/oie.db`).
+
+mod import;
+mod sqlite;
+
+pub use import::{import_file, ImportReport};
+pub use sqlite::SqliteStore;
+
+use crate::lead::Lead;
+
+/// The outcome of one CRM delivery, for `crm_sync_state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRecord {
+    pub visitor_id: String,
+    pub connector: String,
+    pub at_ms: i64,
+    /// `Ok(record id)` on success, `Err(reason)` on a permanent failure.
+    pub result: Result<Option<String>, String>,
+}
+
+/// What the daemon needs from a lead store.
+pub trait LeadStore: Send + Sync {
+    /// Leads whose `changeSeq` is above `after`, in change order, at most `limit`.
+    fn changed_leads(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Lead>>;
+
+    /// Writes CRM outcomes back. A failure never marks a lead as synced.
+    fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()>;
+}

@@ -1,0 +1,206 @@
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+use super::{LeadStore, SyncRecord};
+use crate::lead::{FieldType, Lead, FIELDS};
+
+const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
+
+/// The embedded lead store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and its tables.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        crate::sqlite::tune(&conn)?;
+        conn.execute_batch(SCHEMA)
+            .context("creating the lead tables")?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        // A poisoned lock means a panic mid-call; SQLite rolled back, so the connection is usable.
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+
+    /// One lead by visitor id.
+    pub fn lead(&self, visitor_id: &str) -> anyhow::Result<Option<Lead>> {
+        self.with_conn(|c| {
+            let sql = format!(
+                "SELECT {} FROM lead_profiles WHERE visitorId = ?1",
+                columns()
+            );
+            Ok(c.query_row(&sql, [visitor_id], row_to_lead).optional()?)
+        })
+    }
+
+    /// The `crm_sync_state` row of a lead and connector:
+    /// (crmContactId, syncedToCRM, lastSyncedAt, lastError).
+    pub fn sync_state(
+        &self,
+        visitor_id: &str,
+        connector: &str,
+    ) -> anyhow::Result<Option<SyncState>> {
+        self.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT crmContactId, syncedToCRM, lastSyncedAt, lastError FROM crm_sync_state
+                 WHERE visitorId = ?1 AND connector = ?2",
+                params![visitor_id, connector],
+                |r| {
+                    Ok(SyncState {
+                        crm_contact_id: r.get(0)?,
+                        synced: r.get::<_, i64>(1)? != 0,
+                        last_synced_at: r.get(2)?,
+                        last_error: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+}
+
+/// A `crm_sync_state` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncState {
+    pub crm_contact_id: Option<String>,
+    pub synced: bool,
+    pub last_synced_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub(crate) fn columns() -> String {
+    FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn row_to_lead(row: &rusqlite::Row) -> rusqlite::Result<Lead> {
+    let mut object = Map::new();
+    for (i, (name, ty)) in FIELDS.iter().enumerate() {
+        let value = match ty {
+            FieldType::Text => row.get::<_, Option<String>>(i)?.map(Value::from),
+            FieldType::Integer => row.get::<_, Option<i64>>(i)?.map(Value::from),
+        };
+        object.insert(name.to_string(), value.unwrap_or(Value::Null));
+    }
+    Ok(Lead::from_json(&object))
+}
+
+impl LeadStore for SqliteStore {
+    fn changed_leads(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Lead>> {
+        self.with_conn(|c| {
+            let sql = format!(
+                "SELECT {} FROM lead_profiles WHERE changeSeq > ?1 ORDER BY changeSeq LIMIT ?2",
+                columns()
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![after, limit as i64], row_to_lead)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            for r in records {
+                write_sync(&tx, r)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
+
+fn write_sync(tx: &rusqlite::Transaction, r: &SyncRecord) -> rusqlite::Result<usize> {
+    match &r.result {
+        Ok(record_id) => tx.execute(
+            "INSERT INTO crm_sync_state (visitorId, connector, crmContactId, syncedToCRM, lastSyncedAt, lastError, updatedAt)
+             VALUES (?1, ?2, ?3, 1, ?4, NULL, ?4)
+             ON CONFLICT (visitorId, connector) DO UPDATE SET
+               crmContactId = COALESCE(excluded.crmContactId, crmContactId),
+               syncedToCRM = 1, lastSyncedAt = excluded.lastSyncedAt, lastError = NULL,
+               updatedAt = excluded.updatedAt",
+            params![r.visitor_id, r.connector, record_id, r.at_ms],
+        ),
+        // A failure records the error and leaves syncedToCRM and lastSyncedAt as they were.
+        Err(error) => tx.execute(
+            "INSERT INTO crm_sync_state (visitorId, connector, syncedToCRM, lastError, updatedAt)
+             VALUES (?1, ?2, 0, ?3, ?4)
+             ON CONFLICT (visitorId, connector) DO UPDATE SET
+               lastError = excluded.lastError, updatedAt = excluded.updatedAt",
+            params![r.visitor_id, r.connector, error, r.at_ms],
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("oie.db")).unwrap();
+        (dir, store)
+    }
+
+    fn record(result: Result<Option<String>, String>, at_ms: i64) -> SyncRecord {
+        SyncRecord {
+            visitor_id: "v1".into(),
+            connector: "crm".into(),
+            at_ms,
+            result,
+        }
+    }
+
+    #[test]
+    fn writeback_marks_synced_only_on_success() {
+        let (_dir, store) = store();
+        store
+            .record_sync(&[record(Err("VALIDATION".into()), 5)])
+            .unwrap();
+        let s = store.sync_state("v1", "crm").unwrap().unwrap();
+        assert!(!s.synced);
+        assert_eq!(s.last_synced_at, None);
+        assert_eq!(s.last_error.as_deref(), Some("VALIDATION"));
+
+        store
+            .record_sync(&[record(Ok(Some("003A".into())), 10)])
+            .unwrap();
+        let s = store.sync_state("v1", "crm").unwrap().unwrap();
+        assert_eq!(
+            (s.crm_contact_id.as_deref(), s.synced, s.last_synced_at),
+            (Some("003A"), true, Some(10))
+        );
+        assert_eq!(s.last_error, None);
+
+        // A later failure keeps the earlier success and its record id.
+        store
+            .record_sync(&[record(Err("boom".into()), 20)])
+            .unwrap();
+        let s = store.sync_state("v1", "crm").unwrap().unwrap();
+        assert_eq!(
+            (s.crm_contact_id.as_deref(), s.synced, s.last_synced_at),
+            (Some("003A"), true, Some(10))
+        );
+        assert_eq!(s.last_error.as_deref(), Some("boom"));
+    }
+}
