@@ -54,24 +54,24 @@ impl TemplateSet {
         TemplateSet { registry }
     }
 
-    /// The defaults, overridden and extended by every `*.hbs` file under `dir` (if it exists).
-    /// Returns every broken file, not only the first.
-    pub fn load(dir: Option<&Path>) -> Result<Self, Vec<TemplateProblem>> {
+    /// The defaults, overridden and extended by every `*.hbs` file under `dir` (if it exists),
+    /// with every broken file reported, not only the first.
+    pub fn load(dir: Option<&Path>) -> (Self, Vec<TemplateProblem>) {
         let mut set = Self::defaults();
         let Some(dir) = dir.filter(|d| d.is_dir()) else {
-            return Ok(set);
+            return (set, Vec::new());
         };
         let mut problems = Vec::new();
         for file in hbs_files(dir) {
             if let Err(problem) = set.add_file(dir, &file) {
+                // Keep the name known, so connectors that use it do not report it missing
+                // on top of the syntax error; the problem itself stops start-up.
+                let name = template_name(dir, &file);
+                set.registry.register_template_string(&name, "").ok();
                 problems.push(problem);
             }
         }
-        if problems.is_empty() {
-            Ok(set)
-        } else {
-            Err(problems)
-        }
+        (set, problems)
     }
 
     /// Adds one template from text, e.g. a per-field template from config.
@@ -263,7 +263,8 @@ mod tests {
             r#"{"id": "{{lead.visitorId}}"}"#,
         )
         .unwrap();
-        let set = TemplateSet::load(Some(&dir)).unwrap();
+        let (set, problems) = TemplateSet::load(Some(&dir));
+        assert!(problems.is_empty());
         assert_eq!(
             set.render_json("webhook/default", &context()).unwrap(),
             r#"{"v":2}"#
@@ -273,7 +274,7 @@ mod tests {
             r#"{"id":"v1"}"#
         );
         std::fs::write(dir.join("webhook/bad.json.hbs"), "{{#each}}").unwrap();
-        let problems = TemplateSet::load(Some(&dir)).err().unwrap();
+        let (_, problems) = TemplateSet::load(Some(&dir));
         assert_eq!(problems.len(), 1);
         assert!(problems[0].file.ends_with("webhook/bad.json.hbs"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -58,17 +58,13 @@ pub fn validate(
 }
 
 fn load_templates(dir: &Path, problems: &mut Vec<Problem>) -> Arc<TemplateSet> {
-    match TemplateSet::load(Some(dir)) {
-        Ok(set) => Arc::new(set),
-        Err(found) => {
-            problems.extend(found.into_iter().map(|p| Problem {
-                file: p.file,
-                line: p.line.unwrap_or(0),
-                message: format!("template syntax error: {}", p.message),
-            }));
-            Arc::new(TemplateSet::defaults())
-        }
-    }
+    let (set, found) = TemplateSet::load(Some(dir));
+    problems.extend(found.into_iter().map(|p| Problem {
+        file: p.file,
+        line: p.line.unwrap_or(0),
+        message: format!("template syntax error: {}", p.message),
+    }));
+    Arc::new(set)
 }
 
 fn compile_routes(

@@ -1,0 +1,220 @@
+//! Black-box: `oie check` reports each kind of mistake with its message and line, all at once.
+
+mod common;
+
+use common::Workspace;
+
+const GOOD: &str = r#"[engine]
+data_dir = "data"
+
+[[routes]]
+name = "hot"
+when = 'trigger.kind == "hot_lead"'
+to = ["out"]
+
+[connectors.out]
+kind = "file"
+path = "data/out.jsonl"
+"#;
+
+/// Runs `oie check` on `config` (after `setup`), returns (exit code, stdout lines).
+fn check(config: &str, setup: impl FnOnce(&Workspace)) -> (i32, Vec<String>) {
+    let ws = Workspace::new(config);
+    setup(&ws);
+    let out = ws.oie(&["check"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let prefix = format!("{}", ws.config().parent().unwrap().display());
+    let lines = text.lines().map(|l| l.replace(&prefix, "DIR")).collect();
+    (out.status.code().unwrap(), lines)
+}
+
+fn expect_one(config: &str, line: usize, message: &str) {
+    let (code, lines) = check(config, |_| {});
+    assert_eq!(code, 1, "{lines:?}");
+    assert_eq!(lines.len(), 2, "exactly one problem expected: {lines:?}");
+    let expected = format!("DIR/config.toml:{line}: {message}");
+    assert!(
+        lines[0].starts_with(&expected),
+        "\n got: {}\nwant: {expected}",
+        lines[0]
+    );
+    assert_eq!(lines[1], "1 problem(s) found");
+}
+
+#[test]
+fn a_good_config_passes_with_a_summary() {
+    let (code, lines) = check(GOOD, |_| {});
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains("OK — 1 route(s), 1 connector(s): out (file)"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn the_shipped_config_passes() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(common::bin())
+        .args(["check", "--config", &format!("{root}/config.toml")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn unknown_key() {
+    let config = GOOD.replace(
+        "path = \"data/out.jsonl\"",
+        "path = \"data/out.jsonl\"\npaht = \"x\"",
+    );
+    expect_one(
+        &config,
+        12,
+        "connectors.out: unknown field `paht`, expected `path` or `template`",
+    );
+}
+
+#[test]
+fn unknown_section() {
+    expect_one(
+        &format!("{GOOD}\n[engin]\nx = 1\n"),
+        13,
+        "unknown section `engin`",
+    );
+}
+
+#[test]
+fn missing_env_var() {
+    let config = format!(
+        "{GOOD}\n[connectors.hook]\nkind = \"webhook\"\nurl = \"${{OIE_TEST_UNSET_URL}}\"\n"
+    );
+    expect_one(
+        &config,
+        15,
+        "connectors.hook: environment variable OIE_TEST_UNSET_URL is not set",
+    );
+}
+
+#[test]
+fn literal_secret() {
+    let config = format!(
+        "{GOOD}\n[connectors.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"whsec_abc\"\n"
+    );
+    expect_one(
+        &config,
+        16,
+        "connectors.hook: secrets must be an environment variable reference",
+    );
+}
+
+#[test]
+fn route_to_missing_connector() {
+    let config = GOOD.replace("to = [\"out\"]", "to = [\"out\", \"slack\"]");
+    expect_one(
+        &config,
+        7,
+        "route `hot` sends to connector `slack`, which is not defined; defined: out",
+    );
+}
+
+#[test]
+fn cel_syntax_error() {
+    let config = GOOD.replace(
+        "when = 'trigger.kind == \"hot_lead\"'",
+        "when = 'trigger.kind == '",
+    );
+    expect_one(&config, 6, "route `hot`: CEL syntax error in `when`");
+}
+
+#[test]
+fn cel_unknown_field() {
+    let config = GOOD.replace("trigger.kind == \"hot_lead\"", "lead.score > 50");
+    expect_one(
+        &config,
+        6,
+        "route `hot`: `when` refers to unknown field `lead.score`",
+    );
+}
+
+#[test]
+fn template_syntax_error() {
+    let config = GOOD.replace(
+        "path = \"data/out.jsonl\"",
+        "path = \"data/out.jsonl\"\ntemplate = \"webhook/mine\"",
+    );
+    let (code, lines) = check(&config, |ws| {
+        std::fs::create_dir_all(ws.path("templates/webhook")).unwrap();
+        std::fs::write(
+            ws.path("templates/webhook/mine.json.hbs"),
+            "{\n  \"a\": \"{{#if lead}}\"\n}\n",
+        )
+        .unwrap();
+    });
+    assert_eq!(code, 1);
+    assert_eq!(
+        lines.len(),
+        2,
+        "only the syntax error, not a missing-template echo: {lines:?}"
+    );
+    assert!(
+        lines[0].starts_with("DIR/templates/webhook/mine.json.hbs:4: "),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("template syntax error"), "{lines:?}");
+}
+
+#[test]
+fn missing_template() {
+    let config = GOOD.replace(
+        "path = \"data/out.jsonl\"",
+        "path = \"data/out.jsonl\"\ntemplate = \"webhook/nope\"",
+    );
+    expect_one(
+        &config,
+        9,
+        "connectors.out: template `webhook/nope` does not exist",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let config = format!("{GOOD}\n[sources.leads]\ninterval = \"5 fortnights\"\n");
+    expect_one(&config, 14, "sources: invalid duration \"5 fortnights\"");
+}
+
+#[test]
+fn invalid_toml() {
+    expect_one(&GOOD.replace("[engine]", "[engine"), 1, "invalid TOML");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let config = format!(
+        "{}\n[sources.leads]\ninterval = \"soon\"\n",
+        GOOD.replace("to = [\"out\"]", "to = [\"nope\"]")
+            .replace("data_dir = \"data\"", "data_dir = \"data\"\ncolour = 1")
+            .replace("trigger.kind", "trigger.knid")
+    );
+    let (code, lines) = check(&config, |_| {});
+    assert_eq!(code, 1);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let located: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        located,
+        vec![
+            "DIR/config.toml:3",
+            "DIR/config.toml:7",
+            "DIR/config.toml:8",
+            "DIR/config.toml:15",
+            "4 problem(s) found"
+        ]
+    );
+}

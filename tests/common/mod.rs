@@ -1,0 +1,339 @@
+//! Test harness: a local receiver that misbehaves like real endpoints do, and a real `oie`
+//! process started on port 0 in a temporary folder.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+/// What a receiver path does, by the number of the request on that path (0-based).
+#[derive(Clone)]
+pub enum Behaviour {
+    Ok,
+    /// `n` times 503, then 200.
+    FailThenOk(usize),
+    /// 429 with `Retry-After: secs` once, then 200.
+    ThrottleOnce(u64),
+    Status(u16),
+    /// Sleep, then 200.
+    Slow(Duration),
+    Redirect,
+    /// 422 until the switch is turned on, then 200.
+    Switch(Arc<std::sync::atomic::AtomicBool>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub at: Instant,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Hit {
+    pub fn id(&self) -> String {
+        self.headers["webhook-id"].to_str().unwrap().to_string()
+    }
+    pub fn visitor(&self) -> String {
+        self.body["data"]["lead"]["visitorId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    behaviours: Arc<Mutex<HashMap<String, Behaviour>>>,
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+pub struct Receiver {
+    pub base: String,
+    shared: Shared,
+}
+
+impl Receiver {
+    pub async fn start(behaviours: &[(&str, Behaviour)]) -> Receiver {
+        let shared = Shared::default();
+        for (path, b) in behaviours {
+            shared
+                .behaviours
+                .lock()
+                .unwrap()
+                .insert(path.to_string(), b.clone());
+        }
+        let app = Router::new()
+            .route("/{path}", post(handle))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            base: format!("http://{addr}"),
+            shared,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
+    }
+
+    pub fn hits(&self, path: &str) -> Vec<Hit> {
+        self.shared
+            .hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Requests answered with a 2xx.
+    pub fn accepted(&self, path: &str) -> Vec<Hit> {
+        self.hits(path)
+            .into_iter()
+            .filter(|h| h.headers.contains_key("x-accepted"))
+            .collect()
+    }
+
+    pub async fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&Receiver) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn handle(
+    State(s): State<Shared>,
+    UrlPath(path): UrlPath<String>,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = {
+        let mut counts = s.counts.lock().unwrap();
+        let c = counts.entry(path.clone()).or_default();
+        *c += 1;
+        *c - 1
+    };
+    let behaviour = s
+        .behaviours
+        .lock()
+        .unwrap()
+        .get(&path)
+        .cloned()
+        .unwrap_or(Behaviour::Ok);
+    let at = Instant::now();
+    let response = match behaviour {
+        Behaviour::Ok => StatusCode::OK.into_response(),
+        Behaviour::FailThenOk(k) if n < k => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Behaviour::FailThenOk(_) => StatusCode::OK.into_response(),
+        Behaviour::ThrottleOnce(secs) if n == 0 => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", secs.to_string())],
+            "slow down",
+        )
+            .into_response(),
+        Behaviour::ThrottleOnce(_) => StatusCode::OK.into_response(),
+        Behaviour::Status(code) => (StatusCode::from_u16(code).unwrap(), "no").into_response(),
+        Behaviour::Slow(d) => {
+            tokio::time::sleep(d).await;
+            StatusCode::OK.into_response()
+        }
+        Behaviour::Redirect => (StatusCode::FOUND, [("location", "/elsewhere")]).into_response(),
+        Behaviour::Switch(on) if on.load(Ordering::SeqCst) => StatusCode::OK.into_response(),
+        Behaviour::Switch(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{\"error\":\"missing field\"}",
+        )
+            .into_response(),
+    };
+    if response.status().is_success() {
+        headers.insert("x-accepted", "1".parse().unwrap());
+    }
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    s.hits.lock().unwrap().push(Hit {
+        at,
+        path,
+        headers,
+        body,
+    });
+    response
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_oie")
+}
+
+/// A temporary folder with a config.toml.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+/// Settings that make tests quick: fast polling, short backoff, port 0.
+pub const FAST: &str = r#"
+[engine]
+log_level = "oie=debug,info"
+shutdown_timeout = "5s"
+
+[server]
+listen = "127.0.0.1:0"
+
+[sources.leads]
+interval = "100ms"
+
+[delivery]
+max_attempts = 5
+backoff_base = "100ms"
+backoff_max = "400ms"
+"#;
+
+impl Workspace {
+    pub fn new(config: &str) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        Workspace { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `oie ARGS --config <this config>` to completion.
+    pub fn oie(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.config())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    /// Imports JSON-lines leads.
+    pub fn import(&self, leads: &[serde_json::Value]) {
+        let file = self.path(&format!(
+            "leads-{}.jsonl",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let text: String = leads.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&file, text).unwrap();
+        let out = self.oie(&["leads", "import", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts `oie run` and waits until it is ready.
+    pub fn start(&self) -> Daemon {
+        let addr_file = self.path("data/server.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::File::create(self.path(&format!(
+            "oie-{}.log",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        )))
+        .unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(self.config())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                if !a.is_empty() {
+                    break a;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "oie did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Daemon {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn dead_letters(&self) -> Vec<serde_json::Value> {
+        let out = self.oie(&["deadletters", "list", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Daemon {
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A hot lead.
+pub fn hot_lead(id: &str) -> serde_json::Value {
+    serde_json::json!({"visitorId": id, "email": format!("{id}@example.com"), "firstName": "Test",
+                       "company": "Acme", "intentScore": 70, "engagementLevel": "hot"})
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
