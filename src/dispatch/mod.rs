@@ -5,6 +5,8 @@
 mod breaker;
 mod recorder;
 mod retry;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 pub use breaker::{Breaker, Permit, State as BreakerState};

@@ -116,10 +116,17 @@ mod tests {
         triggers(lead, previous, 0).iter().map(|t| t.kind).collect()
     }
 
+    type Case = (
+        &'static str,
+        i64,
+        Option<(Level, i64)>,
+        &'static [TriggerKind],
+    );
+
     #[test]
     fn rises_and_changes() {
         use TriggerKind::{HotLead, Sync};
-        let cases: &[(&str, i64, Option<(Level, i64)>, &[TriggerKind])] = &[
+        let cases: &[Case] = &[
             ("hot", 1, None, &[HotLead, Sync]), // first seen hot counts as a rise
             ("warm", 1, None, &[Sync]),
             ("burning", 5, Some((Level::Hot, 4)), &[HotLead, Sync]),

@@ -1,0 +1,155 @@
+//! The dispatcher, recorder and writeback path with a fake CRM connector.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oie_connectors::{Connector, Delivery, Outcome, RenderError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{run_recorder, ConnectorRuntime, Dispatcher};
+use crate::config::{ConnectorDelivery, DeliveryConfig};
+use crate::metrics::Metrics;
+use crate::outbox::{HandOver, NewDelivery, Outbox};
+use crate::store::{LeadStore, SqliteStore};
+
+/// A CRM that creates `crm-<visitor>` records in batches of 3, refuses visitors whose id
+/// starts with "bad", and is unavailable once for visitors starting with "flaky".
+struct FakeCrm {
+    calls: std::sync::Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl Connector for FakeCrm {
+    fn kind(&self) -> &'static str {
+        "fake_crm"
+    }
+    fn is_crm(&self) -> bool {
+        true
+    }
+    fn max_batch(&self) -> usize {
+        3
+    }
+    fn render(&self, context: &serde_json::Value) -> Result<String, RenderError> {
+        Ok(context.to_string())
+    }
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        self.calls.lock().unwrap().push(batch.len());
+        batch
+            .iter()
+            .map(|d| match d.visitor_id.as_str() {
+                v if v.starts_with("bad") => {
+                    Outcome::permanent("VALIDATION_ERROR: email is invalid")
+                }
+                v if v.starts_with("flaky") && d.attempt == 1 => Outcome::retry("http_503: busy"),
+                v => Outcome::Delivered {
+                    record_id: Some(format!("crm-{v}")),
+                },
+            })
+            .collect()
+    }
+}
+
+fn delivery(visitor: &str) -> NewDelivery {
+    NewDelivery {
+        key: format!("k-{visitor}"),
+        route: "sync".into(),
+        connector: "crm".into(),
+        visitor_id: visitor.into(),
+        trigger_kind: "sync".into(),
+        payload: Ok("{}".into()),
+    }
+}
+
+#[tokio::test]
+async fn crm_outcomes_are_written_back_per_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
+    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
+    let visitors = ["good-1", "good-2", "bad-1", "flaky-1", "good-3"];
+    let handover = HandOver {
+        deliveries: visitors.iter().map(|v| delivery(v)).collect(),
+        ..HandOver::default()
+    };
+    assert_eq!(
+        outbox.hand_over(&handover, crate::clock::now_ms()).unwrap(),
+        5
+    );
+    assert_eq!(
+        outbox.hand_over(&handover, crate::clock::now_ms()).unwrap(),
+        0,
+        "same keys: no-op"
+    );
+
+    let crm = Arc::new(FakeCrm {
+        calls: Default::default(),
+    });
+    let mut defaults: DeliveryConfig = toml::from_str("").unwrap();
+    defaults.backoff_base = Duration::from_millis(10);
+    defaults.backoff_max = Duration::from_millis(20);
+    let rt = Arc::new(ConnectorRuntime::new(
+        "crm",
+        crm.clone(),
+        &ConnectorDelivery::default(),
+        &defaults,
+    ));
+    let (tx, rx) = mpsc::channel(64);
+    let lead_store: Arc<dyn LeadStore> = store.clone();
+    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), lead_store));
+    let stop = CancellationToken::new();
+    let dispatcher = Dispatcher {
+        outbox: outbox.clone(),
+        metrics: Arc::new(Metrics::new()),
+        records: tx,
+        tasks: TaskTracker::new(),
+        stop: stop.clone(),
+    };
+    let worker = tokio::spawn(dispatcher.clone().run(rt));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store
+        .sync_state("flaky-1", "crm")
+        .unwrap()
+        .is_none_or(|s| !s.synced)
+    {
+        assert!(std::time::Instant::now() < deadline, "flaky-1 never synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    worker.await.unwrap();
+    dispatcher.tasks.close();
+    dispatcher.tasks.wait().await;
+    drop(dispatcher);
+    recorder.await.unwrap();
+
+    for v in ["good-1", "good-2", "good-3", "flaky-1"] {
+        let s = store.sync_state(v, "crm").unwrap().unwrap();
+        assert!(s.synced, "{v}");
+        assert_eq!(
+            s.crm_contact_id.as_deref(),
+            Some(format!("crm-{v}").as_str())
+        );
+        assert!(s.last_synced_at.is_some());
+        assert_eq!(s.last_error, None);
+    }
+    let bad = store.sync_state("bad-1", "crm").unwrap().unwrap();
+    assert!(!bad.synced, "a failure never marks a lead as synced");
+    assert_eq!(bad.crm_contact_id, None);
+    assert_eq!(
+        bad.last_error.as_deref(),
+        Some("VALIDATION_ERROR: email is invalid")
+    );
+    assert_eq!(outbox.dead_letters().unwrap().len(), 1);
+    let calls = crm.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().sum::<usize>(),
+        6,
+        "five deliveries plus one retry: {calls:?}"
+    );
+    assert!(
+        calls.iter().all(|n| *n <= 3),
+        "batches respect max_batch: {calls:?}"
+    );
+}
