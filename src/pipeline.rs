@@ -3,19 +3,30 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use oie_connectors::RenderContext;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::ConnectorHandle;
 use crate::lead::Lead;
 use crate::outbox::{Fire, HandOver, NewDelivery};
-use crate::routing::{Evaluator, Input, LastFire, Router, Trigger};
+use crate::routing::{Evaluator, LastFire, Router, Trigger};
 
 /// Router plus connectors.
 pub struct Pipeline {
     pub router: Router,
     pub connectors: BTreeMap<String, ConnectorHandle>,
 }
+
+/// One lead's triggers to route, with when each route last fired for it.
+pub struct Work<'a> {
+    pub lead: &'a Lead,
+    pub triggers: Vec<Trigger>,
+    pub fires: HashMap<String, LastFire>,
+}
+
+/// Below this many leads a page is routed on the calling thread.
+const PARALLEL_FROM: usize = 64;
 
 /// What one route match produced, for `oie routes test`.
 #[derive(Debug)]
@@ -34,6 +45,43 @@ impl Pipeline {
             .any(|r| r.repeat_after.is_some())
     }
 
+    /// Routes a page of work, spread over the machine's cores (each thread with its own CEL
+    /// context); the result keeps the page's order.
+    pub fn route_all(&self, work: &[Work], now_ms: i64) -> HandOver {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        if threads == 1 || work.len() < PARALLEL_FROM {
+            return self.route_chunk(work, now_ms);
+        }
+        let size = work.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = work
+                .chunks(size)
+                .map(|chunk| s.spawn(move || self.route_chunk(chunk, now_ms)))
+                .collect();
+            let mut out = HandOver::default();
+            for part in parts {
+                // Routing and rendering do not panic; if one did, so should the caller.
+                let part = part.join().expect("routing thread panicked");
+                out.deliveries.extend(part.deliveries);
+                out.fires.extend(part.fires);
+            }
+            out
+        })
+    }
+
+    fn route_chunk(&self, work: &[Work], now_ms: i64) -> HandOver {
+        let eval = self.router.evaluator();
+        let mut out = HandOver::default();
+        for w in work {
+            for trigger in &w.triggers {
+                self.route_into(&eval, w.lead, trigger, &w.fires, now_ms, &mut out);
+            }
+        }
+        out
+    }
+
     /// Routes one trigger and adds its deliveries and fires to `out`.
     pub fn route_into(
         &self,
@@ -44,23 +92,19 @@ impl Pipeline {
         now_ms: i64,
         out: &mut HandOver,
     ) -> Vec<Routed> {
-        let lead_json = Value::Object(lead.as_json().clone());
-        let input = Input::new(&lead_json, trigger, now_ms);
-        let trigger_json = trigger.to_json();
+        let input = self.router.input(lead, trigger, now_ms);
         let mut routed = Vec::new();
         for m in eval.evaluate(&input, |r| fires.get(r).copied()) {
             let route = &m.route.name;
             let mut deliveries = Vec::new();
             if !m.suppressed {
+                let context = RenderContext::new(json!({
+                    "lead": Value::Object(lead.as_json().clone()),
+                    "trigger": trigger.to_json(),
+                    "route": route,
+                }));
                 for connector in &m.route.to {
-                    deliveries.push(self.delivery(
-                        route,
-                        connector,
-                        lead,
-                        &lead_json,
-                        trigger,
-                        &trigger_json,
-                    ));
+                    deliveries.push(self.delivery(route, connector, lead, trigger, &context));
                 }
                 if m.route.repeat_after.is_some() {
                     out.fires.push(Fire {
@@ -86,17 +130,15 @@ impl Pipeline {
         route: &str,
         connector: &str,
         lead: &Lead,
-        lead_json: &Value,
         trigger: &Trigger,
-        trigger_json: &Value,
+        context: &RenderContext,
     ) -> NewDelivery {
-        let context = json!({"lead": lead_json, "trigger": trigger_json, "route": route, "connector": connector});
         // Config validation guarantees every route target exists.
         let handle = &self.connectors[connector];
         let payload = handle
             .connector
-            .render(&context)
-            .map_err(|e| (context.to_string(), e.to_string()));
+            .render(context)
+            .map_err(|e| (context.data().to_string(), e.to_string()));
         NewDelivery {
             key: idempotency_key(route, connector, lead.visitor_id(), &trigger.identity),
             route: route.to_string(),

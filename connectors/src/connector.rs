@@ -32,8 +32,8 @@ pub trait Connector: Send + Sync {
         1
     }
 
-    /// Renders the payload for one delivery from `{lead, trigger, route, connector}`.
-    fn render(&self, context: &serde_json::Value) -> Result<String, crate::RenderError>;
+    /// Renders the payload for one delivery from `{lead, trigger, route}`.
+    fn render(&self, context: &crate::RenderContext) -> Result<String, crate::RenderError>;
 
     /// Sends a batch; returns exactly one outcome per delivery, in order.
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome>;

@@ -23,4 +23,4 @@ pub mod webhook;
 pub use connector::{Connector, Delivery};
 pub use outcome::{classify_status, parse_retry_after, Outcome};
 pub use secret::Secret;
-pub use templates::{RenderError, TemplateSet};
+pub use templates::{RenderContext, RenderError, TemplateSet};

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext as HbsRenderContext,
+    RenderErrorReason,
 };
 
 /// Templates compiled into the binary: (name, source).
@@ -34,6 +35,24 @@ pub enum RenderError {
     Render { name: String, message: String },
     #[error("template `{name}` did not produce valid JSON: {message}")]
     InvalidJson { name: String, message: String },
+}
+
+/// The data a template sees, built once and rendered by any number of templates without
+/// being copied again.
+pub struct RenderContext {
+    inner: Context,
+}
+
+impl RenderContext {
+    pub fn new(data: serde_json::Value) -> Self {
+        RenderContext {
+            inner: Context::from(data),
+        }
+    }
+
+    pub fn data(&self) -> &serde_json::Value {
+        self.inner.data()
+    }
 }
 
 /// Every template, compiled.
@@ -102,34 +121,27 @@ impl TemplateSet {
         self.registry.has_template(name)
     }
 
-    /// Renders `name` and checks that the result is JSON; returns it compacted.
-    pub fn render_json(
-        &self,
-        name: &str,
-        context: &serde_json::Value,
-    ) -> Result<String, RenderError> {
+    /// Renders `name` and checks that the result is one JSON value (without building it).
+    pub fn render_json(&self, name: &str, context: &RenderContext) -> Result<String, RenderError> {
         let text = self.render_text(name, context)?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|e| {
+            RenderError::InvalidJson {
                 name: name.to_string(),
                 message: e.to_string(),
-            })?;
-        Ok(value.to_string())
+            }
+        })?;
+        Ok(text.trim().to_string())
     }
 
     /// Renders `name` as text (JSON string escaping still applies to `{{…}}`).
-    pub fn render_text(
-        &self,
-        name: &str,
-        context: &serde_json::Value,
-    ) -> Result<String, RenderError> {
+    pub fn render_text(&self, name: &str, context: &RenderContext) -> Result<String, RenderError> {
         if !self.has(name) {
             return Err(RenderError::Missing {
                 name: name.to_string(),
             });
         }
         self.registry
-            .render(name, context)
+            .render_with_context(name, &context.inner)
             .map_err(|e| RenderError::Render {
                 name: name.to_string(),
                 message: e.reason().to_string(),
@@ -156,7 +168,7 @@ fn json_helper(
     h: &Helper,
     _: &Handlebars,
     _: &Context,
-    _: &mut RenderContext,
+    _: &mut HbsRenderContext,
     out: &mut dyn Output,
 ) -> HelperResult {
     let param = h
@@ -201,12 +213,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn context() -> serde_json::Value {
-        json!({
+    fn context() -> RenderContext {
+        RenderContext::new(json!({
             "route": "hot",
             "trigger": {"kind": "hot_lead", "at": "2026-11-26T10:00:00Z", "previousLevel": "warm", "level": "hot"},
             "lead": {"visitorId": "v1", "firstName": "Jane \"JJ\" <Doe>", "company": null, "intentScore": 72}
-        })
+        }))
     }
 
     #[test]
@@ -225,7 +237,7 @@ mod tests {
         let mut set = TemplateSet::defaults();
         set.add("t", r#"{"name": "{{lead.firstName}}"}"#).unwrap();
         let text = set.render_json("t", &context()).unwrap();
-        assert_eq!(text, r#"{"name":"Jane \"JJ\" <Doe>"}"#);
+        assert_eq!(text, r#"{"name": "Jane \"JJ\" <Doe>"}"#);
     }
 
     #[test]
@@ -267,11 +279,11 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!(
             set.render_json("webhook/default", &context()).unwrap(),
-            r#"{"v":2}"#
+            r#"{"v": 2}"#
         );
         assert_eq!(
             set.render_json("webhook/crm", &context()).unwrap(),
-            r#"{"id":"v1"}"#
+            r#"{"id": "v1"}"#
         );
         std::fs::write(dir.join("webhook/bad.json.hbs"), "{{#each}}").unwrap();
         let (_, problems) = TemplateSet::load(Some(&dir));

@@ -98,7 +98,7 @@ fn render_again(
             eprintln!("dead letter {id}: connector `{connector}` is no longer configured");
             continue;
         };
-        let context: serde_json::Value = serde_json::from_str(&context)?;
+        let context = oie_connectors::RenderContext::new(serde_json::from_str(&context)?);
         match handle.connector.render(&context) {
             Ok(payload) => out.push((id, payload)),
             Err(e) => eprintln!("dead letter {id}: still cannot render: {e}"),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oie_connectors::{Connector, Delivery, Outcome, RenderError};
+use oie_connectors::{Connector, Delivery, Outcome, RenderContext, RenderError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,8 +32,8 @@ impl Connector for FakeCrm {
     fn max_batch(&self) -> usize {
         3
     }
-    fn render(&self, context: &serde_json::Value) -> Result<String, RenderError> {
-        Ok(context.to_string())
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        Ok(context.data().to_string())
     }
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
         self.calls.lock().unwrap().push(batch.len());

@@ -19,7 +19,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
   record_id     TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (connector, state, next_at);
-CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, updated_at);
 
 -- Every attempt's outcome, kept with dead letters so an operator sees the whole story.
 CREATE TABLE IF NOT EXISTS attempts (

@@ -6,19 +6,22 @@ mod expr;
 mod tests;
 mod trigger;
 
-pub use expr::compile_when;
+pub use expr::{compile_when, Condition};
 pub use trigger::{rfc3339 as trigger_rfc3339, Trigger, TriggerKind};
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
-use cel::{Context, Program, Value};
+use cel::objects::{Key, Map};
+use cel::{Context, Value};
 
-use crate::lead::Level;
+use crate::lead::{Lead, Level, FIELDS};
 
 /// One compiled `[[routes]]` entry.
 pub struct Route {
     pub name: String,
-    pub when: Program,
+    pub when: Condition,
     pub to: Vec<String>,
     pub continue_matching: bool,
     pub repeat_after: Option<Duration>,
@@ -51,6 +54,8 @@ impl std::fmt::Debug for Route {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// The lead fields any route reads (all of them when one uses `lead` whole).
+    lead_fields: Vec<&'static str>,
 }
 
 /// One lead and trigger, converted to CEL values once for all routes.
@@ -61,21 +66,49 @@ pub struct Input {
     pub now_ms: i64,
 }
 
-impl Input {
-    pub fn new(lead: &serde_json::Value, trigger: &Trigger, now_ms: i64) -> Input {
+impl Router {
+    pub fn new(routes: Vec<Route>) -> Router {
+        let mut wanted = BTreeSet::new();
+        let mut all = false;
+        for r in &routes {
+            match &r.when.lead_fields {
+                Some(fields) => wanted.extend(fields.iter().cloned()),
+                None => all = true,
+            }
+        }
+        let lead_fields = FIELDS
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| all || wanted.contains(*name))
+            .collect();
+        Router {
+            routes,
+            lead_fields,
+        }
+    }
+
+    /// Converts a lead and trigger to CEL values once for all routes, with only the lead fields
+    /// some route reads.
+    pub fn input(&self, lead: &Lead, trigger: &Trigger, now_ms: i64) -> Input {
+        let fields: HashMap<Key, Value> = self
+            .lead_fields
+            .iter()
+            .map(|name| {
+                (
+                    Key::String(Arc::new(name.to_string())),
+                    cel_value(lead.get(name)),
+                )
+            })
+            .collect();
         Input {
+            lead: Value::Map(Map {
+                map: Arc::new(fields),
+            }),
             // Plain JSON always converts to CEL values.
-            lead: cel::to_value(lead).expect("JSON converts to CEL"),
             trigger: cel::to_value(trigger.to_json()).expect("JSON converts to CEL"),
             level: trigger.level,
             now_ms,
         }
-    }
-}
-
-impl Router {
-    pub fn new(routes: Vec<Route>) -> Router {
-        Router { routes }
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -123,8 +156,23 @@ impl<'r> Evaluator<'r> {
     }
 }
 
+/// Lead fields are text, whole numbers or null.
+fn cel_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Null => Value::Null,
+        // Conversion of plain JSON cannot fail.
+        other => cel::to_value(other).expect("JSON converts to CEL"),
+    }
+}
+
 fn is_true(route: &Route, scope: &Context) -> bool {
-    match route.when.execute(scope) {
+    match route.when.program.execute(scope) {
         Ok(Value::Bool(b)) => b,
         Ok(other) => {
             tracing::warn!(route = %route.name, value = ?other, "route condition is not a bool; treated as false");

@@ -15,20 +15,26 @@ fn route(name: &str, when: &str, cont: bool, repeat: Option<u64>) -> Route {
     }
 }
 
-fn input(score: i64, level: Level, kind: TriggerKind) -> Input {
+fn input(router: &Router, score: i64, level: Level, kind: TriggerKind) -> Input {
     let lead = json!({"visitorId": "v1", "intentScore": score, "company": "Acme",
                       "engagementLevel": level.as_str(), "pricingPageVisits": 2});
+    let lead = crate::lead::Lead::from_json(lead.as_object().unwrap());
     let trigger = match kind {
         TriggerKind::Sync => Trigger::sync(level, 1, 1_000),
         _ => Trigger::hot_lead(level, Some(Level::Warm), 1, 1_000),
     };
-    Input::new(&lead, &trigger, 10_000_000)
+    router.input(&lead, &trigger, 10_000_000)
 }
 
-fn names(router: &Router, input: &Input, last: Option<LastFire>) -> Vec<(String, bool)> {
+fn names(
+    router: &Router,
+    (score, level, kind): (i64, Level, TriggerKind),
+    last: Option<LastFire>,
+) -> Vec<(String, bool)> {
+    let input = input(router, score, level, kind);
     router
         .evaluator()
-        .evaluate(input, |_| last)
+        .evaluate(&input, |_| last)
         .iter()
         .map(|m| (m.route.name.clone(), m.suppressed))
         .collect()
@@ -49,7 +55,7 @@ fn first_match_wins_unless_continue() {
         (10, Level::Cold, TriggerKind::Sync, &["all"]),
     ];
     for (score, level, kind, expected) in cases {
-        let got: Vec<String> = names(&router, &input(*score, *level, *kind), None)
+        let got: Vec<String> = names(&router, (*score, *level, *kind), None)
             .into_iter()
             .map(|(n, _)| n)
             .collect();
@@ -75,8 +81,7 @@ fn conditions_see_lead_and_trigger_fields() {
     ];
     for (when, expected) in cases {
         let router = Router::new(vec![route("r", when, false, None)]);
-        let matched =
-            !names(&router, &input(70, Level::Hot, TriggerKind::HotLead), None).is_empty();
+        let matched = !names(&router, (70, Level::Hot, TriggerKind::HotLead), None).is_empty();
         assert_eq!(matched, expected, "{when}");
     }
 }
@@ -95,7 +100,7 @@ fn repeat_after_suppresses_unless_the_level_rose() {
     ];
     for (last, level, expected) in cases {
         let last = last.map(|(at_ms, level)| LastFire { at_ms, level });
-        let got = names(&router, &input(70, level, TriggerKind::HotLead), last);
+        let got = names(&router, (70, level, TriggerKind::HotLead), last);
         assert_eq!(got, vec![("r".to_string(), expected)], "{last:?} {level:?}");
     }
 }
@@ -113,6 +118,16 @@ fn compile_errors_name_the_problem() {
         let err = compile_when(when).unwrap_err();
         assert!(err.contains(expected), "{when}: {err}");
     }
+    // Only the lead fields a condition reads are converted for it.
+    let c = compile_when(r#"lead.company == "x" || has(lead.title)"#).unwrap();
+    assert_eq!(
+        c.lead_fields.unwrap().into_iter().collect::<Vec<_>>(),
+        vec!["company", "title"]
+    );
+    assert!(compile_when("size(lead) > 3")
+        .unwrap()
+        .lead_fields
+        .is_none());
     // Macro variables are in scope inside their macro.
     compile_when(r#"[lead.company, lead.title].exists(x, x == "CTO")"#).unwrap();
     compile_when("has(lead.company)").unwrap();

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::lead::Lead;
 use crate::metrics::Metrics;
-use crate::outbox::{HandOver, Outbox, Seen};
-use crate::pipeline::Pipeline;
+use crate::outbox::{Outbox, Seen};
+use crate::pipeline::{Pipeline, Work};
 use crate::routing::Trigger;
 use crate::store::LeadStore;
 
@@ -40,11 +40,7 @@ impl LeadsSource {
         };
         let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
         let seen = self.outbox.seen(&ids)?;
-        let mut out = HandOver {
-            position: Some((SOURCE.to_string(), last.version())),
-            ..HandOver::default()
-        };
-        let eval = self.pipeline.router.evaluator();
+        let mut work = Vec::with_capacity(leads.len());
         for lead in &leads {
             let previous = seen.get(lead.visitor_id()).copied();
             let fires = if self.pipeline.needs_fires() {
@@ -52,20 +48,33 @@ impl LeadsSource {
             } else {
                 HashMap::new()
             };
-            for trigger in triggers(lead, previous, now_ms) {
+            let triggers = triggers(lead, previous, now_ms);
+            for t in &triggers {
                 self.metrics
                     .triggers
-                    .with_label_values(&[SOURCE, trigger.kind.as_str()])
+                    .with_label_values(&[SOURCE, t.kind.as_str()])
                     .inc();
-                self.pipeline
-                    .route_into(&eval, lead, &trigger, &fires, now_ms, &mut out);
             }
-            let mark = Seen {
-                level: lead.level(),
-                version: lead.version(),
-            };
-            out.seen.push((lead.visitor_id().to_string(), mark));
+            work.push(Work {
+                lead,
+                triggers,
+                fires,
+            });
         }
+        let mut out = self.pipeline.route_all(&work, now_ms);
+        out.position = Some((SOURCE.to_string(), last.version()));
+        out.seen = leads
+            .iter()
+            .map(|l| {
+                (
+                    l.visitor_id().to_string(),
+                    Seen {
+                        level: l.level(),
+                        version: l.version(),
+                    },
+                )
+            })
+            .collect();
         let enqueued = self.outbox.hand_over(&out, now_ms)?;
         for d in &out.deliveries {
             self.metrics

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::FileConfig;
-use crate::{Connector, Delivery, Outcome, RenderError, TemplateSet};
+use crate::{Connector, Delivery, Outcome, RenderContext, RenderError, TemplateSet};
 
 /// Appends `{"id": key, "visitorId": …, "payload": …}` lines.
 pub struct FileSink {
@@ -45,11 +45,12 @@ impl FileSink {
     fn write_all(&self, batch: &[Delivery]) -> std::io::Result<()> {
         let mut text = String::new();
         for d in batch {
+            let payload = one_line(&d.payload);
             let line = format!(
                 "{{\"id\":{},\"visitorId\":{},\"payload\":{}}}\n",
                 serde_json::Value::from(d.key.as_str()),
                 serde_json::Value::from(d.visitor_id.as_str()),
-                d.payload
+                payload
             );
             text.push_str(&line);
         }
@@ -57,6 +58,17 @@ impl FileSink {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         out.write_all(text.as_bytes())?;
         out.flush()
+    }
+}
+
+/// A JSON line must not contain a newline: templates may be pretty-printed.
+fn one_line(payload: &str) -> std::borrow::Cow<'_, str> {
+    if !payload.contains('\n') {
+        return payload.into();
+    }
+    match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(v) => v.to_string().into(),
+        Err(_) => payload.replace('\n', " ").into(),
     }
 }
 
@@ -70,7 +82,7 @@ impl Connector for FileSink {
         100
     }
 
-    fn render(&self, context: &serde_json::Value) -> Result<String, RenderError> {
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
         self.templates.render_json(&self.template, context)
     }
 

@@ -16,7 +16,7 @@ async fn appends_one_json_line_per_delivery() {
         .map(|i| Delivery {
             key: format!("k{i}"),
             visitor_id: format!("v{i}"),
-            payload: format!(r#"{{"n":{i}}}"#),
+            payload: format!("{{\n  \"n\": {i}\n}}"),
             attempt: 1,
         })
         .collect();

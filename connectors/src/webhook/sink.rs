@@ -6,7 +6,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 
 use super::{sign, SigningKey, WebhookConfig};
 use crate::{
-    classify_status, parse_retry_after, Connector, Delivery, Outcome, RenderError, TemplateSet,
+    classify_status, parse_retry_after, Connector, Delivery, Outcome, RenderContext, RenderError,
+    TemplateSet,
 };
 
 /// A configured webhook endpoint.
@@ -131,7 +132,7 @@ impl Connector for Webhook {
         "webhook"
     }
 
-    fn render(&self, context: &serde_json::Value) -> Result<String, RenderError> {
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
         self.templates.render_json(&self.template, context)
     }
 
