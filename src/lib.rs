@@ -12,7 +12,8 @@
 //! - `server`: health and metrics endpoints; `metrics`: the Prometheus registry.
 //! - `daemon`: `oie run`, start-up and graceful shutdown.
 //! - `cli`: one file per subcommand.
-//! - `clock`, `sqlite`: milliseconds since epoch; shared SQLite settings.
+//! - `clock`, `sqlite`, `redact`: milliseconds since epoch; shared SQLite settings; keeping
+//!   e-mail addresses out of logs.
 
 pub mod cli;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod lead;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod redact;
 pub mod routing;
 pub mod server;
 pub mod sources;

@@ -66,6 +66,7 @@ impl Pipeline {
                 let part = part.join().expect("routing thread panicked");
                 out.deliveries.extend(part.deliveries);
                 out.fires.extend(part.fires);
+                out.suppressed.extend(part.suppressed);
             }
             out
         })
@@ -114,6 +115,9 @@ impl Pipeline {
                         level: trigger.level,
                     });
                 }
+            }
+            if m.suppressed {
+                out.suppressed.push(route.clone());
             }
             out.deliveries.extend(deliveries.iter().cloned());
             routed.push(Routed {

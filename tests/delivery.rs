@@ -261,3 +261,80 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_zero() {
     assert_eq!(rx.hits("slow").len(), 1);
     assert!(again.terminate().success());
 }
+
+/// Waits until the lead source has produced `n` sync triggers (one per profile change).
+async fn wait_for_changes(daemon: &common::Daemon, n: usize) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, m) = daemon.get("/metrics").await;
+        if m.contains(&format!(
+            "oie_triggers_total{{kind=\"sync\",source=\"leads\"}} {n}"
+        )) {
+            return m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "source did not see change {n}:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_rises_trigger_and_repeat_after_holds_back_a_re_rise() {
+    let rx = Receiver::start(&[("hot", Behaviour::Ok)]).await;
+    let ws = Workspace::new(
+        &config(&rx, &["hot"]).replace("to = [\"hot\"]", "to = [\"hot\"]\nrepeat_after = \"24h\""),
+    );
+    let daemon = ws.start();
+    let lead = |level: &str, company: &str| serde_json::json!({"visitorId": "hot-1", "engagementLevel": level, "company": company});
+    let steps = [
+        (lead("hot", "Acme"), 1, "first seen hot: a rise"),
+        (
+            lead("hot", "Acme Inc"),
+            1,
+            "changed but still hot: no alert",
+        ),
+        (lead("warm", "Acme Inc"), 1, "a fall: no alert"),
+        (
+            lead("hot", "Acme Inc"),
+            1,
+            "rose again within 24h to the level already alerted: held back",
+        ),
+        (
+            lead("burning", "Acme Inc"),
+            2,
+            "rose above the alerted level: alert",
+        ),
+    ];
+    for (i, (l, expected, why)) in steps.iter().enumerate() {
+        ws.import(std::slice::from_ref(l));
+        wait_for_changes(&daemon, i + 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(rx.accepted("hot").len(), *expected, "step {}: {why}", i + 1);
+    }
+    let m = wait_for_changes(&daemon, 5).await;
+    assert!(
+        m.contains("oie_suppressed_total{route=\"to-hot\"} 1"),
+        "{m}"
+    );
+    let levels: Vec<String> = rx
+        .accepted("hot")
+        .iter()
+        .map(|h| {
+            h.body["data"]["trigger"]["level"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(levels, vec!["hot", "burning"]);
+    assert_eq!(
+        rx.accepted("hot")[1].body["data"]["trigger"]["previousLevel"],
+        "hot"
+    );
+    // The same lead file imported again changes nothing.
+    ws.import(&[lead("burning", "Acme Inc")]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_changes(&daemon, 5).await;
+}

@@ -14,6 +14,7 @@ use crate::clock::now_ms;
 use crate::config::{ConnectorDelivery, DeliveryConfig};
 use crate::metrics::Metrics;
 use crate::outbox::{Applied, Claimed, Outbox, Report};
+use crate::redact;
 use crate::store::SyncRecord;
 
 /// The longest a loop sleeps before looking at the queue again (replays from the CLI and
@@ -320,10 +321,12 @@ impl Dispatcher {
         match outcome {
             Outcome::Retry { reason, .. } => {
                 if rt.breaker().failure(now) {
-                    tracing::warn!(connector = %rt.name, reason = %reason, "circuit opened after repeated failures");
+                    let reason = redact::emails(reason);
+                    tracing::warn!(connector = %rt.name, %reason, "circuit opened after repeated failures");
                 }
             }
             Outcome::Gone { reason } => {
+                let reason = redact::emails(reason);
                 rt.disabled.store(true, Ordering::Relaxed);
                 self.metrics.disabled.with_label_values(&[&rt.name]).set(1);
                 tracing::error!(connector = %rt.name, reason = %reason,
@@ -332,7 +335,8 @@ impl Dispatcher {
             _ => rt.breaker().success(),
         }
         if let Applied::Dead { error } = applied {
-            tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, error = %error,
+            let error = redact::emails(error);
+            tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, %error,
                 "delivery dead-lettered; see `oie deadletters show {}`", c.id);
         }
     }

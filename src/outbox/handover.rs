@@ -43,6 +43,8 @@ pub struct HandOver {
     pub fires: Vec<Fire>,
     /// (source name, position) to remember.
     pub position: Option<(String, i64)>,
+    /// Routes whose match `repeat_after` held back (for metrics; nothing is stored).
+    pub suppressed: Vec<String>,
 }
 
 impl Outbox {

@@ -82,6 +82,9 @@ impl LeadsSource {
                 .with_label_values(&[&d.route, &d.connector])
                 .inc();
         }
+        for route in &out.suppressed {
+            self.metrics.suppressed.with_label_values(&[route]).inc();
+        }
         Ok(Step {
             leads: leads.len(),
             enqueued,
