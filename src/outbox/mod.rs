@@ -12,7 +12,6 @@ pub use handover::{Fire, HandOver, NewDelivery, Seen};
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::Context as _;
 use rusqlite::Connection;
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -32,13 +31,7 @@ pub struct Depth {
 
 impl Outbox {
     pub fn open(path: &Path) -> anyhow::Result<Outbox> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-        crate::sqlite::tune(&conn)?;
-        conn.execute_batch(SCHEMA)
-            .context("creating the outbox tables")?;
+        let conn = crate::sqlite::open(path, SCHEMA)?;
         Ok(Outbox {
             conn: Mutex::new(conn),
         })

@@ -217,13 +217,8 @@ fn upsert(tx: &rusqlite::Transaction, row: &[(&'static str, SqlValue)]) -> rusql
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::store;
     use crate::store::LeadStore;
-
-    fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("oie.db")).unwrap();
-        (dir, store)
-    }
 
     #[test]
     fn csv_bad_rows_are_reported_and_the_rest_load() {

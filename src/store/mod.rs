@@ -27,3 +27,13 @@ pub trait LeadStore: Send + Sync {
     /// Writes CRM outcomes back. A failure never marks a lead as synced.
     fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()>;
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// A lead store in a temporary folder (kept alive by the returned guard).
+    pub fn store() -> (tempfile::TempDir, super::SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SqliteStore::open(&dir.path().join("oie.db")).unwrap();
+        (dir, store)
+    }
+}

@@ -1,7 +1,6 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::Context as _;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
@@ -18,13 +17,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database and its tables.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-        crate::sqlite::tune(&conn)?;
-        conn.execute_batch(SCHEMA)
-            .context("creating the lead tables")?;
+        let conn = crate::sqlite::open(path, SCHEMA)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -156,12 +149,6 @@ fn write_sync(tx: &rusqlite::Transaction, r: &SyncRecord) -> rusqlite::Result<us
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("oie.db")).unwrap();
-        (dir, store)
-    }
-
     fn record(result: Result<Option<String>, String>, at_ms: i64) -> SyncRecord {
         SyncRecord {
             visitor_id: "v1".into(),
@@ -173,6 +160,7 @@ mod tests {
 
     #[test]
     fn writeback_marks_synced_only_on_success() {
+        use crate::store::tests::store;
         let (_dir, store) = store();
         store
             .record_sync(&[record(Err("VALIDATION".into()), 5)])
