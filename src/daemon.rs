@@ -44,6 +44,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         connectors,
         ..
     } = loaded;
+    let _lock = lock(&data_dir)?;
     let (store, outbox) = open(&data_dir)?;
     let recovered = outbox.recover_inflight()?;
     if recovered > 0 {
@@ -151,6 +152,26 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     let _ = server.await;
     tracing::info!(released, "stopped");
     Ok(())
+}
+
+/// One daemon per data folder: two would both claim the same deliveries. The lock is released
+/// by the OS when the process ends, however it ends.
+fn lock(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("oie.lock");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `oie run` is using {}; run one daemon per data_dir",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 async fn poll_leads(

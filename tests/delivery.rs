@@ -252,6 +252,10 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_zero() {
         assert!(start.elapsed() < Duration::from_secs(10), "never in flight");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A second daemon on the same data folder refuses to start.
+    let second = ws.oie(&["run"]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another `oie run` is using"));
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}");
     assert_eq!(rx.accepted("slow").len(), 1);

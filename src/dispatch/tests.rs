@@ -153,3 +153,150 @@ async fn crm_outcomes_are_written_back_per_lead() {
         "batches respect max_batch: {calls:?}"
     );
 }
+
+/// Always answers `outcome` after `delay`, recording when each call started and how many
+/// calls were in flight at once.
+struct Probe {
+    outcome: Outcome,
+    delay: Duration,
+    started: std::sync::Mutex<Vec<std::time::Instant>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Probe {
+    fn new(outcome: Outcome, delay: Duration) -> Arc<Probe> {
+        Arc::new(Probe {
+            outcome,
+            delay,
+            started: Default::default(),
+            in_flight: Default::default(),
+            most_in_flight: Default::default(),
+        })
+    }
+    fn calls(&self) -> usize {
+        self.started.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl Connector for Probe {
+    fn kind(&self) -> &'static str {
+        "probe"
+    }
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        Ok(context.data().to_string())
+    }
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.started.lock().unwrap().push(std::time::Instant::now());
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        vec![self.outcome.clone(); batch.len()]
+    }
+}
+
+/// Runs `probe` as connector "crm" over `n` queued deliveries for `run_for`.
+async fn drive(probe: Arc<Probe>, settings: &str, n: usize, run_for: Duration) -> Arc<Metrics> {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn LeadStore> =
+        Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
+    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
+    let visitors: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    let handover = HandOver {
+        deliveries: visitors.iter().map(|v| delivery(v)).collect(),
+        ..HandOver::default()
+    };
+    outbox.hand_over(&handover, crate::clock::now_ms()).unwrap();
+    let delivery_settings: ConnectorDelivery = toml::from_str(settings).unwrap();
+    let mut defaults: DeliveryConfig = toml::from_str("max_attempts = 1000").unwrap();
+    defaults.backoff_base = Duration::from_millis(5);
+    defaults.backoff_max = Duration::from_millis(10);
+    let rt = Arc::new(ConnectorRuntime::new(
+        "crm",
+        probe,
+        &delivery_settings,
+        &defaults,
+    ));
+    let (tx, rx) = mpsc::channel(64);
+    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), store));
+    let stop = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let dispatcher = Dispatcher {
+        outbox,
+        metrics: metrics.clone(),
+        records: tx,
+        tasks: TaskTracker::new(),
+        stop: stop.clone(),
+    };
+    let worker = tokio::spawn(dispatcher.clone().run(rt));
+    tokio::time::sleep(run_for).await;
+    stop.cancel();
+    worker.await.unwrap();
+    dispatcher.tasks.close();
+    dispatcher.tasks.wait().await;
+    drop(dispatcher);
+    recorder.await.unwrap();
+    metrics
+}
+
+#[tokio::test]
+async fn the_circuit_opens_and_probes_one_at_a_time() {
+    let probe = Probe::new(Outcome::retry("http_503: down"), Duration::ZERO);
+    let metrics = drive(
+        probe.clone(),
+        "concurrency = 1\nbreaker_threshold = 3\nbreaker_cooldown = \"400ms\"",
+        20,
+        Duration::from_millis(1000),
+    )
+    .await;
+    // Without the breaker, 20 deliveries retried every few ms would make hundreds of calls.
+    // With it: 3 failures open the circuit, then one probe per 400 ms cool-down.
+    let calls = probe.calls();
+    assert!((4..=5).contains(&calls), "{calls} calls");
+    let started = probe.started.lock().unwrap().clone();
+    assert!(
+        started[3] - started[2] >= Duration::from_millis(390),
+        "the probe waited for the cool-down"
+    );
+    assert_eq!(metrics.circuit.with_label_values(&["crm"]).get(), 2, "open");
+}
+
+#[tokio::test]
+async fn the_rate_limit_spaces_requests() {
+    let probe = Probe::new(Outcome::Delivered { record_id: None }, Duration::ZERO);
+    drive(
+        probe.clone(),
+        "rate_limit = 10",
+        30,
+        Duration::from_millis(1000),
+    )
+    .await;
+    // A burst of 10, then one every 100 ms: about 19 in the first second, never 30.
+    let calls = probe.calls();
+    assert!((15..=21).contains(&calls), "{calls} calls in 1 s at 10/s");
+}
+
+#[tokio::test]
+async fn concurrency_is_capped() {
+    let probe = Probe::new(
+        Outcome::Delivered { record_id: None },
+        Duration::from_millis(50),
+    );
+    drive(
+        probe.clone(),
+        "concurrency = 3",
+        30,
+        Duration::from_millis(800),
+    )
+    .await;
+    assert_eq!(
+        probe
+            .most_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    assert_eq!(probe.calls(), 30);
+}

@@ -148,7 +148,9 @@ impl Dispatcher {
                     }
                 },
             };
-            if !self.pace(rt).await {
+            // Failures of the chunks already sent may have opened the circuit meanwhile.
+            let closed = probe || rt.breaker().state() == super::BreakerState::Closed;
+            if !closed || !self.pace(rt).await {
                 self.release(chunk).await;
                 continue;
             }
@@ -334,6 +336,11 @@ impl Dispatcher {
             }
             _ => rt.breaker().success(),
         }
+        let state = rt.breaker().gauge();
+        self.metrics
+            .circuit
+            .with_label_values(&[&rt.name])
+            .set(state);
         if let Applied::Dead { error } = applied {
             let error = redact::emails(error);
             tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, %error,
