@@ -6,6 +6,7 @@
 //! - `store`: the lead store (SQLite) — read changed leads, write CRM outcomes back, import.
 //! - `sources`: turn lead changes into `hot_lead` and `sync` triggers.
 //! - `routing`: CEL routes, first match wins, repeat suppression (pure).
+//! - `scoring`: runs `sql/sqlite/` scoring steps (embedded mode).
 //! - `pipeline`: route → render → idempotency key, for sources and `oie routes test`.
 //! - `outbox`: the durable queue — hand-over, claim, record, dead letters.
 //! - `dispatch`: per-connector loops — batching, rate limit, retries, circuit breaker, recorder.
@@ -26,6 +27,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod redact;
 pub mod routing;
+pub mod scoring;
 pub mod server;
 pub mod sources;
 pub mod sqlite;

@@ -1,5 +1,5 @@
--- Embedded lead store (SQLite): the tables the daemon reads and writes back.
--- Same names and camelCase columns as in BigQuery; times are INTEGER milliseconds since epoch.
+-- Embedded store (SQLite): the same tables and camelCase columns as sql/bigquery/schema.sql.
+-- Times are INTEGER milliseconds since epoch; JSON is TEXT. Idempotent: run at every start.
 
 CREATE TABLE IF NOT EXISTS lead_profiles (
   visitorId          TEXT PRIMARY KEY,
@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS lead_profiles (
   videosCompleted    INTEGER NOT NULL DEFAULT 0,
   maxScrollDepth     INTEGER NOT NULL DEFAULT 0,
   lastPageUrl        TEXT,
+  previousLevel      TEXT,     -- the level before the last change (NULL: first scored)
+  levelChangedAt     INTEGER,
+  scoredAt           INTEGER,  -- :now of the scoring run that last scored this lead
   -- When the profile last changed (ms), set by the triggers below.
   updatedAt          INTEGER NOT NULL DEFAULT 0,
   -- Commit-ordered change number, set by the triggers below: SQLite runs one write
@@ -85,4 +88,103 @@ CREATE TABLE IF NOT EXISTS crm_sync_state (
   lastError     TEXT,
   updatedAt     INTEGER NOT NULL,
   PRIMARY KEY (visitorId, connector)
+);
+
+-- Raw pixel events. eventId is unique: a duplicate delivery of an event is ignored at insert
+-- (INSERT OR IGNORE), where BigQuery deduplicates in its queries instead.
+CREATE TABLE IF NOT EXISTS events (
+  eventId          TEXT NOT NULL UNIQUE,
+  visitorId        TEXT,
+  sessionId        TEXT NOT NULL,
+  eventType        TEXT NOT NULL,
+  timestamp        INTEGER NOT NULL,
+  url              TEXT,
+  path             TEXT,
+  title            TEXT,
+  referrer         TEXT,
+  data             TEXT,
+  serverTimestamp  INTEGER,
+  ip               TEXT,
+  country          TEXT,
+  city             TEXT,
+  region           TEXT,
+  timezone         TEXT,
+  colo             TEXT,
+  asn              INTEGER,
+  userAgent        TEXT,
+  receivedAt       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_visitor ON events (visitorId, timestamp);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (sessionId);
+
+CREATE TABLE IF NOT EXISTS sessions (
+  sessionId        TEXT PRIMARY KEY,
+  visitorId        TEXT,
+  startedAt        INTEGER NOT NULL,
+  endedAt          INTEGER NOT NULL,
+  eventCount       INTEGER NOT NULL,
+  pageviews        INTEGER NOT NULL,
+  activeMs         INTEGER NOT NULL,
+  maxScrollDepth   INTEGER NOT NULL,
+  formSubmissions  INTEGER NOT NULL,
+  landingPath      TEXT,
+  exitPath         TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_by_visitor ON sessions (visitorId, endedAt);
+
+CREATE TABLE IF NOT EXISTS identity_map (
+  shortId       TEXT NOT NULL,
+  email         TEXT,
+  firstName     TEXT,
+  lastName      TEXT,
+  company       TEXT,
+  title         TEXT,
+  campaignId    TEXT,
+  campaignName  TEXT,
+  createdAt     INTEGER NOT NULL,
+  PRIMARY KEY (shortId, createdAt)
+);
+
+CREATE TABLE IF NOT EXISTS email_clicks (
+  clickId    TEXT PRIMARY KEY,
+  visitorId  TEXT,
+  target     TEXT,
+  timestamp  INTEGER NOT NULL,
+  ip         TEXT,
+  country    TEXT,
+  userAgent  TEXT
+);
+
+CREATE TABLE IF NOT EXISTS hot_lead_alerts (
+  alertId         TEXT PRIMARY KEY,
+  visitorId       TEXT NOT NULL,
+  previousLevel   TEXT,
+  newLevel        TEXT NOT NULL,
+  intentScore     INTEGER NOT NULL,
+  levelChangedAt  INTEGER NOT NULL,
+  alertedAt       INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS crm_sync_log (
+  deliveryId    TEXT NOT NULL,
+  visitorId     TEXT NOT NULL,
+  connector     TEXT NOT NULL,
+  success       INTEGER NOT NULL,
+  crmContactId  TEXT,
+  error         TEXT,
+  syncedAt      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS crm_sync_log_by_time ON crm_sync_log (syncedAt);
+
+-- URL-path patterns (LIKE syntax) that make a pageview a pricing, case-study or product view.
+CREATE TABLE IF NOT EXISTS page_classes (
+  pageClass  TEXT NOT NULL CHECK (pageClass IN ('pricing', 'case_study', 'product')),
+  pattern    TEXT NOT NULL,
+  PRIMARY KEY (pageClass, pattern)
+);
+
+-- Where incremental scoring has got to (name = 'events_rowid').
+CREATE TABLE IF NOT EXISTS scoring_state (
+  name   TEXT PRIMARY KEY,
+  value  INTEGER NOT NULL
 );

@@ -18,6 +18,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database and its tables.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let conn = crate::sqlite::open(path, SCHEMA)?;
+        conn.execute_batch(crate::scoring::PAGE_CLASSES)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })

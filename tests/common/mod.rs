@@ -2,6 +2,9 @@
 //! process started on port 0 in a temporary folder.
 #![allow(dead_code)]
 
+pub mod scoring;
+pub mod warehouse;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

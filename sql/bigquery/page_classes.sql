@@ -1,0 +1,12 @@
+-- The default page classes, seeded only into an empty table so your own rows are kept.
+-- Run after schema.sql; the same rows as sql/sqlite/page_classes.sql.
+INSERT INTO `${dataset}.page_classes` (pageClass, pattern)
+SELECT pageClass, pattern FROM (
+  SELECT 'pricing' AS pageClass, '/pricing%' AS pattern UNION ALL
+  SELECT 'pricing', '/plans%' UNION ALL
+  SELECT 'case_study', '/case-studies%' UNION ALL
+  SELECT 'case_study', '/customers%' UNION ALL
+  SELECT 'product', '/product%' UNION ALL
+  SELECT 'product', '/features%'
+)
+WHERE NOT EXISTS (SELECT 1 FROM `${dataset}.page_classes`);

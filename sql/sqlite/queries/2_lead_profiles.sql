@@ -1,0 +1,198 @@
+-- 2. sessions + events → lead_profiles (upsert): counters, intent score and level.
+-- The SQLite twin of sql/bigquery/queries/2_lead_profiles.sql; the same formula in the same
+-- integer arithmetic, so both give every lead the same score.
+-- What: rescores (a) visitors with events since the last run (temp.scoring_run, made by
+--   1_sessions.sql or here), (b) scored leads whose recency band changed by time alone, and
+--   (c) scored leads with an event that has left the 90-day window; then moves the watermark.
+-- When: by `oie` right after 1_sessions.sql, on the same connection.
+-- Reads: the rescored visitors' events (index events_by_visitor) and sessions, identity_map,
+--   page_classes, lead_profiles.
+-- Parameters: :now (ms). Running it twice changes nothing.
+CREATE TEMP TABLE IF NOT EXISTS scoring_run AS
+SELECT
+  COALESCE((SELECT value FROM scoring_state WHERE name = 'events_rowid'), 0) AS since,
+  COALESCE((SELECT MAX(rowid) FROM events), 0) AS upto;
+
+DROP TABLE IF EXISTS temp.scoring_rescore;
+CREATE TEMP TABLE scoring_rescore AS
+SELECT DISTINCT visitorId
+FROM events, temp.scoring_run r
+WHERE events.rowid > r.since AND events.rowid <= r.upto AND visitorId IS NOT NULL
+UNION
+SELECT p.visitorId
+FROM lead_profiles p,
+     (SELECT 86400000 AS band UNION ALL SELECT 259200000 UNION ALL SELECT 604800000
+      UNION ALL SELECT 1209600000 UNION ALL SELECT 2592000000 UNION ALL SELECT 7776000000) b
+WHERE p.scoredAt IS NOT NULL AND p.lastVisitAt IS NOT NULL
+  AND p.scoredAt - p.lastVisitAt <= b.band AND :now - p.lastVisitAt > b.band
+UNION
+SELECT visitorId
+FROM lead_profiles
+WHERE scoredAt IS NOT NULL AND firstVisitAt < :now - 7776000000;
+
+WITH
+params AS (
+  SELECT :now AS nowMs, :now - 7776000000 AS windowStart
+),
+ev AS (
+  SELECT e.*
+  FROM events e, params
+  WHERE e.visitorId IN (SELECT visitorId FROM temp.scoring_rescore)
+    AND e.timestamp >= params.windowStart AND e.timestamp <= params.nowMs
+),
+classified AS (
+  SELECT
+    e.eventId,
+    MIN(CASE pc.pageClass WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END) AS classRank
+  FROM ev e
+  JOIN page_classes pc ON e.path LIKE pc.pattern
+  WHERE e.eventType = 'pageview'
+  GROUP BY e.eventId
+),
+counts AS (
+  SELECT
+    e.visitorId,
+    MIN(e.timestamp) AS firstVisitAt,
+    MAX(e.timestamp) AS lastVisitAt,
+    SUM(e.eventType = 'pageview') AS pageviews,
+    COALESCE(SUM(CASE WHEN e.eventType = 'page_exit' THEN CAST(json_extract(e.data, '$.activeMs') AS INTEGER) END), 0) AS activeMs,
+    SUM(c.classRank = 1) AS pricing,
+    SUM(c.classRank = 2) AS caseStudies,
+    SUM(c.classRank = 3) AS products,
+    SUM(e.eventType = 'form_submit') AS forms,
+    COALESCE(MAX(CASE WHEN e.eventType = 'scroll_depth' THEN CAST(json_extract(e.data, '$.depth') AS INTEGER) END), 0) AS maxScrollDepth
+  FROM ev e
+  LEFT JOIN classified c ON c.eventId = e.eventId
+  GROUP BY e.visitorId
+),
+videos AS (
+  SELECT visitorId, COUNT(*) AS videosCompleted
+  FROM (
+    SELECT visitorId, json_extract(data, '$.src') AS src,
+           MAX(CAST(json_extract(data, '$.percent') AS INTEGER)) AS percent
+    FROM ev
+    WHERE eventType = 'video_play'
+    GROUP BY visitorId, src
+  )
+  WHERE percent >= 90
+  GROUP BY visitorId
+),
+sess AS (
+  SELECT s.visitorId, COUNT(*) AS sessions, SUM(s.maxScrollDepth >= 75) AS deepSessions
+  FROM sessions s, params
+  WHERE s.visitorId IN (SELECT visitorId FROM temp.scoring_rescore)
+    AND s.endedAt >= params.windowStart AND s.startedAt <= params.nowMs
+  GROUP BY s.visitorId
+),
+lastPage AS (
+  SELECT visitorId, page
+  FROM (
+    SELECT visitorId, COALESCE(url, path) AS page,
+           ROW_NUMBER() OVER (PARTITION BY visitorId ORDER BY timestamp DESC, eventId DESC) AS rn
+    FROM ev
+    WHERE eventType = 'pageview'
+  )
+  WHERE rn = 1
+),
+identity AS (
+  SELECT *
+  FROM (
+    SELECT i.*, ROW_NUMBER() OVER (PARTITION BY shortId ORDER BY createdAt DESC) AS rn
+    FROM identity_map i
+    WHERE i.shortId IN (SELECT visitorId FROM temp.scoring_rescore)
+  )
+  WHERE rn = 1
+),
+parts AS (
+  SELECT
+    r.visitorId,
+    c.firstVisitAt,
+    c.lastVisitAt,
+    COALESCE(s.sessions, 0) AS sessions,
+    COALESCE(c.pageviews, 0) AS pageviews,
+    COALESCE(c.activeMs, 0) AS activeMs,
+    COALESCE(c.pricing, 0) AS pricing,
+    COALESCE(c.caseStudies, 0) AS caseStudies,
+    COALESCE(c.products, 0) AS products,
+    COALESCE(c.forms, 0) AS forms,
+    COALESCE(v.videosCompleted, 0) AS videosCompleted,
+    COALESCE(c.maxScrollDepth, 0) AS maxScrollDepth,
+    lp.page AS lastPageUrl,
+    CASE
+      WHEN c.lastVisitAt IS NULL THEN 0
+      WHEN p.nowMs - c.lastVisitAt <= 86400000 THEN 30
+      WHEN p.nowMs - c.lastVisitAt <= 259200000 THEN 25
+      WHEN p.nowMs - c.lastVisitAt <= 604800000 THEN 20
+      WHEN p.nowMs - c.lastVisitAt <= 1209600000 THEN 15
+      WHEN p.nowMs - c.lastVisitAt <= 2592000000 THEN 10
+      ELSE 5
+    END AS recency,
+    MIN(20, 4 * COALESCE(s.sessions, 0)) AS frequency,
+    MIN(1500000, 90000 * COALESCE(c.pageviews, 0) + COALESCE(c.activeMs, 0) + 120000 * COALESCE(s.deepSessions, 0)) AS engagementMs,
+    MIN(25, 8 * COALESCE(c.pricing, 0) + 5 * COALESCE(c.caseStudies, 0) + 4 * COALESCE(c.products, 0)) AS highIntent,
+    MIN(20, 15 * COALESCE(c.forms, 0) + 5 * COALESCE(v.videosCompleted, 0)) AS conversions,
+    p.nowMs
+  FROM temp.scoring_rescore r
+  CROSS JOIN params p
+  LEFT JOIN counts c ON c.visitorId = r.visitorId
+  LEFT JOIN sess s ON s.visitorId = r.visitorId
+  LEFT JOIN videos v ON v.visitorId = r.visitorId
+  LEFT JOIN lastPage lp ON lp.visitorId = r.visitorId
+),
+scored AS (
+  SELECT parts.*,
+         MIN(100, (60000 * (recency + frequency + highIntent + conversions) + engagementMs + 30000) / 60000) AS intentScore
+  FROM parts
+)
+INSERT INTO lead_profiles
+  (visitorId, email, firstName, lastName, company, title, campaignId, campaignName,
+   intentScore, engagementLevel, previousLevel, levelChangedAt, firstVisitAt, lastVisitAt,
+   totalSessions, totalPageviews, totalActiveSeconds, pricingPageVisits, caseStudyViews,
+   productPageViews, formSubmissions, videosCompleted, maxScrollDepth, lastPageUrl, scoredAt)
+SELECT
+  sc.visitorId, i.email, i.firstName, i.lastName, i.company, i.title, i.campaignId, i.campaignName,
+  sc.intentScore,
+  CASE
+    WHEN sc.intentScore >= 80 THEN 'burning'
+    WHEN sc.intentScore >= 60 THEN 'hot'
+    WHEN sc.intentScore >= 40 THEN 'warm'
+    ELSE 'cold'
+  END,
+  NULL, sc.nowMs, sc.firstVisitAt, sc.lastVisitAt, sc.sessions, sc.pageviews, sc.activeMs / 1000,
+  sc.pricing, sc.caseStudies, sc.products, sc.forms, sc.videosCompleted, sc.maxScrollDepth,
+  sc.lastPageUrl, sc.nowMs
+FROM scored sc
+LEFT JOIN identity i ON i.shortId = sc.visitorId
+WHERE true
+ON CONFLICT (visitorId) DO UPDATE SET
+  email = COALESCE(excluded.email, email),
+  firstName = COALESCE(excluded.firstName, firstName),
+  lastName = COALESCE(excluded.lastName, lastName),
+  company = COALESCE(excluded.company, company),
+  title = COALESCE(excluded.title, title),
+  campaignId = COALESCE(excluded.campaignId, campaignId),
+  campaignName = COALESCE(excluded.campaignName, campaignName),
+  intentScore = excluded.intentScore,
+  engagementLevel = excluded.engagementLevel,
+  previousLevel = CASE WHEN engagementLevel != excluded.engagementLevel THEN engagementLevel ELSE previousLevel END,
+  levelChangedAt = CASE WHEN engagementLevel != excluded.engagementLevel THEN excluded.levelChangedAt ELSE levelChangedAt END,
+  firstVisitAt = excluded.firstVisitAt,
+  lastVisitAt = excluded.lastVisitAt,
+  totalSessions = excluded.totalSessions,
+  totalPageviews = excluded.totalPageviews,
+  totalActiveSeconds = excluded.totalActiveSeconds,
+  pricingPageVisits = excluded.pricingPageVisits,
+  caseStudyViews = excluded.caseStudyViews,
+  productPageViews = excluded.productPageViews,
+  formSubmissions = excluded.formSubmissions,
+  videosCompleted = excluded.videosCompleted,
+  maxScrollDepth = excluded.maxScrollDepth,
+  lastPageUrl = COALESCE(excluded.lastPageUrl, lastPageUrl),
+  scoredAt = excluded.scoredAt;
+
+INSERT INTO scoring_state (name, value)
+SELECT 'events_rowid', upto FROM temp.scoring_run WHERE true
+ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
+
+DROP TABLE temp.scoring_run;
+DROP TABLE temp.scoring_rescore;

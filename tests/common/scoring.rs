@@ -1,0 +1,329 @@
+//! The scenarios every scoring implementation must pass (issue: warehouse SQL).
+#![allow(dead_code)]
+
+use serde_json::json;
+
+use super::warehouse::{events, fixture, load_fixture, Row, Warehouse};
+
+fn get<'a>(row: &'a Row, column: &str) -> Option<&'a str> {
+    row.get(column).and_then(|v| v.as_deref())
+}
+
+/// Every visitor gets the hand-computed score and level; returns the profiles.
+pub fn fixture_scores(wh: &mut dyn Warehouse) -> Vec<Row> {
+    let f = fixture();
+    load_fixture(wh, &f);
+    wh.run_all(f["nowMs"].as_i64().unwrap());
+    let profiles = wh.table("lead_profiles", "visitorId");
+    let mut wrong = Vec::new();
+    for v in f["visitors"].as_array().unwrap() {
+        let id = v["id"].as_str().unwrap();
+        let Some(p) = profiles.iter().find(|p| get(p, "visitorId") == Some(id)) else {
+            wrong.push(format!("{id}: no profile"));
+            continue;
+        };
+        let expected = (
+            v["score"].to_string(),
+            v["level"].as_str().unwrap().to_string(),
+        );
+        let got = (
+            get(p, "intentScore").unwrap_or("").to_string(),
+            get(p, "engagementLevel").unwrap_or("").to_string(),
+        );
+        if got != expected {
+            wrong.push(format!(
+                "{id} ({}): got {got:?}, want {expected:?} = {}",
+                v["why"], v["arithmetic"]
+            ));
+        }
+        for (column, want) in v["counters"].as_object().into_iter().flatten() {
+            let want = want
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| want.to_string());
+            if get(p, column) != Some(want.as_str()) {
+                wrong.push(format!(
+                    "{id}: {column} = {:?}, want {want}",
+                    get(p, column)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong scores:\n{}", wrong.join("\n"));
+    assert_eq!(
+        profiles.len(),
+        f["visitors"].as_array().unwrap().len(),
+        "anonymous events make no profile"
+    );
+    let sessions = wh.select("SELECT sessionId FROM {}sessions WHERE visitorId IS NULL");
+    assert_eq!(sessions.len(), 1, "anonymous events still make a session");
+    profiles
+}
+
+/// The hot and burning leads of the fixture, best first, with nothing a page may not show.
+pub fn export(wh: &mut dyn Warehouse) {
+    let f = fixture();
+    let rows = wh.run(4, f["nowMs"].as_i64().unwrap());
+    let ids: Vec<&str> = rows.iter().filter_map(|r| get(r, "visitorId")).collect();
+    assert_eq!(ids, vec!["v28", "v32", "v21", "v22", "v31"]);
+    let columns: Vec<&String> = rows[0].keys().collect();
+    assert_eq!(
+        columns,
+        vec![
+            "campaignName",
+            "company",
+            "engagementLevel",
+            "firstName",
+            "intentScore",
+            "visitorId"
+        ]
+    );
+    assert_eq!(get(&rows[1], "firstName"), Some("Jane"));
+}
+
+const TABLES: [(&str, &str); 5] = [
+    ("sessions", "sessionId"),
+    ("lead_profiles", "visitorId"),
+    ("hot_lead_alerts", "alertId"),
+    ("crm_sync_state", "visitorId, connector"),
+    ("page_classes", "pageClass, pattern"),
+];
+
+fn snapshot(wh: &mut dyn Warehouse) -> Vec<Vec<Row>> {
+    TABLES.iter().map(|(t, order)| wh.table(t, order)).collect()
+}
+
+/// After the fixture: every step run again with the same `now` changes nothing.
+pub fn idempotence(wh: &mut dyn Warehouse) {
+    let now = fixture()["nowMs"].as_i64().unwrap();
+    let before = snapshot(wh);
+    for n in 1..=5 {
+        wh.run(n, now);
+        let after = snapshot(wh);
+        for (i, (table, _)) in TABLES.iter().enumerate() {
+            assert_eq!(before[i], after[i], "step {n} run twice changed {table}");
+        }
+    }
+}
+
+/// After the fixture: a new event for one visitor changes only that visitor's rows.
+pub fn incrementality(wh: &mut dyn Warehouse) {
+    let f = fixture();
+    let now = f["nowMs"].as_i64().unwrap();
+    let sessions = wh.table("sessions", "sessionId");
+    let profiles = wh.table("lead_profiles", "visitorId");
+    wh.insert_events(
+        &events(
+            Some("v01"),
+            &json!([["s1", "-30m", "pageview", "/pricing"]]),
+            now,
+            now,
+        )
+        .into_iter()
+        .map(|mut e| {
+            e.event_id = "v01-late".into();
+            e
+        })
+        .collect::<Vec<_>>(),
+    );
+    wh.run_all(now);
+    let changed = |before: &[Row], after: &[Row], key: &str| -> Vec<String> {
+        assert_eq!(before.len(), after.len());
+        before
+            .iter()
+            .zip(after)
+            .filter(|(b, a)| b != a)
+            .map(|(b, _)| get(b, key).unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        changed(&sessions, &wh.table("sessions", "sessionId"), "sessionId"),
+        vec!["v01-s1"]
+    );
+    assert_eq!(
+        changed(
+            &profiles,
+            &wh.table("lead_profiles", "visitorId"),
+            "visitorId"
+        ),
+        vec!["v01"]
+    );
+    let v01 = wh.select(
+        "SELECT intentScore, pricingPageVisits FROM {}lead_profiles WHERE visitorId = 'v01'",
+    );
+    // 30 + 4 + engagement 3 (2 pageviews) + high intent 8 = 45
+    assert_eq!(get(&v01[0], "intentScore"), Some("45"));
+    assert_eq!(get(&v01[0], "pricingPageVisits"), Some("1"));
+}
+
+/// A rise from warm to burning gives one alert row; a second run gives none; a fall gives none.
+pub fn hot_lead_alerts(wh: &mut dyn Warehouse) {
+    let t1: i64 = 1_793_534_400_000;
+    let hour = 3_600_000;
+    let warm = json!([["s1", "-5m", "pageview", "/"], ["s1", "-5m", "form_submit", "/", {"formId": "demo"}]]);
+    wh.insert_events(&events(Some("w1"), &warm, t1, t1));
+    wh.run_all(t1);
+    let level = |wh: &mut dyn Warehouse| {
+        wh.select("SELECT engagementLevel, previousLevel, intentScore FROM {}lead_profiles WHERE visitorId = 'w1'")
+    };
+    // 30 + 4 + 1.5 + 15 = 50.5 → 51
+    assert_eq!(get(&level(wh)[0], "engagementLevel"), Some("warm"));
+    assert!(
+        wh.table("hot_lead_alerts", "alertId").is_empty(),
+        "warm is not hot"
+    );
+
+    let t2 = t1 + hour;
+    let pricing = json!([
+        ["s2", "-2m", "pageview", "/pricing"],
+        ["s2", "-2m", "pageview", "/pricing"],
+        ["s2", "-1m", "pageview", "/pricing"]
+    ]);
+    let mut more = events(Some("w1"), &pricing, t2, t2);
+    more.iter_mut()
+        .for_each(|e| e.event_id = format!("{}-t2", e.event_id));
+    wh.insert_events(&more);
+    wh.run_all(t2);
+    // 30 + 8 (2 sessions) + 6 (4 pageviews) + 24 (3 pricing) + 15 = 83
+    let now_level = level(wh);
+    assert_eq!(get(&now_level[0], "intentScore"), Some("83"));
+    assert_eq!(get(&now_level[0], "engagementLevel"), Some("burning"));
+    let alerts = wh.table("hot_lead_alerts", "alertId");
+    assert_eq!(alerts.len(), 1, "one rise, one alert");
+    assert_eq!(get(&alerts[0], "previousLevel"), Some("warm"));
+    assert_eq!(get(&alerts[0], "newLevel"), Some("burning"));
+    assert_eq!(get(&alerts[0], "intentScore"), Some("83"));
+    wh.run_all(t2);
+    assert_eq!(
+        wh.table("hot_lead_alerts", "alertId").len(),
+        1,
+        "a second run alerts nothing new"
+    );
+
+    // 40 days later, with no new events, time alone lowers the score: a fall, no alert.
+    let t3 = t2 + 40 * 24 * hour;
+    wh.run_all(t3);
+    // recency 5 + 8 + 6 + 24 + 15 = 58
+    let fallen = level(wh);
+    assert_eq!(get(&fallen[0], "intentScore"), Some("58"));
+    assert_eq!(get(&fallen[0], "engagementLevel"), Some("warm"));
+    assert_eq!(get(&fallen[0], "previousLevel"), Some("burning"));
+    assert_eq!(
+        wh.table("hot_lead_alerts", "alertId").len(),
+        1,
+        "a fall alerts nothing"
+    );
+}
+
+/// The latest outcome per lead and connector; a failure never marks a lead as synced.
+pub fn crm_fold(wh: &mut dyn Warehouse) {
+    let now: i64 = 1_793_534_400_000;
+    let m = 60_000;
+    let log = |id: &str,
+               v: &str,
+               c: &str,
+               ok: bool,
+               crm: Option<&str>,
+               err: Option<&str>,
+               at: i64| {
+        json!({"deliveryId": id, "visitorId": v, "connector": c, "success": ok, "crmContactId": crm, "error": err, "syncedAt": at})
+    };
+    wh.insert_sync_log(&[
+        log(
+            "d1",
+            "a",
+            "hubspot",
+            false,
+            None,
+            Some("VALIDATION_ERROR"),
+            now - 3 * m,
+        ),
+        log("d2", "a", "hubspot", true, Some("101"), None, now - 2 * m),
+        log(
+            "d3",
+            "b",
+            "hubspot",
+            false,
+            None,
+            Some("INVALID_EMAIL"),
+            now - m,
+        ),
+        log(
+            "d4",
+            "c",
+            "salesforce",
+            true,
+            Some("003A"),
+            None,
+            now - 5 * m,
+        ),
+        log(
+            "d5",
+            "c",
+            "salesforce",
+            false,
+            None,
+            Some("UNABLE_TO_LOCK_ROW"),
+            now - m,
+        ),
+    ]);
+    wh.run(5, now);
+    let first = wh.table("crm_sync_state", "visitorId, connector");
+    wh.run(5, now);
+    assert_eq!(
+        first,
+        wh.table("crm_sync_state", "visitorId, connector"),
+        "folding twice changes nothing"
+    );
+    type State<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let state: Vec<State> = first
+        .iter()
+        .map(|r| {
+            (
+                get(r, "visitorId"),
+                get(r, "crmContactId"),
+                get(r, "syncedToCRM"),
+                get(r, "lastError"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        state,
+        vec![
+            (Some("a"), Some("101"), Some("1"), None),
+            (Some("b"), None, Some("0"), Some("INVALID_EMAIL")),
+            (
+                Some("c"),
+                Some("003A"),
+                Some("1"),
+                Some("UNABLE_TO_LOCK_ROW")
+            ),
+        ]
+    );
+    assert_eq!(
+        get(&first[2], "lastSyncedAt"),
+        Some((now - 5 * m).to_string().as_str())
+    );
+
+    // A later success clears the error and takes the new id.
+    wh.insert_sync_log(&[log(
+        "d6",
+        "c",
+        "salesforce",
+        true,
+        Some("003B"),
+        None,
+        now + m,
+    )]);
+    wh.run(5, now + 2 * m);
+    let c = wh.select(
+        "SELECT crmContactId, lastError, lastSyncedAt FROM {}crm_sync_state WHERE visitorId = 'c'",
+    );
+    assert_eq!(get(&c[0], "crmContactId"), Some("003B"));
+    assert_eq!(get(&c[0], "lastError"), None);
+}

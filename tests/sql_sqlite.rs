@@ -1,0 +1,37 @@
+//! The SQLite scoring SQL (sql/sqlite) against the hand-computed fixture.
+
+mod common;
+
+use common::scoring;
+use common::warehouse::Sqlite;
+
+#[test]
+fn fixture_scores_and_export() {
+    let mut wh = Sqlite::new();
+    scoring::fixture_scores(&mut wh);
+    scoring::export(&mut wh);
+}
+
+#[test]
+fn each_step_twice_changes_nothing() {
+    let mut wh = Sqlite::new();
+    scoring::fixture_scores(&mut wh);
+    scoring::idempotence(&mut wh);
+}
+
+#[test]
+fn new_events_change_only_their_visitor() {
+    let mut wh = Sqlite::new();
+    scoring::fixture_scores(&mut wh);
+    scoring::incrementality(&mut wh);
+}
+
+#[test]
+fn rises_alert_once_and_falls_never() {
+    scoring::hot_lead_alerts(&mut Sqlite::new());
+}
+
+#[test]
+fn crm_outcomes_fold_into_state() {
+    scoring::crm_fold(&mut Sqlite::new());
+}
