@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS lead_profiles (
 );
 
 CREATE INDEX IF NOT EXISTS lead_profiles_by_change ON lead_profiles (changeSeq);
+-- Incremental scoring finds leads whose score changes by time alone, and fresh level changes.
+CREATE INDEX IF NOT EXISTS lead_profiles_by_last_visit ON lead_profiles (lastVisitAt);
+CREATE INDEX IF NOT EXISTS lead_profiles_by_first_visit ON lead_profiles (firstVisitAt);
+CREATE INDEX IF NOT EXISTS lead_profiles_by_level_change ON lead_profiles (levelChangedAt);
 
 CREATE TRIGGER IF NOT EXISTS lead_profiles_inserted AFTER INSERT ON lead_profiles
 BEGIN
@@ -115,7 +119,7 @@ CREATE TABLE IF NOT EXISTS events (
   receivedAt       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_visitor ON events (visitorId, timestamp);
-CREATE INDEX IF NOT EXISTS events_by_session ON events (sessionId);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (sessionId, eventType, timestamp, eventId);
 
 CREATE TABLE IF NOT EXISTS sessions (
   sessionId        TEXT PRIMARY KEY,

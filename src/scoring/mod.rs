@@ -70,6 +70,15 @@ pub fn run_step(conn: &mut Connection, sql: &str, now_ms: i64) -> rusqlite::Resu
     Ok(out)
 }
 
+/// Rescores what changed since the last run (steps 1–3: sessions, profiles, alerts): what the
+/// daemon runs seconds after events arrive.
+pub fn rescore(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
+    for step in &STEPS[..3] {
+        run_step(conn, step.sql, now_ms)?;
+    }
+    Ok(())
+}
+
 /// Runs all steps; returns the personalization export (step 4).
 pub fn run_all(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<Rows> {
     let mut export = Rows::default();

@@ -15,27 +15,39 @@ WITH touched AS (
   SELECT DISTINCT sessionId
   FROM events, temp.scoring_run r
   WHERE events.rowid > r.since AND events.rowid <= r.upto
+),
+ev AS MATERIALIZED (
+  SELECT sessionId, visitorId, eventId, eventType, timestamp, path, data
+  FROM events
+  WHERE sessionId IN (SELECT sessionId FROM touched)
+),
+rolled AS (
+  SELECT
+    sessionId,
+    MAX(visitorId) AS visitorId,
+    MIN(timestamp) AS startedAt,
+    MAX(timestamp) AS endedAt,
+    COUNT(*) AS eventCount,
+    SUM(eventType = 'pageview') AS pageviews,
+    COALESCE(SUM(CASE WHEN eventType = 'page_exit' THEN CAST(json_extract(data, '$.activeMs') AS INTEGER) END), 0) AS activeMs,
+    COALESCE(MAX(CASE WHEN eventType = 'scroll_depth' THEN CAST(json_extract(data, '$.depth') AS INTEGER) END), 0) AS maxScrollDepth,
+    SUM(eventType = 'form_submit') AS formSubmissions
+  FROM ev
+  GROUP BY sessionId
 )
 INSERT INTO sessions
   (sessionId, visitorId, startedAt, endedAt, eventCount, pageviews, activeMs, maxScrollDepth,
    formSubmissions, landingPath, exitPath)
 SELECT
-  e.sessionId,
-  MAX(e.visitorId),
-  MIN(e.timestamp),
-  MAX(e.timestamp),
-  COUNT(*),
-  SUM(e.eventType = 'pageview'),
-  COALESCE(SUM(CASE WHEN e.eventType = 'page_exit' THEN CAST(json_extract(e.data, '$.activeMs') AS INTEGER) END), 0),
-  COALESCE(MAX(CASE WHEN e.eventType = 'scroll_depth' THEN CAST(json_extract(e.data, '$.depth') AS INTEGER) END), 0),
-  SUM(e.eventType = 'form_submit'),
-  (SELECT p.path FROM events p WHERE p.sessionId = e.sessionId AND p.eventType = 'pageview'
+  r.sessionId, r.visitorId, r.startedAt, r.endedAt, r.eventCount, r.pageviews, r.activeMs,
+  r.maxScrollDepth, r.formSubmissions,
+  -- First and last pageview: one seek each in events_by_session.
+  (SELECT p.path FROM events p WHERE p.sessionId = r.sessionId AND p.eventType = 'pageview'
     ORDER BY p.timestamp, p.eventId LIMIT 1),
-  (SELECT p.path FROM events p WHERE p.sessionId = e.sessionId AND p.eventType = 'pageview'
+  (SELECT p.path FROM events p WHERE p.sessionId = r.sessionId AND p.eventType = 'pageview'
     ORDER BY p.timestamp DESC, p.eventId DESC LIMIT 1)
-FROM events e
-WHERE e.sessionId IN (SELECT sessionId FROM touched)
-GROUP BY e.sessionId
+FROM rolled r
+WHERE true
 ON CONFLICT (sessionId) DO UPDATE SET
   visitorId = excluded.visitorId, startedAt = excluded.startedAt, endedAt = excluded.endedAt,
   eventCount = excluded.eventCount, pageviews = excluded.pageviews, activeMs = excluded.activeMs,

@@ -2,8 +2,9 @@
 -- The SQLite twin of sql/bigquery/queries/2_lead_profiles.sql; the same formula in the same
 -- integer arithmetic, so both give every lead the same score.
 -- What: rescores (a) visitors with events since the last run (temp.scoring_run, made by
---   1_sessions.sql or here), (b) scored leads whose recency band changed by time alone, and
---   (c) scored leads with an event that has left the 90-day window; then moves the watermark.
+--   1_sessions.sql or here), (b) scored leads whose recency band changed by time alone since
+--   the previous run, and (c) scored leads with an event that has left the 90-day window since
+--   the previous run; then moves the watermarks.
 -- When: by `oie` right after 1_sessions.sql, on the same connection.
 -- Reads: the rescored visitors' events (index events_by_visitor) and sessions, identity_map,
 --   page_classes, lead_profiles.
@@ -15,64 +16,80 @@ SELECT
 
 DROP TABLE IF EXISTS temp.scoring_rescore;
 CREATE TEMP TABLE scoring_rescore AS
+WITH last AS (
+  -- The previous run's :now; a crossing in (last, :now] is what this run must catch. Leads
+  -- whose crossing fell before `last` were rescored by that run, so ranges suffice (and use
+  -- the lastVisitAt and firstVisitAt indexes instead of reading every profile).
+  SELECT COALESCE((SELECT value FROM scoring_state WHERE name = 'last_now'), 0) AS at
+),
+bands AS (
+  SELECT 86400000 AS band UNION ALL SELECT 259200000 UNION ALL SELECT 604800000
+  UNION ALL SELECT 1209600000 UNION ALL SELECT 2592000000 UNION ALL SELECT 7776000000
+)
 SELECT DISTINCT visitorId
 FROM events, temp.scoring_run r
 WHERE events.rowid > r.since AND events.rowid <= r.upto AND visitorId IS NOT NULL
 UNION
 SELECT p.visitorId
-FROM lead_profiles p,
-     (SELECT 86400000 AS band UNION ALL SELECT 259200000 UNION ALL SELECT 604800000
-      UNION ALL SELECT 1209600000 UNION ALL SELECT 2592000000 UNION ALL SELECT 7776000000) b
-WHERE p.scoredAt IS NOT NULL AND p.lastVisitAt IS NOT NULL
-  AND p.scoredAt - p.lastVisitAt <= b.band AND :now - p.lastVisitAt > b.band
+FROM bands b, last
+JOIN lead_profiles p
+  ON p.lastVisitAt >= last.at - b.band AND p.lastVisitAt < :now - b.band
+WHERE p.scoredAt IS NOT NULL
 UNION
-SELECT visitorId
-FROM lead_profiles
-WHERE scoredAt IS NOT NULL AND firstVisitAt < :now - 7776000000;
+SELECT p.visitorId
+FROM last
+JOIN lead_profiles p
+  ON p.firstVisitAt >= last.at - 7776000000 AND p.firstVisitAt < :now - 7776000000
+WHERE p.scoredAt IS NOT NULL;
 
 WITH
 params AS (
   SELECT :now AS nowMs, :now - 7776000000 AS windowStart
 ),
-ev AS (
-  SELECT e.*
+-- MATERIALIZED: read the rescored visitors' events once, with what scoring needs extracted
+-- (inlined, SQLite would index the whole events table on every run). A pageview's class is the
+-- first of pricing, case_study, product whose pattern matches its path.
+ev AS MATERIALIZED (
+  SELECT
+    e.eventId,
+    e.visitorId,
+    e.eventType,
+    e.timestamp,
+    COALESCE(e.url, e.path) AS page,
+    CASE WHEN e.eventType = 'pageview' THEN
+      (SELECT MIN(CASE pc.pageClass WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END)
+       FROM page_classes pc WHERE e.path LIKE pc.pattern)
+    END AS classRank,
+    CASE WHEN e.eventType = 'page_exit' THEN CAST(json_extract(e.data, '$.activeMs') AS INTEGER) END AS activeMs,
+    CASE WHEN e.eventType = 'scroll_depth' THEN CAST(json_extract(e.data, '$.depth') AS INTEGER) END AS depth,
+    CASE WHEN e.eventType = 'video_play' THEN json_extract(e.data, '$.src') END AS videoSrc,
+    CASE WHEN e.eventType = 'video_play' THEN CAST(json_extract(e.data, '$.percent') AS INTEGER) END AS videoPercent
   FROM events e, params
   WHERE e.visitorId IN (SELECT visitorId FROM temp.scoring_rescore)
     AND e.timestamp >= params.windowStart AND e.timestamp <= params.nowMs
 ),
-classified AS (
-  SELECT
-    e.eventId,
-    MIN(CASE pc.pageClass WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END) AS classRank
-  FROM ev e
-  JOIN page_classes pc ON e.path LIKE pc.pattern
-  WHERE e.eventType = 'pageview'
-  GROUP BY e.eventId
-),
 counts AS (
   SELECT
-    e.visitorId,
-    MIN(e.timestamp) AS firstVisitAt,
-    MAX(e.timestamp) AS lastVisitAt,
-    SUM(e.eventType = 'pageview') AS pageviews,
-    COALESCE(SUM(CASE WHEN e.eventType = 'page_exit' THEN CAST(json_extract(e.data, '$.activeMs') AS INTEGER) END), 0) AS activeMs,
-    SUM(c.classRank = 1) AS pricing,
-    SUM(c.classRank = 2) AS caseStudies,
-    SUM(c.classRank = 3) AS products,
-    SUM(e.eventType = 'form_submit') AS forms,
-    COALESCE(MAX(CASE WHEN e.eventType = 'scroll_depth' THEN CAST(json_extract(e.data, '$.depth') AS INTEGER) END), 0) AS maxScrollDepth
-  FROM ev e
-  LEFT JOIN classified c ON c.eventId = e.eventId
-  GROUP BY e.visitorId
+    visitorId,
+    MIN(timestamp) AS firstVisitAt,
+    MAX(timestamp) AS lastVisitAt,
+    SUM(eventType = 'pageview') AS pageviews,
+    COALESCE(SUM(activeMs), 0) AS activeMs,
+    SUM(classRank = 1) AS pricing,
+    SUM(classRank = 2) AS caseStudies,
+    SUM(classRank = 3) AS products,
+    SUM(eventType = 'form_submit') AS forms,
+    COALESCE(MAX(depth), 0) AS maxScrollDepth
+  FROM ev
+  GROUP BY visitorId
 ),
 videos AS (
   SELECT visitorId, COUNT(*) AS videosCompleted
   FROM (
-    SELECT visitorId, json_extract(data, '$.src') AS src,
-           MAX(CAST(json_extract(data, '$.percent') AS INTEGER)) AS percent
+    SELECT visitorId, videoSrc, MAX(videoPercent) AS percent
     FROM ev
     WHERE eventType = 'video_play'
-    GROUP BY visitorId, src
+    GROUP BY visitorId, videoSrc
   )
   WHERE percent >= 90
   GROUP BY visitorId
@@ -87,7 +104,7 @@ sess AS (
 lastPage AS (
   SELECT visitorId, page
   FROM (
-    SELECT visitorId, COALESCE(url, path) AS page,
+    SELECT visitorId, page,
            ROW_NUMBER() OVER (PARTITION BY visitorId ORDER BY timestamp DESC, eventId DESC) AS rn
     FROM ev
     WHERE eventType = 'pageview'
@@ -192,6 +209,9 @@ ON CONFLICT (visitorId) DO UPDATE SET
 
 INSERT INTO scoring_state (name, value)
 SELECT 'events_rowid', upto FROM temp.scoring_run WHERE true
+ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
+
+INSERT INTO scoring_state (name, value) VALUES ('last_now', :now)
 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
 
 DROP TABLE temp.scoring_run;
