@@ -32,6 +32,31 @@ pub trait Connector: Send + Sync {
         1
     }
 
+    /// Requests per second when the config sets no `rate_limit` (the vendor's documented
+    /// limit); `None` for no limit.
+    fn default_rate_limit(&self) -> Option<f64> {
+        None
+    }
+
+    /// Requests in flight when the config sets no `concurrency`.
+    fn default_concurrency(&self) -> usize {
+        8
+    }
+
+    /// Whether [`Connector::render_digest`] works: routes with `group_wait` need it.
+    fn supports_digest(&self) -> bool {
+        false
+    }
+
+    /// Renders one message for several deliveries, from their render data (oldest first).
+    fn render_digest(&self, items: &[serde_json::Value]) -> Result<String, crate::RenderError> {
+        let _ = items;
+        Err(crate::RenderError::Render {
+            name: self.kind().to_string(),
+            message: "this connector does not send digests".to_string(),
+        })
+    }
+
     /// Renders the payload for one delivery from `{lead, trigger, route}`.
     fn render(&self, context: &crate::RenderContext) -> Result<String, crate::RenderError>;
 

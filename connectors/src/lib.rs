@@ -11,12 +11,15 @@
 //! - `templates`: handlebars templates, strict, with per-destination escaping.
 //! - `webhook/`: signed JSON POSTs (Standard Webhooks).
 //! - `file/`: JSON lines to a file or stdout.
+//! - `slack/`: incoming webhooks and `chat.postMessage`, Block Kit, digests.
 
 mod connector;
 pub mod duration;
 pub mod file;
+mod http;
 mod outcome;
 pub mod secret;
+pub mod slack;
 pub mod templates;
 pub mod webhook;
 

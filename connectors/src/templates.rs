@@ -13,10 +13,25 @@ use handlebars::{
 };
 
 /// Templates compiled into the binary: (name, source).
-const DEFAULTS: &[(&str, &str)] = &[(
-    "webhook/default",
-    include_str!("../../templates/webhook/default.json.hbs"),
-)];
+const DEFAULTS: &[(&str, &str)] = &[
+    (
+        "webhook/default",
+        include_str!("../../templates/webhook/default.json.hbs"),
+    ),
+    (
+        "slack/hot_lead",
+        include_str!("../../templates/slack/hot_lead.json.hbs"),
+    ),
+    (
+        "slack/digest",
+        include_str!("../../templates/slack/digest.json.hbs"),
+    ),
+];
+
+/// Templates whose name starts with this are Slack messages: `{{…}}` is escaped for Slack
+/// mrkdwn (`&`, `<`, `>`) and then for JSON, so lead-supplied text can never mention
+/// `@channel` or make a link.
+pub const SLACK_PREFIX: &str = "slack/";
 
 /// A problem found while loading templates, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,20 +72,32 @@ impl RenderContext {
 
 /// Every template, compiled.
 pub struct TemplateSet {
+    /// JSON payloads.
     registry: Handlebars<'static>,
+    /// Slack messages (names under `slack/`).
+    slack: Handlebars<'static>,
 }
 
 impl TemplateSet {
     /// The defaults only.
     pub fn defaults() -> Self {
-        let mut registry = new_registry();
+        let mut set = TemplateSet {
+            registry: new_registry(json_escape),
+            slack: new_registry(|text| json_escape(&slack_escape(text))),
+        };
         for (name, source) in DEFAULTS {
             // The defaults are compiled in and covered by tests, so they always parse.
-            registry
-                .register_template_string(name, source)
-                .expect("default templates are valid");
+            set.add(name, source).expect("default templates are valid");
         }
-        TemplateSet { registry }
+        set
+    }
+
+    fn registry_for(&self, name: &str) -> &Handlebars<'static> {
+        if name.starts_with(SLACK_PREFIX) {
+            &self.slack
+        } else {
+            &self.registry
+        }
     }
 
     /// The defaults, overridden and extended by every `*.hbs` file under `dir` (if it exists),
@@ -86,7 +113,7 @@ impl TemplateSet {
                 // Keep the name known, so connectors that use it do not report it missing
                 // on top of the syntax error; the problem itself stops start-up.
                 let name = template_name(dir, &file);
-                set.registry.register_template_string(&name, "").ok();
+                set.add(&name, "").ok();
                 problems.push(problem);
             }
         }
@@ -95,7 +122,12 @@ impl TemplateSet {
 
     /// Adds one template from text, e.g. a per-field template from config.
     pub fn add(&mut self, name: &str, source: &str) -> Result<(), TemplateProblem> {
-        self.registry
+        let registry = if name.starts_with(SLACK_PREFIX) {
+            &mut self.slack
+        } else {
+            &mut self.registry
+        };
+        registry
             .register_template_string(name, source)
             .map_err(|e| TemplateProblem {
                 file: PathBuf::from(name),
@@ -118,7 +150,7 @@ impl TemplateSet {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.registry.has_template(name)
+        self.registry_for(name).has_template(name)
     }
 
     /// Renders `name` and checks that the result is one JSON value (without building it).
@@ -140,7 +172,7 @@ impl TemplateSet {
                 name: name.to_string(),
             });
         }
-        self.registry
+        self.registry_for(name)
             .render_with_context(name, &context.inner)
             .map_err(|e| RenderError::Render {
                 name: name.to_string(),
@@ -149,12 +181,86 @@ impl TemplateSet {
     }
 }
 
-fn new_registry() -> Handlebars<'static> {
+fn new_registry(escape: impl Fn(&str) -> String + Send + Sync + 'static) -> Handlebars<'static> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
-    registry.register_escape_fn(json_escape);
+    registry.register_escape_fn(escape);
     registry.register_helper("json", Box::new(json_helper));
+    registry.register_helper("fire", Box::new(fire_helper));
+    registry.register_helper("name", Box::new(name_helper));
+    registry.register_helper("gt", Box::new(gt_helper));
     registry
+}
+
+/// Escapes text for Slack mrkdwn: `&`, `<` and `>` (which start mentions and links).
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `{{fire level}}`: 🔥 per level above cold (warm 🔥, hot 🔥🔥, burning 🔥🔥🔥).
+fn fire_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut HbsRenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let level = h
+        .param(0)
+        .and_then(|p| p.value().as_str().map(str::to_string));
+    let fires = match level.as_deref() {
+        Some("warm") => "🔥",
+        Some("hot") => "🔥🔥",
+        Some("burning") => "🔥🔥🔥",
+        _ => "",
+    };
+    out.write(fires)?;
+    Ok(())
+}
+
+/// `{{name lead}}`: "First Last", or whichever is known, or "Visitor <id>".
+fn name_helper(
+    h: &Helper,
+    registry: &Handlebars,
+    _: &Context,
+    _: &mut HbsRenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let lead = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("name", 0))?
+        .value();
+    let part = |k: &str| {
+        lead.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let name = match (part("firstName"), part("lastName")) {
+        (Some(f), Some(l)) => format!("{f} {l}"),
+        (Some(one), None) | (None, Some(one)) => one.to_string(),
+        (None, None) => format!("Visitor {}", part("visitorId").unwrap_or("(unknown)")),
+    };
+    // Helper output is not escaped by handlebars; escape it as `{{…}}` would be.
+    out.write(&registry.get_escape_fn()(&name))?;
+    Ok(())
+}
+
+/// `{{#if (gt a b)}}`: numeric comparison.
+fn gt_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut HbsRenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let n = |i: usize| h.param(i).and_then(|p| p.value().as_f64()).unwrap_or(0.0);
+    if n(0) > n(1) {
+        out.write("true")?;
+    }
+    Ok(())
 }
 
 /// Escapes text for the inside of a JSON string literal. Never HTML-escapes.

@@ -2,12 +2,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use super::{sign, SigningKey, WebhookConfig};
 use crate::{
-    classify_status, parse_retry_after, Connector, Delivery, Outcome, RenderContext, RenderError,
-    TemplateSet,
+    classify_status, http, Connector, Delivery, Outcome, RenderContext, RenderError, TemplateSet,
 };
 
 /// A configured webhook endpoint.
@@ -33,8 +32,7 @@ impl Webhook {
             .as_ref()
             .map(|s| SigningKey::parse(s.expose()))
             .transpose()?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let client = http::client()
             .default_headers(headers(&config)?)
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
@@ -64,15 +62,11 @@ impl Webhook {
         match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
+                let retry_after = http::retry_after(response.headers());
                 let body = response.text().await.unwrap_or_default();
                 classify_status(status, retry_after, &body)
             }
-            Err(e) => transport_outcome(e, self.timeout),
+            Err(e) => http::transport_outcome(e, self.timeout),
         }
     }
 }
@@ -93,30 +87,6 @@ fn headers(config: &WebhookConfig) -> Result<HeaderMap, String> {
         map.insert(name, value);
     }
     Ok(map)
-}
-
-/// Transport errors are retried; the URL is stripped because it may carry a token.
-fn transport_outcome(error: reqwest::Error, timeout: Duration) -> Outcome {
-    if error.is_timeout() {
-        return Outcome::retry(format!("timeout: no answer within {timeout:?}"));
-    }
-    let kind = if error.is_connect() {
-        "connect"
-    } else {
-        "transport"
-    };
-    Outcome::retry(format!("{kind}: {}", error_chain(&error.without_url())))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 fn now_secs() -> i64 {

@@ -1,0 +1,44 @@
+//! Pieces every HTTP connector shares.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use crate::{parse_retry_after, Outcome};
+
+/// Transport errors are retried; the URL is stripped because it may carry a token.
+pub fn transport_outcome(error: reqwest::Error, timeout: Duration) -> Outcome {
+    if error.is_timeout() {
+        return Outcome::retry(format!("timeout: no answer within {timeout:?}"));
+    }
+    let kind = if error.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    };
+    Outcome::retry(format!("{kind}: {}", error_chain(&error.without_url())))
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// The `Retry-After` header, if any.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
+/// A client that never follows redirects.
+pub fn client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+}

@@ -1,0 +1,226 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::classify::{error_code, Answer};
+use super::{enforce_limits, SlackConfig, DIGEST_SHOWN};
+use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, Secret, TemplateSet};
+
+/// Where messages go.
+enum Mode {
+    Webhook {
+        url: Secret,
+    },
+    Api {
+        endpoint: String,
+        token: Secret,
+        channel: String,
+        thread_ts: Option<String>,
+    },
+}
+
+/// A configured Slack destination (one channel).
+pub struct Slack {
+    client: reqwest::Client,
+    mode: Mode,
+    templates: Arc<TemplateSet>,
+    template: String,
+    digest_template: String,
+    crm_record_url: Option<String>,
+    timeout: Duration,
+}
+
+impl Slack {
+    pub fn new(config: SlackConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
+        let mode = match (config.webhook_url, config.token, config.channel) {
+            (Some(url), None, _) => {
+                reqwest::Url::parse(url.expose())
+                    .map_err(|e| format!("webhook_url is not a valid URL: {e}"))?;
+                Mode::Webhook { url }
+            }
+            (None, Some(token), Some(channel)) => Mode::Api {
+                endpoint: format!("{}/chat.postMessage", config.base_url.trim_end_matches('/')),
+                token,
+                channel,
+                thread_ts: config.thread_ts,
+            },
+            (None, Some(_), None) => {
+                return Err("`token` needs `channel` (a channel id like C0123ABCD)".into())
+            }
+            (Some(_), Some(_), _) => {
+                return Err("set either `webhook_url` or `token`, not both".into())
+            }
+            (None, None, _) => return Err("set `webhook_url`, or `token` and `channel`".into()),
+        };
+        for name in [&config.template, &config.digest_template] {
+            if !templates.has(name) {
+                return Err(format!("template `{name}` does not exist"));
+            }
+        }
+        let client = http::client()
+            .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(Slack {
+            client,
+            mode,
+            templates,
+            template: config.template,
+            digest_template: config.digest_template,
+            crm_record_url: config.crm_record_url,
+            timeout: config.timeout,
+        })
+    }
+
+    /// The render data plus `crmUrl` (the CRM record link, or null).
+    fn with_crm_url(&self, data: &Value) -> Value {
+        let mut data = data.clone();
+        let id = data["crm"]
+            .as_array()
+            .and_then(|c| c.first())
+            .and_then(|c| c["id"].as_str());
+        let url = match (&self.crm_record_url, id) {
+            (Some(pattern), Some(id)) => Value::String(pattern.replace("{id}", id)),
+            _ => Value::Null,
+        };
+        data["crmUrl"] = url;
+        data
+    }
+
+    fn finish(&self, name: &str, data: Value) -> Result<String, RenderError> {
+        let text = self
+            .templates
+            .render_json(name, &RenderContext::new(data))?;
+        let mut message: Value =
+            serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        enforce_limits(&mut message);
+        Ok(message.to_string())
+    }
+
+    async fn send_one(&self, delivery: &Delivery) -> Outcome {
+        let Ok(message) = serde_json::from_str::<Value>(&delivery.payload) else {
+            return Outcome::permanent("the stored message is not JSON");
+        };
+        match self.post(&message).await {
+            Ok(()) => Outcome::Delivered { record_id: None },
+            Err(Answer::Outcome(o)) => o,
+            Err(Answer::InvalidBlocks) => {
+                tracing::warn!("slack refused the blocks (invalid_blocks); sending the text alone");
+                match self.post(&json!({"text": message["text"]})).await {
+                    Ok(()) => Outcome::Delivered { record_id: None },
+                    Err(Answer::Outcome(o)) => o,
+                    Err(Answer::InvalidBlocks) => {
+                        Outcome::permanent("slack invalid_blocks, even as plain text")
+                    }
+                }
+            }
+        }
+    }
+
+    /// One HTTP call; `Ok` when Slack accepted the message.
+    async fn post(&self, message: &Value) -> Result<(), Answer> {
+        let request = match &self.mode {
+            Mode::Webhook { url } => self.client.post(url.expose()).json(message),
+            Mode::Api {
+                endpoint,
+                token,
+                channel,
+                thread_ts,
+            } => {
+                let mut body = message.clone();
+                body["channel"] = json!(channel);
+                body["unfurl_links"] = json!(false);
+                if let Some(ts) = thread_ts {
+                    body["thread_ts"] = json!(ts);
+                }
+                self.client
+                    .post(endpoint)
+                    .bearer_auth(token.expose())
+                    .json(&body)
+            }
+        };
+        let response = request
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| Answer::Outcome(http::transport_outcome(e, self.timeout)))?;
+        let status = response.status().as_u16();
+        let after = http::retry_after(response.headers());
+        let body = response.text().await.unwrap_or_default();
+        match &self.mode {
+            Mode::Webhook { .. } if status == 200 => Ok(()),
+            Mode::Webhook { .. } => Err(error_code(&body, status, after)),
+            Mode::Api { .. } => api_answer(status, &body, after),
+        }
+    }
+}
+
+/// `chat.postMessage` answers HTTP 200 even on error; the body says which.
+fn api_answer(status: u16, body: &str, after: Option<Duration>) -> Result<(), Answer> {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v["error"].as_str())
+        .unwrap_or_default();
+    match (status, parsed.as_ref().and_then(|v| v["ok"].as_bool())) {
+        (200, Some(true)) => Ok(()),
+        (200, None) => Err(Answer::Outcome(Outcome::retry(
+            "slack answered 200 without a JSON body",
+        ))),
+        _ => Err(error_code(code, status, after)),
+    }
+}
+
+#[async_trait]
+impl Connector for Slack {
+    fn kind(&self) -> &'static str {
+        "slack"
+    }
+
+    /// About one message per second per channel, as Slack documents.
+    fn default_rate_limit(&self) -> Option<f64> {
+        Some(1.0)
+    }
+
+    /// One at a time, so messages arrive in order.
+    fn default_concurrency(&self) -> usize {
+        1
+    }
+
+    fn supports_digest(&self) -> bool {
+        true
+    }
+
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        self.finish(&self.template, self.with_crm_url(context.data()))
+    }
+
+    fn render_digest(&self, items: &[Value]) -> Result<String, RenderError> {
+        let leads: Vec<Value> = items
+            .iter()
+            .take(DIGEST_SHOWN)
+            .map(|i| self.with_crm_url(i))
+            .collect();
+        let data = json!({
+            "count": items.len(),
+            "plural": items.len() != 1,
+            "more": items.len().saturating_sub(DIGEST_SHOWN),
+            "leads": leads,
+            "route": items.first().map(|i| i["route"].clone()).unwrap_or(Value::Null),
+        });
+        self.finish(&self.digest_template, data)
+    }
+
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            outcomes.push(self.send_one(delivery).await);
+        }
+        outcomes
+    }
+}

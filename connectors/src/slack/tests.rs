@@ -1,0 +1,371 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::{Connector, Delivery, Outcome, RenderContext, Secret, TemplateSet};
+
+fn lead(overrides: Value) -> Value {
+    let mut lead = json!({
+        "visitorId": "ab3f9", "email": "jane@acme.example", "firstName": "Jane", "lastName": "Doe",
+        "company": "Acme", "title": "VP Sales", "campaignId": "q4", "campaignName": "Q4 Outbound",
+        "intentScore": 86, "engagementLevel": "burning", "totalSessions": 3, "pricingPageVisits": 2,
+        "formSubmissions": 1, "lastPageUrl": "https://acme.example/pricing"
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        lead[k] = v.clone();
+    }
+    lead
+}
+
+fn data(lead: Value) -> Value {
+    json!({"lead": lead, "trigger": {"kind": "hot_lead", "level": "burning", "previousLevel": "warm", "at": "2026-11-26T10:00:00.000Z"}, "route": "hot"})
+}
+
+fn config(extra: Value) -> SlackConfig {
+    let mut c = json!({"webhook_url": "${OIE_TEST_SLACK_WEBHOOK}"});
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    std::env::set_var("OIE_TEST_SLACK_WEBHOOK", "http://127.0.0.1:9/hook");
+    std::env::set_var("OIE_TEST_SLACK_TOKEN", "xoxb-test");
+    serde_json::from_value(c).unwrap()
+}
+
+fn slack(extra: Value) -> Slack {
+    Slack::new(config(extra), Arc::new(TemplateSet::defaults())).unwrap()
+}
+
+fn render(lead: Value) -> Value {
+    let text = slack(json!({}))
+        .render(&RenderContext::new(data(lead)))
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every text the message shows, for looking at it as a reader would.
+fn texts(message: &Value) -> Vec<String> {
+    let mut out = vec![message["text"].as_str().unwrap().to_string()];
+    for b in message["blocks"].as_array().unwrap() {
+        for t in [&b["text"]["text"], &b["text"]] {
+            if let Some(s) = t.as_str() {
+                out.push(s.to_string());
+            }
+        }
+        for f in b["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(b["elements"].as_array().into_iter().flatten())
+        {
+            if let Some(s) = f["text"].as_str() {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_default_alert_matches_its_golden_file() {
+    let message = render(lead(json!({})));
+    let golden: Value = serde_json::from_str(include_str!("golden/hot_lead_full.json")).unwrap();
+    assert_eq!(
+        message,
+        golden,
+        "{}",
+        serde_json::to_string_pretty(&message).unwrap()
+    );
+}
+
+#[test]
+fn missing_optional_fields_still_read_well() {
+    let bare = lead(
+        json!({"firstName": null, "lastName": null, "company": null, "title": null,
+                           "campaignName": null, "lastPageUrl": null}),
+    );
+    let message = render(bare);
+    let golden: Value = serde_json::from_str(include_str!("golden/hot_lead_bare.json")).unwrap();
+    assert_eq!(
+        message,
+        golden,
+        "{}",
+        serde_json::to_string_pretty(&message).unwrap()
+    );
+    for text in texts(&message) {
+        assert!(
+            !text.contains("undefined") && !text.contains("null"),
+            "{text}"
+        );
+        assert!(
+            !text.trim().is_empty() && !text.ends_with('\n'),
+            "empty field: {text:?}"
+        );
+    }
+    assert_eq!(message["blocks"][0]["text"]["text"], "🔥🔥🔥 Visitor ab3f9");
+    let only_last = render(lead(json!({"firstName": null, "company": null})));
+    assert_eq!(only_last["blocks"][0]["text"]["text"], "🔥🔥🔥 Doe");
+}
+
+#[test]
+fn lead_text_can_neither_mention_nor_link() {
+    let evil = "<!channel> *Acme* & <https://evil.example|click>";
+    let text = slack(json!({}))
+        .render(&RenderContext::new(data(lead(
+            json!({"company": evil, "title": evil}),
+        ))))
+        .unwrap();
+    let message: Value = serde_json::from_str(&text).expect("valid JSON");
+    for t in texts(&message) {
+        assert!(!t.contains("<!channel>") && !t.contains("<https://"), "{t}");
+    }
+    let escaped = "&lt;!channel&gt; *Acme* &amp; &lt;https://evil.example|click&gt;";
+    assert!(
+        message["text"].as_str().unwrap().contains(escaped),
+        "{}",
+        message["text"]
+    );
+    assert!(texts(&message)
+        .iter()
+        .any(|t| t.contains(&format!("*Title*\n{escaped}"))));
+}
+
+#[test]
+fn limits_are_enforced_with_an_ellipsis() {
+    let long = "x".repeat(5000);
+    let message = render(lead(json!({"firstName": long.clone(), "title": long})));
+    let header = message["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert_eq!(header.chars().count(), 150);
+    assert!(header.ends_with('…'));
+    for f in message["blocks"][1]["fields"].as_array().unwrap() {
+        assert!(f["text"].as_str().unwrap().chars().count() <= 2000);
+    }
+    let mut big = json!({"blocks": (0..60).map(|i| json!({"type": "section", "text": {"type": "mrkdwn", "text": i.to_string()}})).collect::<Vec<_>>()});
+    enforce_limits(&mut big);
+    let blocks = big["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 50);
+    assert_eq!(blocks[49]["elements"][0]["text"], "…and 11 more");
+    assert_eq!(
+        big["text"], "New hot lead",
+        "a text fallback is always sent"
+    );
+}
+
+#[test]
+fn a_digest_lists_leads_within_the_limits() {
+    let items: Vec<Value> = (0..32)
+        .map(|i| {
+            data(lead(
+                json!({"visitorId": format!("v{i}"), "firstName": format!("Lead{i}")}),
+            ))
+        })
+        .collect();
+    let message: Value =
+        serde_json::from_str(&slack(json!({})).render_digest(&items).unwrap()).unwrap();
+    let blocks = message["blocks"].as_array().unwrap();
+    assert_eq!(message["text"], "32 new hot leads");
+    assert_eq!(blocks.len(), 1 + DIGEST_SHOWN + 1);
+    assert!(blocks.len() <= 50);
+    assert_eq!(
+        blocks.last().unwrap()["elements"][0]["text"],
+        "…and 12 more"
+    );
+    assert!(blocks[1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("🔥🔥🔥 *Lead0 Doe* · Acme — score 86, 2 pricing visits"));
+    let one: Value =
+        serde_json::from_str(&slack(json!({})).render_digest(&items[..1]).unwrap()).unwrap();
+    assert_eq!(one["text"], "1 new hot lead");
+}
+
+#[test]
+fn crm_link_when_a_record_is_known() {
+    let s = slack(json!({"crm_record_url": "https://crm.example/leads/{id}"}));
+    let mut d = data(lead(json!({})));
+    d["crm"] = json!([{"connector": "hubspot", "id": "901"}]);
+    let message: Value = serde_json::from_str(&s.render(&RenderContext::new(d)).unwrap()).unwrap();
+    let actions = message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .unwrap();
+    assert_eq!(
+        actions["elements"][0]["url"],
+        "https://crm.example/leads/901"
+    );
+    let without = render(lead(json!({})));
+    assert!(!without["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["type"] == "actions"));
+}
+
+#[test]
+fn config_needs_one_mode() {
+    let templates = Arc::new(TemplateSet::defaults());
+    let none: SlackConfig = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(
+        Slack::new(none, templates.clone()).err().unwrap(),
+        "set `webhook_url`, or `token` and `channel`"
+    );
+    std::env::set_var("OIE_TEST_SLACK_TOKEN", "xoxb-test");
+    let no_channel: SlackConfig =
+        serde_json::from_value(json!({"token": "${OIE_TEST_SLACK_TOKEN}"})).unwrap();
+    assert!(Slack::new(no_channel, templates)
+        .err()
+        .unwrap()
+        .contains("needs `channel`"));
+    let literal = serde_json::from_value::<SlackConfig>(json!({"token": "xoxb-literal"}));
+    assert!(literal.is_err(), "tokens are never literals");
+}
+
+type Seen = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
+
+/// Answers each request with the next (status, headers, body) in `answers`.
+async fn fake(answers: Vec<(u16, Option<&'static str>, &'static str)>) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let answers = Arc::new(Mutex::new(answers.into_iter()));
+    let log = seen.clone();
+    let handler = move |headers: HeaderMap, body: String| {
+        let (log, answers) = (log.clone(), answers.clone());
+        async move {
+            log.lock()
+                .unwrap()
+                .push((headers, serde_json::from_str(&body).unwrap()));
+            let (status, retry, body) = answers.lock().unwrap().next().unwrap_or((200, None, "ok"));
+            let mut h = HeaderMap::new();
+            if let Some(r) = retry {
+                h.insert("retry-after", r.parse().unwrap());
+            }
+            (StatusCode::from_u16(status).unwrap(), h, body).into_response()
+        }
+    };
+    let app = Router::new()
+        .route("/hook", post(handler.clone()))
+        .route("/api/chat.postMessage", post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
+fn delivery() -> Delivery {
+    let payload = slack(json!({}))
+        .render(&RenderContext::new(data(lead(json!({})))))
+        .unwrap();
+    Delivery {
+        key: "k".into(),
+        visitor_id: "ab3f9".into(),
+        payload,
+        attempt: 1,
+    }
+}
+
+fn webhook_to(base: &str) -> Slack {
+    let mut c = config(json!({}));
+    c.webhook_url = Some(Secret::new(format!("{base}/hook")));
+    Slack::new(c, Arc::new(TemplateSet::defaults())).unwrap()
+}
+
+fn api_to(base: &str) -> Slack {
+    slack(
+        json!({"webhook_url": null, "token": "${OIE_TEST_SLACK_TOKEN}", "channel": "C0123", "thread_ts": "171.1", "base_url": format!("{base}/api")}),
+    )
+}
+
+#[tokio::test]
+async fn incoming_webhook_answers() {
+    let cases: Vec<(u16, Option<&'static str>, &'static str, &str)> = vec![
+        (200, None, "ok", "delivered"),
+        (404, None, "channel_not_found", "permanent"),
+        (404, None, "no_service", "permanent"),
+        (410, None, "channel_is_archived", "permanent"),
+        (403, None, "action_prohibited", "permanent"),
+        (429, Some("3"), "rate_limited", "retry"),
+        (500, None, "rollup_error", "retry"),
+    ];
+    for (status, retry, body, expected) in cases {
+        let (base, seen) = fake(vec![(status, retry, body)]).await;
+        let outcome = webhook_to(&base).send(&[delivery()]).await.remove(0);
+        assert_eq!(outcome.label(), expected, "{status} {body}");
+        if retry.is_some() {
+            assert!(
+                matches!(outcome, Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(3))
+            );
+        }
+        assert!(seen.lock().unwrap()[0].1["blocks"].is_array());
+    }
+}
+
+#[tokio::test]
+async fn invalid_blocks_falls_back_once_to_text() {
+    let (base, seen) = fake(vec![(400, None, "invalid_blocks"), (200, None, "ok")]).await;
+    let outcome = webhook_to(&base).send(&[delivery()]).await.remove(0);
+    assert_eq!(outcome, Outcome::Delivered { record_id: None });
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].1.get("blocks").is_none());
+    assert!(seen[1].1["text"]
+        .as_str()
+        .unwrap()
+        .contains("Jane Doe from Acme"));
+}
+
+#[tokio::test]
+async fn chat_post_message_answers() {
+    let cases: Vec<(u16, Option<&'static str>, &'static str, &str)> = vec![
+        (200, None, r#"{"ok":true,"ts":"1.2"}"#, "delivered"),
+        (
+            200,
+            None,
+            r#"{"ok":false,"error":"not_in_channel"}"#,
+            "permanent",
+        ),
+        (
+            200,
+            None,
+            r#"{"ok":false,"error":"invalid_auth"}"#,
+            "permanent",
+        ),
+        (
+            200,
+            None,
+            r#"{"ok":false,"error":"missing_scope"}"#,
+            "permanent",
+        ),
+        (
+            200,
+            None,
+            r#"{"ok":false,"error":"internal_error"}"#,
+            "retry",
+        ),
+        (
+            429,
+            Some("2"),
+            r#"{"ok":false,"error":"ratelimited"}"#,
+            "retry",
+        ),
+        (503, None, "", "retry"),
+    ];
+    for (status, retry, body, expected) in cases {
+        let (base, seen) = fake(vec![(status, retry, body)]).await;
+        let outcome = api_to(&base).send(&[delivery()]).await.remove(0);
+        assert_eq!(outcome.label(), expected, "{body}");
+        let (headers, sent) = seen.lock().unwrap()[0].clone();
+        assert_eq!(headers["authorization"], "Bearer xoxb-test");
+        assert_eq!(sent["channel"], "C0123");
+        assert_eq!(sent["thread_ts"], "171.1");
+    }
+}
