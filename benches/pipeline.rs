@@ -107,6 +107,7 @@ fn enqueue_rate(n: usize, receiver: &str) {
                 lead: l,
                 triggers: vec![Trigger::hot_lead(l.level(), None, l.version(), now)],
                 fires: HashMap::new(),
+                crm: Vec::new(),
             })
             .collect();
         let t = Instant::now();
@@ -145,7 +146,13 @@ async fn delivery_rate(n: usize, receiver: &str) {
     for i in 0..n {
         let l = Lead::from_json(lead(i).as_object().unwrap());
         let t = Trigger::sync(l.level(), l.version(), now_ms());
-        pipeline.route_into(&eval, &l, &t, &HashMap::new(), now_ms(), &mut out);
+        let work = Work {
+            lead: &l,
+            triggers: Vec::new(),
+            fires: HashMap::new(),
+            crm: Vec::new(),
+        };
+        pipeline.route_into(&eval, &work, &t, now_ms(), &mut out);
     }
     drop(eval);
     outbox.hand_over(&out, now_ms()).unwrap();

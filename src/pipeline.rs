@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::ConnectorHandle;
 use crate::lead::Lead;
-use crate::outbox::{Fire, HandOver, NewDelivery};
+use crate::outbox::{Fire, Group, HandOver, NewDelivery};
 use crate::routing::{Evaluator, LastFire, Router, Trigger};
 
 /// Router plus connectors.
@@ -23,6 +23,8 @@ pub struct Work<'a> {
     pub lead: &'a Lead,
     pub triggers: Vec<Trigger>,
     pub fires: HashMap<String, LastFire>,
+    /// Known CRM records of the lead: (connector, record id).
+    pub crm: Vec<(String, String)>,
 }
 
 /// Below this many leads a page is routed on the calling thread.
@@ -77,7 +79,7 @@ impl Pipeline {
         let mut out = HandOver::default();
         for w in work {
             for trigger in &w.triggers {
-                self.route_into(&eval, w.lead, trigger, &w.fires, now_ms, &mut out);
+                self.route_into(&eval, w, trigger, now_ms, &mut out);
             }
         }
         out
@@ -87,25 +89,38 @@ impl Pipeline {
     pub fn route_into(
         &self,
         eval: &Evaluator,
-        lead: &Lead,
+        work: &Work,
         trigger: &Trigger,
-        fires: &HashMap<String, LastFire>,
         now_ms: i64,
         out: &mut HandOver,
     ) -> Vec<Routed> {
+        let Work {
+            lead, fires, crm, ..
+        } = work;
         let input = self.router.input(lead, trigger, now_ms);
         let mut routed = Vec::new();
         for m in eval.evaluate(&input, |r| fires.get(r).copied()) {
             let route = &m.route.name;
             let mut deliveries = Vec::new();
             if !m.suppressed {
+                let crm: Vec<Value> = crm
+                    .iter()
+                    .map(|(c, id)| json!({"connector": c, "id": id}))
+                    .collect();
                 let context = RenderContext::new(json!({
                     "lead": Value::Object(lead.as_json().clone()),
                     "trigger": trigger.to_json(),
                     "route": route,
+                    "crm": crm,
                 }));
                 for connector in &m.route.to {
-                    deliveries.push(self.delivery(route, connector, lead, trigger, &context));
+                    let mut d = self.delivery(route, connector, lead, trigger, &context);
+                    d.group = m.route.group_wait.map(|wait| Group {
+                        key: route.clone(),
+                        wait_ms: wait.as_millis() as i64,
+                        context: context.data().to_string(),
+                    });
+                    deliveries.push(d);
                 }
                 if m.route.repeat_after.is_some() {
                     out.fires.push(Fire {
@@ -150,6 +165,7 @@ impl Pipeline {
             visitor_id: lead.visitor_id().to_string(),
             trigger_kind: trigger.kind.as_str().to_string(),
             payload,
+            group: None,
         }
     }
 }

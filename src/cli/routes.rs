@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use crate::clock::now_ms;
 use crate::lead::{Lead, Level};
 use crate::outbox::HandOver;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Work};
 use crate::routing::Trigger;
 
 pub fn test(
@@ -29,14 +29,13 @@ pub fn test(
         connectors: loaded.connectors,
     };
     let eval = pipeline.router.evaluator();
-    let routed = pipeline.route_into(
-        &eval,
-        &lead,
-        &trigger,
-        &HashMap::new(),
-        now,
-        &mut HandOver::default(),
-    );
+    let work = Work {
+        lead: &lead,
+        triggers: Vec::new(),
+        fires: HashMap::new(),
+        crm: Vec::new(),
+    };
+    let routed = pipeline.route_into(&eval, &work, &trigger, now, &mut HandOver::default());
     println!("trigger: {}", trigger.to_json());
     if routed.is_empty() {
         println!("no route matches; nothing would be sent");

@@ -152,6 +152,10 @@ pub struct RouteConfig {
     /// rose (e.g. "24h").
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub repeat_after: Option<Duration>,
+    /// Collect this route's deliveries for this long and send one digest per connector
+    /// (e.g. "30s"); only for connectors that send digests (Slack).
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub group_wait: Option<Duration>,
 }
 
 /// One `[connectors.NAME]` table: the shared delivery settings plus the kind's own.
@@ -169,18 +173,20 @@ pub struct ConnectorEntry {
 pub enum ConnectorSettings {
     Webhook(oie_connectors::webhook::WebhookConfig),
     File(oie_connectors::file::FileConfig),
+    Slack(oie_connectors::slack::SlackConfig),
 }
 
 /// Delivery settings every connector accepts, next to its own keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorDelivery {
-    /// Requests per second at most (default: the vendor's documented limit; webhooks 50).
+    /// Requests per second at most (default: the vendor's documented limit — Slack 1 per
+    /// channel; none for webhooks and files).
     #[serde(default)]
     pub rate_limit: Option<f64>,
-    /// Requests in flight at once (default 8).
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
+    /// Requests in flight at once (default 8; Slack 1, to keep messages in order).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     /// Deliveries per request, up to the connector's own maximum.
     #[serde(default)]
     pub batch_size: Option<usize>,
@@ -254,9 +260,6 @@ fn default_retain() -> Duration {
 }
 fn default_when() -> Spanned<String> {
     Spanned::new(0..0, "true".to_string())
-}
-fn default_concurrency() -> usize {
-    8
 }
 fn default_breaker() -> u32 {
     5

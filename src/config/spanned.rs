@@ -13,7 +13,7 @@ use super::problem::line_of;
 use super::Problem;
 
 const SECTIONS: &str = "engine, server, store, sources, delivery, routes, connectors";
-const KINDS: &str = "webhook, file";
+const KINDS: &str = "webhook, file, slack";
 
 /// Where problems go, with the text to turn offsets into lines.
 struct Ctx<'a> {
@@ -222,6 +222,7 @@ fn read_kind(
     match kind.get_ref().as_str() {
         Some("webhook") => read(ctx, label, own).map(ConnectorSettings::Webhook),
         Some("file") => read(ctx, label, own).map(ConnectorSettings::File),
+        Some("slack") => read(ctx, label, own).map(ConnectorSettings::Slack),
         Some(other) => {
             ctx.problem(
                 kind.span().start,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use oie_connectors::file::FileSink;
+use oie_connectors::slack::Slack;
 use oie_connectors::webhook::Webhook;
 use oie_connectors::{Connector, TemplateSet};
 
@@ -48,6 +49,7 @@ pub fn validate(
         ));
     }
     let connectors = build_connectors(path, &base, &mut config, &templates, problems);
+    check_digests(path, text, &config, &connectors, problems);
     problems.is_empty().then(|| Loaded {
         data_dir,
         templates,
@@ -114,11 +116,42 @@ fn compile_routes(
                     .collect(),
                 continue_matching: route.continue_matching,
                 repeat_after: route.repeat_after,
+                group_wait: route.group_wait,
             }),
             Err(e) => problems.push(at(route.when.span().start, format!("route `{name}`: {e}"))),
         }
     }
     routes
+}
+
+/// A route with `group_wait` sends digests, which only some connectors can render.
+fn check_digests(
+    path: &Path,
+    text: &str,
+    config: &Config,
+    connectors: &BTreeMap<String, ConnectorHandle>,
+    problems: &mut Vec<Problem>,
+) {
+    for route in config.routes.iter().filter(|r| r.group_wait.is_some()) {
+        for target in route.to.get_ref() {
+            let Some(handle) = connectors.get(target.get_ref()) else {
+                continue;
+            };
+            if !handle.connector.supports_digest() {
+                problems.push(Problem::at(
+                    path,
+                    text,
+                    target.span().start,
+                    format!(
+                        "route `{}` has group_wait, but connector `{}` ({}) cannot send digests; only slack can",
+                        route.name.get_ref(),
+                        target.get_ref(),
+                        handle.connector.kind()
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn known(config: &Config) -> String {
@@ -172,6 +205,7 @@ fn build(
 ) -> Result<Arc<dyn Connector>, String> {
     Ok(match settings {
         ConnectorSettings::Webhook(c) => Arc::new(Webhook::new(c, templates)?),
+        ConnectorSettings::Slack(c) => Arc::new(Slack::new(c, templates)?),
         ConnectorSettings::File(mut c) => {
             if c.path != "-" && Path::new(&c.path).is_relative() {
                 c.path = base.join(&c.path).to_string_lossy().into_owned();
@@ -185,7 +219,7 @@ fn check_delivery(d: &ConnectorDelivery, connector: &dyn Connector) -> Result<()
     if d.rate_limit.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         return Err("rate_limit must be a positive number of requests per second".into());
     }
-    if d.concurrency == 0 {
+    if d.concurrency == Some(0) {
         return Err("concurrency must be at least 1".into());
     }
     if let Some(size) = d.batch_size {

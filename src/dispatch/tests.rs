@@ -60,6 +60,7 @@ fn delivery(visitor: &str) -> NewDelivery {
         visitor_id: visitor.into(),
         trigger_kind: "sync".into(),
         payload: Ok("{}".into()),
+        group: None,
     }
 }
 
@@ -274,9 +275,15 @@ async fn the_rate_limit_spaces_requests() {
         Duration::from_millis(1000),
     )
     .await;
-    // A burst of 10, then one every 100 ms: about 19 in the first second, never 30.
+    // One every 100 ms, evenly spaced: about 10 in the first second, never 30.
     let calls = probe.calls();
-    assert!((15..=21).contains(&calls), "{calls} calls in 1 s at 10/s");
+    assert!((8..=11).contains(&calls), "{calls} calls in 1 s at 10/s");
+    let started = probe.started.lock().unwrap().clone();
+    let gaps: Vec<Duration> = started.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(90)),
+        "no bursts: {gaps:?}"
+    );
 }
 
 #[tokio::test]

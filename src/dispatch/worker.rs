@@ -48,13 +48,18 @@ impl ConnectorRuntime {
             cap: defaults.backoff_max,
         };
         let batch = d.batch_size.unwrap_or(connector.max_batch()).max(1);
+        let concurrency = d
+            .concurrency
+            .unwrap_or(connector.default_concurrency())
+            .max(1);
+        let rate = d.rate_limit.or(connector.default_rate_limit());
         ConnectorRuntime {
             name: name.to_string(),
             connector,
             policy,
             batch,
-            slots: Arc::new(Semaphore::new(d.concurrency.max(1))),
-            limiter: d.rate_limit.map(limiter),
+            slots: Arc::new(Semaphore::new(concurrency)),
+            limiter: rate.map(limiter),
             breaker: Mutex::new(Breaker::new(d.breaker_threshold, d.breaker_cooldown)),
             wake: Notify::new(),
             disabled: AtomicBool::new(false),
@@ -72,14 +77,14 @@ impl ConnectorRuntime {
     }
 }
 
-/// `rate` requests per second, with bursts of at most one second's worth.
+/// `rate` requests per second, evenly spaced (no bursts): vendors such as Slack count per
+/// second per channel, so a burst would meet their limit even when the average does not.
 fn limiter(rate: f64) -> DefaultDirectRateLimiter {
     let period = Duration::from_secs_f64(1.0 / rate);
-    let burst = NonZeroU32::new(rate.floor().max(1.0) as u32).unwrap_or(NonZeroU32::MIN);
     // Config checks make `rate` positive and finite, so the period is non-zero.
     let quota = Quota::with_period(period)
         .expect("positive rate")
-        .allow_burst(burst);
+        .allow_burst(NonZeroU32::MIN);
     RateLimiter::direct(quota)
 }
 
@@ -136,29 +141,67 @@ impl Dispatcher {
         if claimed.is_empty() {
             return false;
         }
+        let units = self.units(rt, claimed).await;
         let mut slot = Some(first);
-        for chunk in claimed.chunks(rt.batch) {
+        for unit in units {
             let permit = match slot.take() {
                 Some(p) => p,
                 None => match rt.slots.clone().try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => {
-                        self.release(chunk).await;
+                        self.release(unit.members()).await;
                         continue;
                     }
                 },
             };
-            // Failures of the chunks already sent may have opened the circuit meanwhile.
+            // Failures of the units already sent may have opened the circuit meanwhile.
             let closed = probe || rt.breaker().state() == super::BreakerState::Closed;
             if !closed || !self.pace(rt).await {
-                self.release(chunk).await;
+                self.release(unit.members()).await;
                 continue;
             }
-            let (this, rt, chunk) = (self.clone(), rt.clone(), chunk.to_vec());
+            let (this, rt) = (self.clone(), rt.clone());
             self.tasks
-                .spawn(async move { this.send(&rt, chunk, permit).await });
+                .spawn(async move { this.send(&rt, unit, permit).await });
         }
         true
+    }
+
+    /// Splits claimed deliveries into requests: batches of single deliveries, and one digest per
+    /// group (completed with the group's members that were not due yet).
+    async fn units(&self, rt: &ConnectorRuntime, claimed: Vec<Claimed>) -> Vec<Unit> {
+        let digests = rt.connector.supports_digest();
+        let (grouped, single): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| digests && c.group_key.is_some());
+        let mut units: Vec<Unit> = single
+            .chunks(rt.batch)
+            .map(|c| Unit::Batch(c.to_vec()))
+            .collect();
+        let mut groups: std::collections::BTreeMap<String, Vec<Claimed>> = Default::default();
+        for c in grouped {
+            // Partitioned on `group_key.is_some()` above.
+            let key = c.group_key.clone().expect("grouped deliveries have a key");
+            groups.entry(key).or_default().push(c);
+        }
+        for (key, mut members) in groups {
+            let (outbox, name) = (self.outbox.clone(), rt.name.clone());
+            let rest =
+                tokio::task::spawn_blocking(move || outbox.claim_group(&name, &key, now_ms()))
+                    .await;
+            match rest {
+                Ok(Ok(rest)) => members.extend(rest),
+                Ok(Err(e)) => {
+                    tracing::error!(connector = %rt.name, error = %e, "cannot claim the rest of a digest")
+                }
+                Err(e) => {
+                    tracing::error!(connector = %rt.name, error = %e, "digest claim task failed")
+                }
+            }
+            members.sort_by_key(|m| m.id);
+            units.push(Unit::Digest(members));
+        }
+        units
     }
 
     async fn slot(&self, rt: &ConnectorRuntime) -> Option<OwnedSemaphorePermit> {
@@ -218,7 +261,7 @@ impl Dispatcher {
         }
     }
 
-    async fn release(&self, chunk: &[Claimed]) {
+    async fn release(&self, chunk: Vec<Claimed>) {
         for c in chunk {
             let report = Report {
                 id: c.id,
@@ -238,35 +281,60 @@ impl Dispatcher {
         }
     }
 
-    async fn send(
-        &self,
-        rt: &ConnectorRuntime,
-        chunk: Vec<Claimed>,
-        _permit: OwnedSemaphorePermit,
-    ) {
-        let batch: Vec<Delivery> = chunk
-            .iter()
-            .map(|c| Delivery {
-                key: c.key.clone(),
-                visitor_id: c.visitor_id.clone(),
-                payload: c.payload.clone(),
-                attempt: c.attempts + 1,
-            })
-            .collect();
+    async fn send(&self, rt: &ConnectorRuntime, unit: Unit, _permit: OwnedSemaphorePermit) {
         let started = Instant::now();
-        let mut outcomes = rt.connector.send(&batch).await;
+        let (members, outcomes) = match unit {
+            Unit::Batch(chunk) => {
+                let batch: Vec<Delivery> = chunk.iter().map(to_delivery).collect();
+                let mut outcomes = rt.connector.send(&batch).await;
+                outcomes.resize(
+                    chunk.len(),
+                    Outcome::retry("connector returned fewer outcomes than deliveries"),
+                );
+                (chunk, outcomes)
+            }
+            Unit::Digest(members) => {
+                let outcome = self.send_digest(rt, &members).await;
+                let outcomes = vec![outcome; members.len()];
+                (members, outcomes)
+            }
+        };
         let elapsed = started.elapsed();
         self.metrics
             .attempt_seconds
             .with_label_values(&[&rt.name])
             .observe(elapsed.as_secs_f64());
-        outcomes.resize(
-            chunk.len(),
-            Outcome::retry("connector returned fewer outcomes than deliveries"),
-        );
-        for (claimed, outcome) in chunk.iter().zip(outcomes) {
+        for (claimed, outcome) in members.iter().zip(outcomes) {
             self.settle(rt, claimed, &outcome, elapsed).await;
         }
+    }
+
+    /// Renders the members' digest and sends it as one message; its outcome is every member's.
+    async fn send_digest(&self, rt: &ConnectorRuntime, members: &[Claimed]) -> Outcome {
+        let items: Vec<serde_json::Value> = members
+            .iter()
+            .filter_map(|m| {
+                m.context
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok())
+            })
+            .collect();
+        let payload = match rt.connector.render_digest(&items) {
+            Ok(p) => p,
+            Err(e) => return Outcome::permanent(format!("render: {e}")),
+        };
+        let first = &members[0];
+        let digest = Delivery {
+            key: format!("digest_{}", first.key),
+            visitor_id: first.visitor_id.clone(),
+            payload,
+            attempt: members.iter().map(|m| m.attempts).max().unwrap_or(0) + 1,
+        };
+        tracing::debug!(connector = %rt.name, leads = members.len(), "sending a digest");
+        let mut outcomes = rt.connector.send(std::slice::from_ref(&digest)).await;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| Outcome::retry("connector returned no outcome"))
     }
 
     /// Applies the retry policy, updates breaker and metrics, and records the result.
@@ -321,6 +389,8 @@ impl Dispatcher {
             .with_label_values(&[&c.route, &rt.name, label])
             .inc();
         match outcome {
+            // Being told to slow down (429 + Retry-After) says nothing about the endpoint's health.
+            Outcome::Retry { after: Some(_), .. } => {}
             Outcome::Retry { reason, .. } => {
                 if rt.breaker().failure(now) {
                     let reason = redact::emails(reason);
@@ -346,6 +416,31 @@ impl Dispatcher {
             tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, %error,
                 "delivery dead-lettered; see `oie deadletters show {}`", c.id);
         }
+    }
+}
+
+/// What one request carries.
+enum Unit {
+    /// Up to `batch_size` deliveries, each with its own payload and outcome.
+    Batch(Vec<Claimed>),
+    /// A group's deliveries as one digest message with one outcome.
+    Digest(Vec<Claimed>),
+}
+
+impl Unit {
+    fn members(self) -> Vec<Claimed> {
+        match self {
+            Unit::Batch(m) | Unit::Digest(m) => m,
+        }
+    }
+}
+
+fn to_delivery(c: &Claimed) -> Delivery {
+    Delivery {
+        key: c.key.clone(),
+        visitor_id: c.visitor_id.clone(),
+        payload: c.payload.clone(),
+        attempt: c.attempts + 1,
     }
 }
 

@@ -13,6 +13,26 @@ pub struct Claimed {
     /// Attempts made before this one.
     pub attempts: u32,
     pub created_at: i64,
+    /// Digest membership, and the render data the digest is made from.
+    pub group_key: Option<String>,
+    pub context: Option<String>,
+}
+
+const CLAIMED: &str =
+    "id, key, route, visitor_id, payload, attempts, created_at, group_key, context";
+
+fn claimed(r: &rusqlite::Row) -> rusqlite::Result<Claimed> {
+    Ok(Claimed {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        route: r.get(2)?,
+        visitor_id: r.get(3)?,
+        payload: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        attempts: r.get(5)?,
+        created_at: r.get(6)?,
+        group_key: r.get(7)?,
+        context: r.get(8)?,
+    })
 }
 
 /// What to do with a delivery after an attempt.
@@ -52,28 +72,41 @@ impl Outbox {
         now_ms: i64,
     ) -> anyhow::Result<Vec<Claimed>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(
+            let sql = format!(
                 "UPDATE deliveries SET state = 'inflight', updated_at = ?3
                  WHERE id IN (SELECT id FROM deliveries
                               WHERE connector = ?1 AND state = 'queued' AND next_at <= ?3
                               ORDER BY next_at, id LIMIT ?2)
-                 RETURNING id, key, route, visitor_id, payload, attempts, created_at",
-            )?;
-            let rows = stmt.query_map(params![connector, limit as i64, now_ms], |r| {
-                Ok(Claimed {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    route: r.get(2)?,
-                    visitor_id: r.get(3)?,
-                    payload: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    attempts: r.get(5)?,
-                    created_at: r.get(6)?,
-                })
-            })?;
+                 RETURNING {CLAIMED}"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![connector, limit as i64, now_ms], claimed)?;
             let mut claimed: Vec<Claimed> = rows.collect::<Result<_, _>>()?;
             // RETURNING gives no order guarantee; keep the queue's.
             claimed.sort_by_key(|d| d.id);
             Ok(claimed)
+        })
+    }
+
+    /// Takes every other queued member of a digest, due or not: the first member's wait is the
+    /// group's.
+    pub fn claim_group(
+        &self,
+        connector: &str,
+        group_key: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<Claimed>> {
+        self.with(|c| {
+            let sql = format!(
+                "UPDATE deliveries SET state = 'inflight', updated_at = ?3
+                 WHERE connector = ?1 AND group_key = ?2 AND state = 'queued'
+                 RETURNING {CLAIMED}"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![connector, group_key, now_ms], claimed)?;
+            let mut members: Vec<Claimed> = rows.collect::<Result<_, _>>()?;
+            members.sort_by_key(|d| d.id);
+            Ok(members)
         })
     }
 

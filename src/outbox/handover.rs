@@ -17,6 +17,18 @@ pub struct NewDelivery {
     /// The payload, or (render input, error) when rendering failed: such a delivery is
     /// stored as a dead letter at once, so nothing is lost.
     pub payload: Result<String, (String, String)>,
+    /// For routes with `group_wait`: the digest it belongs to.
+    pub group: Option<Group>,
+}
+
+/// Digest membership: deliveries with the same key for one connector go out as one message,
+/// `wait_ms` after the first of them.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub key: String,
+    pub wait_ms: i64,
+    /// The render data, from which the digest is rendered.
+    pub context: String,
 }
 
 /// What a source has seen of a lead.
@@ -135,14 +147,21 @@ impl Outbox {
 }
 
 fn insert(tx: &rusqlite::Transaction, d: &NewDelivery, now_ms: i64) -> rusqlite::Result<usize> {
+    let group = d.group.as_ref();
     let (payload, context, state, error) = match &d.payload {
-        Ok(p) => (Some(p.as_str()), None, "queued", None),
+        Ok(p) => (
+            Some(p.as_str()),
+            group.map(|g| g.context.as_str()),
+            "queued",
+            None,
+        ),
         Err((context, error)) => (None, Some(context.as_str()), "dead", Some(error.as_str())),
     };
+    let next_at = now_ms + group.map_or(0, |g| g.wait_ms);
     tx.prepare_cached(
         "INSERT INTO deliveries (key, route, connector, visitor_id, trigger_kind, payload, context,
-                                 state, created_at, next_at, updated_at, last_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?10)
+                                 group_key, state, created_at, next_at, updated_at, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?12)
          ON CONFLICT (key) DO NOTHING",
     )?
     .execute(params![
@@ -153,8 +172,10 @@ fn insert(tx: &rusqlite::Transaction, d: &NewDelivery, now_ms: i64) -> rusqlite:
         d.trigger_kind,
         payload,
         context,
+        group.map(|g| g.key.as_str()),
         state,
         now_ms,
+        next_at,
         error
     ])
 }

@@ -7,7 +7,7 @@ mod handover;
 
 pub use claim::{Applied, Claimed, Report};
 pub use deadletters::{DeadLetter, DeadLetterDetail, ReplayResult};
-pub use handover::{Fire, HandOver, NewDelivery, Seen};
+pub use handover::{Fire, Group, HandOver, NewDelivery, Seen};
 
 use std::path::Path;
 use std::sync::Mutex;

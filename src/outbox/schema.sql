@@ -8,7 +8,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   visitor_id    TEXT NOT NULL,
   trigger_kind  TEXT NOT NULL,
   payload       TEXT,                      -- rendered; NULL when rendering failed
-  context       TEXT,                      -- the render input, kept only when rendering failed
+  context       TEXT,                      -- the render input, kept when rendering failed or for digests
+  group_key     TEXT,                      -- routes with group_wait: members of one digest
   state         TEXT NOT NULL DEFAULT 'queued'
                 CHECK (state IN ('queued', 'inflight', 'delivered', 'dead')),
   attempts      INTEGER NOT NULL DEFAULT 0,

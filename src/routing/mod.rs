@@ -25,6 +25,8 @@ pub struct Route {
     pub to: Vec<String>,
     pub continue_matching: bool,
     pub repeat_after: Option<Duration>,
+    /// Digest window: deliveries wait this long and go out together.
+    pub group_wait: Option<Duration>,
 }
 
 /// When a route last fired for a lead, and at which level.

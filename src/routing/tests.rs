@@ -12,6 +12,7 @@ fn route(name: &str, when: &str, cont: bool, repeat: Option<u64>) -> Route {
         to: vec!["out".into()],
         continue_matching: cont,
         repeat_after: repeat.map(Duration::from_secs),
+        group_wait: None,
     }
 }
 

@@ -40,6 +40,7 @@ impl LeadsSource {
         };
         let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
         let seen = self.outbox.seen(&ids)?;
+        let mut crm = self.store.crm_ids(&ids)?;
         let mut work = Vec::with_capacity(leads.len());
         for lead in &leads {
             let previous = seen.get(lead.visitor_id()).copied();
@@ -55,10 +56,12 @@ impl LeadsSource {
                     .with_label_values(&[SOURCE, t.kind.as_str()])
                     .inc();
             }
+            let crm = crm.remove(lead.visitor_id()).unwrap_or_default();
             work.push(Work {
                 lead,
                 triggers,
                 fires,
+                crm,
             });
         }
         let mut out = self.pipeline.route_all(&work, now_ms);

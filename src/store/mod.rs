@@ -7,6 +7,8 @@ mod sqlite;
 pub use import::{import_file, ImportReport};
 pub use sqlite::SqliteStore;
 
+use std::collections::HashMap;
+
 use crate::lead::Lead;
 
 /// The outcome of one CRM delivery, for `crm_sync_state`.
@@ -23,6 +25,12 @@ pub struct SyncRecord {
 pub trait LeadStore: Send + Sync {
     /// Leads whose `changeSeq` is above `after`, in change order, at most `limit`.
     fn changed_leads(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Lead>>;
+
+    /// The known CRM record ids of each lead: visitorId → [(connector, record id)].
+    fn crm_ids(
+        &self,
+        visitor_ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>>;
 
     /// Writes CRM outcomes back. A failure never marks a lead as synced.
     fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()>;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod scoring;
+pub mod slack_fake;
 pub mod warehouse;
 
 use std::collections::HashMap;

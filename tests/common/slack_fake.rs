@@ -1,0 +1,192 @@
+//! A local Slack: incoming webhooks (`POST /hooks/{channel}`) and `chat.postMessage`
+//! (`POST /api/chat.postMessage`), with Slack's response shapes and a per-channel rate limit
+//! that answers 429 + Retry-After when a message comes sooner than `min_interval` after the last.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "xoxb-fake-token";
+
+#[derive(Default)]
+struct Inner {
+    min_interval: Duration,
+    last: HashMap<String, Instant>,
+    messages: Vec<(String, Value)>,
+    rate_limited: usize,
+}
+
+#[derive(Clone)]
+pub struct SlackFake {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl SlackFake {
+    pub async fn start(min_interval: Duration) -> SlackFake {
+        let inner = Arc::new(Mutex::new(Inner {
+            min_interval,
+            ..Inner::default()
+        }));
+        let app = Router::new()
+            .route("/hooks/{channel}", post(webhook))
+            .route("/api/chat.postMessage", post(post_message))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        SlackFake {
+            base: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    /// Messages accepted in `channel`, in order.
+    pub fn messages(&self, channel: &str) -> Vec<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    pub fn rate_limited(&self) -> usize {
+        self.inner.lock().unwrap().rate_limited
+    }
+}
+
+/// What a channel name means to the fake: most accept, some fail as Slack does.
+fn channel_error(channel: &str) -> Option<&'static str> {
+    match channel {
+        "archived" => Some("is_archived"),
+        "missing" => Some("channel_not_found"),
+        "private" => Some("not_in_channel"),
+        _ => None,
+    }
+}
+
+/// Accepts the message unless it comes too soon; `Err(retry_after_secs)` when rate-limited.
+fn accept(inner: &Mutex<Inner>, channel: &str, message: Value) -> Result<(), u64> {
+    let mut s = inner.lock().unwrap();
+    let now = Instant::now();
+    if let Some(last) = s.last.get(channel) {
+        if now.duration_since(*last) < s.min_interval {
+            s.rate_limited += 1;
+            return Err(1);
+        }
+    }
+    s.last.insert(channel.to_string(), now);
+    s.messages.push((channel.to_string(), message));
+    Ok(())
+}
+
+fn valid_blocks(message: &Value) -> bool {
+    let Some(blocks) = message.get("blocks") else {
+        return true;
+    };
+    let Some(blocks) = blocks.as_array() else {
+        return false;
+    };
+    blocks.len() <= 50
+        && blocks.iter().all(|b| match b["type"].as_str() {
+            Some("header") => {
+                b["text"]["type"] == "plain_text"
+                    && b["text"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.chars().count() <= 150)
+            }
+            Some("section") => {
+                b["text"]["text"]
+                    .as_str()
+                    .is_none_or(|t| t.chars().count() <= 3000)
+                    && b["fields"].as_array().is_none_or(|f| {
+                        f.len() <= 10
+                            && f.iter().all(|x| {
+                                x["text"]
+                                    .as_str()
+                                    .is_some_and(|t| t.chars().count() <= 2000)
+                            })
+                    })
+            }
+            Some("context" | "actions" | "divider") => true,
+            _ => false,
+        })
+}
+
+async fn webhook(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(channel): Path<String>,
+    body: String,
+) -> Response {
+    let Ok(message) = serde_json::from_str::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+    };
+    if let Some(code) = channel_error(&channel) {
+        let status = if code == "is_archived" {
+            StatusCode::GONE
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        let code = if code == "is_archived" {
+            "channel_is_archived"
+        } else {
+            code
+        };
+        return (status, code).into_response();
+    }
+    if !valid_blocks(&message) {
+        return (StatusCode::BAD_REQUEST, "invalid_blocks").into_response();
+    }
+    match accept(&inner, &channel, message) {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", secs.to_string())],
+            "rate_limited",
+        )
+            .into_response(),
+    }
+}
+
+async fn post_message(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
+    if headers.get("authorization").and_then(|h| h.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let Ok(message) = serde_json::from_str::<Value>(&body) else {
+        return ok(json!({"ok": false, "error": "invalid_json"}));
+    };
+    let channel = message["channel"].as_str().unwrap_or_default().to_string();
+    if let Some(code) = channel_error(&channel) {
+        return ok(json!({"ok": false, "error": code}));
+    }
+    if !valid_blocks(&message) {
+        return ok(json!({"ok": false, "error": "invalid_blocks"}));
+    }
+    match accept(&inner, &channel, message) {
+        Ok(()) => ok(json!({"ok": true, "channel": channel, "ts": "1795700000.000100"})),
+        Err(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", secs.to_string())],
+            axum::Json(json!({"ok": false, "error": "ratelimited"})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,244 @@
+//! Black-box: `oie run` delivering hot leads to a local Slack fake.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::slack_fake::{SlackFake, TOKEN};
+use common::{hot_lead, Workspace, FAST};
+use serde_json::{json, Value};
+
+fn config(fake: &SlackFake, connector: &str, route_extra: &str) -> String {
+    format!(
+        r#"{FAST}
+[[routes]]
+name = "hot"
+when = 'trigger.kind == "hot_lead"'
+to = ["sales"]
+{route_extra}
+
+[connectors.sales]
+kind = "slack"
+base_url = "{}/api"
+{connector}
+"#,
+        fake.base
+    )
+}
+
+async fn wait(what: &str, secs: u64, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn leads(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let mut lead = hot_lead(&format!("lead-{i:03}"));
+            lead["firstName"] = json!(format!("Lead{i:03}"));
+            lead
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_200_arrives_whole_without_a_single_429() {
+    // Slack allows about 1 message per second per channel; the fake is set 25/s strict, oie 20/s.
+    let fake = SlackFake::start(Duration::from_millis(40)).await;
+    std::env::set_var("OIE_TEST_SLACK_BOT_TOKEN", TOKEN);
+    let ws = Workspace::new(&config(
+        &fake,
+        "token = \"${OIE_TEST_SLACK_BOT_TOKEN}\"\nchannel = \"C0SALES\"\nrate_limit = 20",
+        "",
+    ));
+    ws.import(&leads(200));
+    let daemon = ws.start();
+    wait("200 messages", 40, || fake.messages("C0SALES").len() >= 200).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let messages = fake.messages("C0SALES");
+    assert_eq!(messages.len(), 200, "every lead once");
+    assert_eq!(
+        fake.rate_limited(),
+        0,
+        "the limiter kept below Slack's limit"
+    );
+    let mut names: Vec<String> = messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 200, "no lead twice");
+    assert!(ws.dead_letters().is_empty());
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_limit_is_one_message_per_second() {
+    let fake = SlackFake::start(Duration::from_millis(900)).await;
+    std::env::set_var(
+        "OIE_TEST_SLACK_HOOK",
+        format!("{}/hooks/C0DEFAULT", fake.base),
+    );
+    let ws = Workspace::new(&config(
+        &fake,
+        "webhook_url = \"${OIE_TEST_SLACK_HOOK}\"",
+        "",
+    ));
+    ws.import(&leads(4));
+    let daemon = ws.start();
+    wait("4 messages", 20, || fake.messages("C0DEFAULT").len() >= 4).await;
+    assert_eq!(fake.rate_limited(), 0);
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_wait_turns_a_burst_into_digests() {
+    let fake = SlackFake::start(Duration::from_millis(900)).await;
+    std::env::set_var(
+        "OIE_TEST_SLACK_DIGEST_HOOK",
+        format!("{}/hooks/C0DIGEST", fake.base),
+    );
+    let ws = Workspace::new(&config(
+        &fake,
+        "webhook_url = \"${OIE_TEST_SLACK_DIGEST_HOOK}\"",
+        "group_wait = \"2s\"",
+    ));
+    ws.import(&leads(200));
+    let daemon = ws.start();
+    let count = |m: &Value| {
+        m["text"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    wait("digests of all 200 leads", 30, || {
+        fake.messages("C0DIGEST").iter().map(count).sum::<usize>() >= 200
+    })
+    .await;
+    let digests = fake.messages("C0DIGEST");
+    assert!(
+        digests.len() <= 5,
+        "a handful of digests, not {}",
+        digests.len()
+    );
+    assert_eq!(digests.iter().map(count).sum::<usize>(), 200);
+    for d in &digests {
+        let blocks = d["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+        let n = count(d);
+        assert!(d["text"].as_str().unwrap().ends_with("new hot leads") || n == 1);
+        if n > 20 {
+            assert_eq!(
+                blocks.last().unwrap()["elements"][0]["text"],
+                format!("…and {} more", n - 20)
+            );
+        }
+    }
+    assert_eq!(fake.rate_limited(), 0);
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            "oie_deliveries_total{connector=\"sales\",outcome=\"delivered\",route=\"hot\"} 200"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lead_text_cannot_ping_the_channel_or_plant_a_link() {
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    std::env::set_var(
+        "OIE_TEST_SLACK_ESCAPE_HOOK",
+        format!("{}/hooks/C0ESC", fake.base),
+    );
+    let ws = Workspace::new(&config(
+        &fake,
+        "webhook_url = \"${OIE_TEST_SLACK_ESCAPE_HOOK}\"",
+        "",
+    ));
+    let mut lead = hot_lead("evil-1");
+    lead["company"] = json!("<!channel> *Acme* & <https://evil.example|click>");
+    lead["firstName"] = json!("<@U123>");
+    ws.import(&[lead]);
+    let daemon = ws.start();
+    wait("the message", 15, || !fake.messages("C0ESC").is_empty()).await;
+    let raw = fake.messages("C0ESC")[0].to_string();
+    assert!(
+        !raw.contains("<!channel>") && !raw.contains("<https://evil") && !raw.contains("<@U123>"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("&lt;!channel&gt; *Acme* &amp; &lt;https://evil.example|click&gt;"),
+        "{raw}"
+    );
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_errors_are_dead_lettered_with_what_to_fix() {
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    std::env::set_var("OIE_TEST_SLACK_TOKEN_OK", TOKEN);
+    let ws = Workspace::new(&config(
+        &fake,
+        "token = \"${OIE_TEST_SLACK_TOKEN_OK}\"\nchannel = \"private\"",
+        "",
+    ));
+    ws.import(&leads(1));
+    let daemon = ws.start();
+    let start = Instant::now();
+    while ws.dead_letters().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let letter = &ws.dead_letters()[0];
+    assert_eq!(letter["attempts"], 1);
+    let error = letter["error"].as_str().unwrap();
+    assert!(error.starts_with("slack not_in_channel"), "{error}");
+    assert!(error.contains("/invite"), "{error}");
+    drop(daemon);
+}
+
+#[test]
+fn routes_test_shows_the_block_kit_message_and_check_refuses_digests_elsewhere() {
+    std::env::set_var("OIE_TEST_SLACK_RT_HOOK", "http://127.0.0.1:9/hooks/C0RT");
+    let ws = Workspace::new(&format!(
+        "{FAST}\n[[routes]]\nname = \"hot\"\nwhen = 'true'\nto = [\"sales\"]\n\n[connectors.sales]\nkind = \"slack\"\nwebhook_url = \"${{OIE_TEST_SLACK_RT_HOOK}}\"\n"
+    ));
+    std::fs::write(ws.path("lead.json"), r#"{"visitorId": "ab3f9", "firstName": "Jane", "lastName": "Doe", "company": "Acme", "intentScore": 86}"#).unwrap();
+    let out = ws.oie(&[
+        "routes",
+        "test",
+        "--lead",
+        ws.path("lead.json").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("→ connector `sales` (slack)"), "{text}");
+    assert!(text.contains("\"type\": \"header\""), "{text}");
+    assert!(text.contains("🔥🔥🔥 Jane Doe · Acme"), "{text}");
+
+    let bad = Workspace::new(&format!(
+        "{FAST}\n[[routes]]\nname = \"hot\"\nto = [\"hook\"]\ngroup_wait = \"30s\"\n\n[connectors.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n"
+    ));
+    let out = bad.oie(&["check"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "route `hot` has group_wait, but connector `hook` (webhook) cannot send digests"
+        ),
+        "{text}"
+    );
+}
