@@ -42,6 +42,18 @@ pub fn test(
     }
     for r in &routed {
         println!("\nroute `{}` matches", r.route);
+        let wait = pipeline
+            .router
+            .routes()
+            .iter()
+            .find(|x| x.name == r.route)
+            .and_then(|x| x.group_wait);
+        if let Some(wait) = wait {
+            println!(
+                "(group_wait {}: this lead is sent inside a digest with the others of the window)",
+                humantime::format_duration(wait)
+            );
+        }
         for d in &r.deliveries {
             let kind = pipeline.connectors[&d.connector].connector.kind();
             println!(
