@@ -58,3 +58,12 @@ stop_emulators() {
     wait "$pid" 2> /dev/null || true
   done
 }
+
+# Debian's Chromium for the browser tests (never a browser download).
+install_chromium() {
+  if ! command -v chromium > /dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
+  fi
+  export OIE_CHROMIUM="$(command -v chromium)"
+}

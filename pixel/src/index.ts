@@ -1,0 +1,118 @@
+// The Outbound Intent Engine pixel. Load it with
+//   <script async src="https://YOUR-HOST/oie.js" data-endpoint="https://YOUR-HOST/track"></script>
+// and, before it, optionally the command queue:
+//   <script>window.oie = window.oie || function(){(oie.q = oie.q || []).push(arguments)}</script>
+// Commands: oie('consent', true | false).
+
+import { safe } from './guard';
+import { forget, remember, resolveVisitor, withoutId } from './identity';
+import { Queue } from './queue';
+import { touchSession } from './session';
+import { browserKV, KV, randomId } from './store';
+import { watch } from './trackers';
+import { httpTransport } from './transport';
+
+type Command = ArrayLike<unknown>;
+interface Oie {
+  (...args: unknown[]): void;
+  q?: Command[];
+  loaded?: boolean;
+}
+
+const CONSENT_KEY = '_oie_consent';
+
+safe(() => {
+  const w = window as unknown as { oie?: Oie };
+  if (w.oie && w.oie.loaded) return;
+  const script = document.currentScript as HTMLScriptElement | null;
+  const endpoint = script?.getAttribute('data-endpoint') || (script ? new URL('/track', script.src).href : '/track');
+  const requireConsent = script?.getAttribute('data-consent') === 'required';
+  const now = () => Date.now();
+  const gpc = (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
+  // Made when the browser is idle (see `boot`): touching localStorage costs milliseconds.
+  let kv: KV;
+  let queue: Queue;
+  let booted = false;
+
+  let consent = false;
+  let visitorId: string | null = null;
+  let started = false;
+
+  const emit = (type: string, data?: Record<string, unknown>, at?: { url: string; path: string }) => {
+    if (!consent) return;
+    const event: Record<string, unknown> & { eventId: string } = {
+      eventId: randomId(),
+      type,
+      timestamp: now(),
+      sessionId: touchSession(kv, now()),
+      url: at ? at.url : location.href.slice(0, 2048),
+      path: at ? at.path : location.pathname.slice(0, 2048),
+    };
+    if (visitorId) event.visitorId = visitorId;
+    if (document.title) event.title = document.title.slice(0, 512);
+    if (document.referrer) event.referrer = document.referrer.slice(0, 2048);
+    if (data) event.data = data;
+    queue.push(event);
+  };
+
+  const start = () => {
+    if (started || !consent) return;
+    started = true;
+    visitorId = resolveVisitor(kv, document, location.href, now());
+    const clean = withoutId(location.href);
+    if (clean !== null) history.replaceState(history.state, '', clean);
+    emit('pageview');
+    const pages = watch(emit, now);
+    const leave = safe(() => {
+      pages.exit();
+      queue.flushOnExit();
+    });
+    window.addEventListener('pagehide', leave);
+    document.addEventListener('visibilitychange', safe(() => {
+      if (document.visibilityState === 'hidden') queue.flushOnExit();
+    }));
+    void queue.flush();
+  };
+
+  const setConsent = (granted: boolean) => {
+    consent = granted && !gpc;
+    if (consent) {
+      kv.set(CONSENT_KEY, '1');
+      start();
+      if (visitorId) remember(kv, document, visitorId, location.protocol === 'https:', now());
+    } else {
+      kv.del(CONSENT_KEY);
+      queue.clear();
+      forget(kv, document);
+      visitorId = null;
+    }
+  };
+
+  const pending: Command[] = (w.oie && w.oie.q) || [];
+  const oie = safe((...args: unknown[]) => {
+    if (!booted) pending.push(args);
+    else if (args[0] === 'consent') setConsent(args[1] === true);
+  }) as Oie;
+  oie.loaded = true;
+  w.oie = oie;
+
+  // Everything else waits until the browser is idle (at most 1 s), so loading the pixel costs
+  // the page almost nothing: first use of storage, cookies and the network takes milliseconds.
+  const later = (window as Window & { requestIdleCallback?: (fn: () => void, o: { timeout: number }) => void })
+    .requestIdleCallback;
+  const boot = safe(() => {
+    kv = browserKV();
+    queue = new Queue(kv, httpTransport(endpoint), { now, setTimeout: (fn, ms) => setTimeout(safe(fn), ms) });
+    consent = !gpc && (!requireConsent || kv.get(CONSENT_KEY) === '1');
+    booted = true;
+    if (gpc) {
+      // Global Privacy Control: no tracking, and no identity kept from before.
+      queue.clear();
+      forget(kv, document);
+    }
+    for (const command of pending) oie(...Array.prototype.slice.call(command));
+    start();
+  });
+  if (later) later(boot, { timeout: 1000 });
+  else setTimeout(boot, 1);
+})();

@@ -1,0 +1,175 @@
+// What the pixel watches: pages (also SPA navigation), scroll milestones, clicks, forms,
+// videos, tab switches and leaving.
+
+import { safe } from './guard';
+import { normalizeEmail, sha256Hex } from './hash';
+
+/** Where an event happened, when it is not the current address (leaving a page). */
+export interface At {
+  url: string;
+  path: string;
+}
+
+export type Emit = (type: string, data?: Record<string, unknown>, at?: At) => void;
+
+const MILESTONES = [25, 50, 75, 90, 100];
+const VIDEO_MILESTONES = [25, 50, 75, 90, 100];
+
+/** Per-page state, reset on SPA navigation. */
+export class Page {
+  scrolled = new Set<number>();
+  maxDepth = 0;
+  activeMs = 0;
+  visibleSince: number | null;
+  at: At;
+
+  constructor(now: number, visible: boolean, at: At) {
+    this.visibleSince = visible ? now : null;
+    this.at = at;
+  }
+
+  active(now: number): number {
+    return this.activeMs + (this.visibleSince === null ? 0 : now - this.visibleSince);
+  }
+}
+
+/** Scroll milestones newly reached at `percent`. */
+export function newMilestones(page: Page, percent: number): number[] {
+  page.maxDepth = Math.max(page.maxDepth, Math.min(100, Math.round(percent)));
+  const reached = MILESTONES.filter((m) => percent >= m && !page.scrolled.has(m));
+  reached.forEach((m) => page.scrolled.add(m));
+  return reached;
+}
+
+export function trimText(text: string, max: number): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  return t.length > max ? t.slice(0, max) : t;
+}
+
+function formId(form: HTMLFormElement): string {
+  const all = Array.prototype.indexOf.call(document.forms, form);
+  return trimText(form.id || form.getAttribute('name') || `form-${all}`, 128);
+}
+
+function isEmailField(el: Element): el is HTMLInputElement {
+  return el instanceof HTMLInputElement && (el.type === 'email' || /e-?mail/i.test(el.name));
+}
+
+export function watch(emit: Emit, now: () => number): { page: () => Page; exit: () => void } {
+  const here = (): At => ({ url: location.href.slice(0, 2048), path: location.pathname.slice(0, 2048) });
+  let page = new Page(now(), document.visibilityState === 'visible', here());
+  let path = location.pathname + location.search;
+  const started = new WeakSet<HTMLFormElement>();
+  const videos = new WeakMap<HTMLMediaElement, Set<number>>();
+  let scrollTimer: ReturnType<typeof setTimeout> | null = null;
+  let exited = false;
+
+  const exit = () => {
+    if (exited) return;
+    exited = true;
+    emit('page_exit', { activeMs: Math.round(page.active(now())), maxScrollDepth: page.maxDepth }, page.at);
+  };
+
+  const checkScroll = safe(() => {
+    scrollTimer = null;
+    const el = document.documentElement;
+    const height = Math.max(el.scrollHeight, document.body ? document.body.scrollHeight : 0);
+    const percent = height <= window.innerHeight ? 100 : ((window.scrollY + window.innerHeight) / height) * 100;
+    newMilestones(page, percent).forEach((depth) => emit('scroll_depth', { depth }));
+  });
+
+  const navigated = safe(() => {
+    const next = location.pathname + location.search;
+    if (next === path) return;
+    exit();
+    path = next;
+    page = new Page(now(), document.visibilityState === 'visible', here());
+    exited = false;
+    emit('pageview', { spa: true });
+  });
+
+  for (const method of ['pushState', 'replaceState'] as const) {
+    const original = history[method];
+    history[method] = function (this: History, ...args: Parameters<History['pushState']>) {
+      const r = original.apply(this, args);
+      navigated();
+      return r;
+    };
+  }
+
+  const on = (target: EventTarget, type: string, fn: (e: Event) => unknown, capture = true) =>
+    target.addEventListener(type, safe(fn), { capture, passive: true });
+
+  on(window, 'popstate', navigated);
+  on(window, 'scroll', () => {
+    if (scrollTimer === null) scrollTimer = setTimeout(checkScroll, 200);
+  }, false);
+
+  on(document, 'click', (e) => {
+    const el = (e.target as Element | null)?.closest?.('a,button');
+    if (!el) return;
+    const data: Record<string, unknown> = { tag: el.tagName.toLowerCase() };
+    if (el.id) data.id = trimText(el.id, 128);
+    const classes = trimText(el.getAttribute('class') || '', 256);
+    if (classes) data.classes = classes;
+    const text = trimText((el as HTMLElement).innerText || el.textContent || '', 100);
+    if (text) data.text = text;
+    if (el instanceof HTMLAnchorElement && el.href) data.href = el.href.slice(0, 2048);
+    emit('click', data);
+  });
+
+  on(document, 'focusin', (e) => {
+    const form = (e.target as HTMLInputElement | null)?.form;
+    if (!form || started.has(form)) return;
+    started.add(form);
+    emit('form_start', { formId: formId(form) });
+  });
+
+  on(document, 'submit', async (e) => {
+    const form = e.target as HTMLFormElement;
+    if (!(form instanceof HTMLFormElement)) return;
+    const fields: string[] = [];
+    const emails: string[] = [];
+    for (const el of Array.from(form.elements)) {
+      const name = (el as HTMLInputElement).name;
+      if (name && fields.length < 50 && fields.indexOf(name) < 0) fields.push(trimText(name, 128));
+      if (isEmailField(el) && el.value.trim() && emails.length < 10) emails.push(normalizeEmail(el.value));
+    }
+    const hashes = (await Promise.all(emails.map(sha256Hex))).filter((h): h is string => !!h);
+    const data: Record<string, unknown> = { formId: formId(form), fields };
+    if (hashes.length) data.emailHashes = hashes;
+    emit('form_submit', data);
+  });
+
+  const video = (e: Event) => {
+    const v = e.target as HTMLMediaElement;
+    if (!(v instanceof HTMLMediaElement)) return;
+    const seen = videos.get(v) || new Set<number>();
+    videos.set(v, seen);
+    const src = (v.currentSrc || v.src || '').slice(0, 2048);
+    const marks = e.type === 'play' ? [0] : [];
+    if (v.duration > 0) {
+      const percent = (v.currentTime / v.duration) * 100;
+      VIDEO_MILESTONES.forEach((m) => percent >= m && marks.push(m));
+    }
+    marks.filter((m) => !seen.has(m)).forEach((m) => {
+      seen.add(m);
+      emit('video_play', { src, percent: m });
+    });
+  };
+  on(document, 'play', video);
+  on(document, 'timeupdate', video);
+
+  on(document, 'visibilitychange', () => {
+    const t = now();
+    if (document.visibilityState === 'hidden') {
+      if (page.visibleSince !== null) page.activeMs += t - page.visibleSince;
+      page.visibleSince = null;
+      emit('focus_lost');
+    } else if (page.visibleSince === null) {
+      page.visibleSince = t;
+    }
+  });
+
+  return { page: () => page, exit };
+}
