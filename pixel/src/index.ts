@@ -9,7 +9,7 @@ import { forget, remember, resolveVisitor, withoutId } from './identity';
 import { Queue } from './queue';
 import { touchSession } from './session';
 import { browserKV, KV, randomId } from './store';
-import { watch } from './trackers';
+import { pageClasses, pageviewData, watch } from './trackers';
 import { httpTransport } from './transport';
 
 type Command = ArrayLike<unknown>;
@@ -27,6 +27,7 @@ safe(() => {
   const script = document.currentScript as HTMLScriptElement | null;
   const endpoint = script?.getAttribute('data-endpoint') || (script ? new URL('/track', script.src).href : '/track');
   const requireConsent = script?.getAttribute('data-consent') === 'required';
+  const classes = pageClasses(script);
   const now = () => Date.now();
   const gpc = (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
   // Made when the browser is idle (see `boot`): touching localStorage costs milliseconds.
@@ -61,8 +62,8 @@ safe(() => {
     visitorId = resolveVisitor(kv, document, location.href, now());
     const clean = withoutId(location.href);
     if (clean !== null) history.replaceState(history.state, '', clean);
-    emit('pageview');
-    const pages = watch(emit, now);
+    emit('pageview', pageviewData(classes, false));
+    const pages = watch(emit, now, classes);
     const leave = safe(() => {
       pages.exit();
       queue.flushOnExit();

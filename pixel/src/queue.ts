@@ -55,12 +55,15 @@ export class Queue {
   }
 
   /** Sends what is queued, one request of up to 50 events at a time. */
-  async flush(): Promise<void> {
-    if (this.sending || !this.events.length || this.clock.now() < this.blockedUntil) return;
+  flush(): Promise<void> {
+    if (this.sending || !this.events.length || this.clock.now() < this.blockedUntil) return Promise.resolve();
     this.sending = true;
     const batch = this.events.slice(0, MAX_PER_REQUEST);
     batch.forEach((e) => this.inflight.add(e.eventId));
-    const result = await this.transport.send(body(batch, this.clock.now()));
+    return this.transport.send(body(batch, this.clock.now())).then((result) => this.sent(batch, result));
+  }
+
+  private sent(batch: Event[], result: Result): void {
     this.inflight.clear();
     this.sending = false;
     if (result.ok || !result.retry) {

@@ -12,8 +12,8 @@ export interface At {
 
 export type Emit = (type: string, data?: Record<string, unknown>, at?: At) => void;
 
+/** Scroll and video milestones (%). */
 const MILESTONES = [25, 50, 75, 90, 100];
-const VIDEO_MILESTONES = [25, 50, 75, 90, 100];
 
 /** Per-page state, reset on SPA navigation. */
 export class Page {
@@ -41,6 +41,24 @@ export function newMilestones(page: Page, percent: number): number[] {
   return reached;
 }
 
+/** `data-pricing="/tarifs*,/prix"` etc.: path globs per page class, from the script tag. */
+export type PageClasses = [string, RegExp][];
+
+export function pageClasses(script: Element | null): PageClasses {
+  const out: PageClasses = [];
+  for (const [attr, cls] of [['data-pricing', 'pricing'], ['data-case-study', 'case_study'], ['data-product', 'product']]) {
+    const globs = (script?.getAttribute(attr) || '').split(',').map((g) => g.trim()).filter(Boolean);
+    for (const g of globs) out.push([cls, new RegExp('^' + g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$')]);
+  }
+  return out;
+}
+
+/** The class the site gave this path, if any (first match wins). */
+export function classOf(classes: PageClasses, path: string): string | undefined {
+  const hit = classes.find(([, re]) => re.test(path));
+  return hit && hit[0];
+}
+
 export function trimText(text: string, max: number): string {
   const t = text.replace(/\s+/g, ' ').trim();
   return t.length > max ? t.slice(0, max) : t;
@@ -55,7 +73,16 @@ function isEmailField(el: Element): el is HTMLInputElement {
   return el instanceof HTMLInputElement && (el.type === 'email' || /e-?mail/i.test(el.name));
 }
 
-export function watch(emit: Emit, now: () => number): { page: () => Page; exit: () => void } {
+/** The data of a pageview of the current page. */
+export function pageviewData(classes: PageClasses, spa: boolean): Record<string, unknown> | undefined {
+  const data: Record<string, unknown> = {};
+  if (spa) data.spa = true;
+  const cls = classOf(classes, location.pathname);
+  if (cls) data.pageClass = cls;
+  return spa || cls ? data : undefined;
+}
+
+export function watch(emit: Emit, now: () => number, classes: PageClasses): { page: () => Page; exit: () => void } {
   const here = (): At => ({ url: location.href.slice(0, 2048), path: location.pathname.slice(0, 2048) });
   let page = new Page(now(), document.visibilityState === 'visible', here());
   let path = location.pathname + location.search;
@@ -85,7 +112,7 @@ export function watch(emit: Emit, now: () => number): { page: () => Page; exit: 
     path = next;
     page = new Page(now(), document.visibilityState === 'visible', here());
     exited = false;
-    emit('pageview', { spa: true });
+    emit('pageview', pageviewData(classes, true));
   });
 
   for (const method of ['pushState', 'replaceState'] as const) {
@@ -125,7 +152,7 @@ export function watch(emit: Emit, now: () => number): { page: () => Page; exit: 
     emit('form_start', { formId: formId(form) });
   });
 
-  on(document, 'submit', async (e) => {
+  on(document, 'submit', (e) => {
     const form = e.target as HTMLFormElement;
     if (!(form instanceof HTMLFormElement)) return;
     const fields: string[] = [];
@@ -135,10 +162,12 @@ export function watch(emit: Emit, now: () => number): { page: () => Page; exit: 
       if (name && fields.length < 50 && fields.indexOf(name) < 0) fields.push(trimText(name, 128));
       if (isEmailField(el) && el.value.trim() && emails.length < 10) emails.push(normalizeEmail(el.value));
     }
-    const hashes = (await Promise.all(emails.map(sha256Hex))).filter((h): h is string => !!h);
     const data: Record<string, unknown> = { formId: formId(form), fields };
-    if (hashes.length) data.emailHashes = hashes;
-    emit('form_submit', data);
+    return Promise.all(emails.map(sha256Hex)).then((all) => {
+      const hashes = all.filter((h): h is string => !!h);
+      if (hashes.length) data.emailHashes = hashes;
+      emit('form_submit', data);
+    });
   });
 
   const video = (e: Event) => {
@@ -150,7 +179,7 @@ export function watch(emit: Emit, now: () => number): { page: () => Page; exit: 
     const marks = e.type === 'play' ? [0] : [];
     if (v.duration > 0) {
       const percent = (v.currentTime / v.duration) * 100;
-      VIDEO_MILESTONES.forEach((m) => percent >= m && marks.push(m));
+      MILESTONES.forEach((m) => percent >= m && marks.push(m));
     }
     marks.filter((m) => !seen.has(m)).forEach((m) => {
       seen.add(m);

@@ -5,21 +5,22 @@ import type { Result, Transport } from './queue';
 
 export function httpTransport(endpoint: string): Transport {
   return {
-    async send(body: string): Promise<Result> {
+    send(body: string): Promise<Result> {
+      const failed: Result = { ok: false, retry: true };
       try {
-        const r = await fetch(endpoint, {
+        return fetch(endpoint, {
           method: 'POST',
           body,
           keepalive: body.length < 60_000,
           credentials: 'omit',
           headers: { 'Content-Type': 'text/plain' },
-        });
-        if (r.ok) return { ok: true };
-        const retry = r.status === 429 || r.status >= 500;
-        const after = Number(r.headers.get('Retry-After'));
-        return { ok: false, retry, afterMs: after > 0 ? after * 1000 : undefined };
+        }).then((r): Result => {
+          if (r.ok) return { ok: true };
+          const after = Number(r.headers.get('Retry-After'));
+          return { ok: false, retry: r.status === 429 || r.status >= 500, afterMs: after > 0 ? after * 1000 : undefined };
+        }, () => failed);
       } catch {
-        return { ok: false, retry: true };
+        return Promise.resolve(failed);
       }
     },
     beacon(body: string): boolean {

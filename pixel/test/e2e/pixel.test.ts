@@ -183,6 +183,16 @@ describe('pixel in Chromium', () => {
     await until('events after consent', () => ofType('pageview').some((e) => e.visitorId === 'zz9'));
   });
 
+  it('marks pageviews with the page classes given on the script tag', async () => {
+    site.html = html({ attrs: 'data-pricing="/tarifs*" data-product="/produit/*"' });
+    const p = await open('/tarifs/entreprise?i=ab3f9');
+    await p.evaluate(() => history.pushState({}, '', '/produit/tour'));
+    await p.evaluate(() => history.pushState({}, '', '/blog'));
+    await hide(p);
+    await until('three pageviews', () => ofType('pageview').length === 3);
+    expect(ofType('pageview').map((e) => e.data)).toEqual([{ pageClass: 'pricing' }, { spa: true, pageClass: 'product' }, { spa: true }]);
+  });
+
   it('never throws into the host page, even with a broken endpoint and storage', async () => {
     const errors: string[] = [];
     const p = await context.newPage();

@@ -15,8 +15,8 @@ export interface Received {
   body: { v: number; events: Array<Record<string, any>> };
 }
 
-export function page(options: { consent?: 'required'; extraHead?: string } = {}): string {
-  const consent = options.consent ? ` data-consent="${options.consent}"` : '';
+export function page(options: { consent?: 'required'; extraHead?: string; attrs?: string } = {}): string {
+  const consent = (options.consent ? ` data-consent="${options.consent}"` : '') + (options.attrs ? ` ${options.attrs}` : '');
   return `<!doctype html><html><head><title>Acme pricing</title>${options.extraHead || ''}
 <script>window.oie = window.oie || function(){(oie.q = oie.q || []).push(arguments)}</script>
 <script async src="/oie.js" data-endpoint="/track"${consent}></script></head>

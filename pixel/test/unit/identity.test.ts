@@ -50,3 +50,19 @@ describe('identity', () => {
     expect(resolveVisitor(kv, { cookie: '' }, 'https://a.example/', 2)).toBeNull();
   });
 });
+
+describe('page classes from the script tag', async () => {
+  const { classOf, pageClasses } = await import('../../src/trackers');
+  const tag = (attrs: Record<string, string>) => ({ getAttribute: (n: string) => attrs[n] ?? null }) as unknown as Element;
+  it('matches path globs, first class first', () => {
+    const classes = pageClasses(tag({ 'data-pricing': '/tarifs*, /prix', 'data-product': '/produit/*', 'data-case-study': '/clients/*' }));
+    expect(classOf(classes, '/tarifs')).toBe('pricing');
+    expect(classOf(classes, '/tarifs/entreprise')).toBe('pricing');
+    expect(classOf(classes, '/prix')).toBe('pricing');
+    expect(classOf(classes, '/prix/x')).toBeUndefined();
+    expect(classOf(classes, '/produit/tour')).toBe('product');
+    expect(classOf(classes, '/clients/acme')).toBe('case_study');
+    expect(classOf(classes, '/blog')).toBeUndefined();
+    expect(pageClasses(null)).toEqual([]);
+  });
+});

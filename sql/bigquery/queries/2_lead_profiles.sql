@@ -46,14 +46,25 @@ USING (
     )
     WHERE rn = 1
   ),
-  classified AS (
+  matched AS (
     SELECT
       e.eventId,
-      MIN(CASE pc.pageClass WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END) AS classRank
+      MIN(CASE pc.pageClass WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END) AS patternRank
     FROM events e
     JOIN `${dataset}.page_classes` pc ON e.path LIKE pc.pattern
     WHERE e.eventType = 'pageview'
     GROUP BY e.eventId
+  ),
+  -- A class the site set on the page (the pixel's script-tag overrides) wins over the patterns.
+  classified AS (
+    SELECT
+      e.eventId,
+      COALESCE(
+        CASE JSON_VALUE(e.data, '$.pageClass') WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END,
+        m.patternRank) AS classRank
+    FROM events e
+    LEFT JOIN matched m USING (eventId)
+    WHERE e.eventType = 'pageview'
   ),
   counts AS (
     SELECT

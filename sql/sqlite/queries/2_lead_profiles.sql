@@ -48,7 +48,7 @@ params AS (
 ),
 -- MATERIALIZED: read the rescored visitors' events once, with what scoring needs extracted
 -- (inlined, SQLite would index the whole events table on every run). A pageview's class is the
--- first of pricing, case_study, product whose pattern matches its path.
+-- one the site set on it, else the first of pricing, case_study, product whose pattern matches.
 ev AS MATERIALIZED (
   SELECT
     e.eventId,
@@ -57,8 +57,11 @@ ev AS MATERIALIZED (
     e.timestamp,
     COALESCE(e.url, e.path) AS page,
     CASE WHEN e.eventType = 'pageview' THEN
-      (SELECT MIN(CASE pc.pageClass WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END)
-       FROM page_classes pc WHERE e.path LIKE pc.pattern)
+      COALESCE(
+        -- A class the site set on the page (the pixel's script-tag overrides) wins.
+        CASE json_extract(e.data, '$.pageClass') WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END,
+        (SELECT MIN(CASE pc.pageClass WHEN 'pricing' THEN 1 WHEN 'case_study' THEN 2 WHEN 'product' THEN 3 END)
+         FROM page_classes pc WHERE e.path LIKE pc.pattern))
     END AS classRank,
     CASE WHEN e.eventType = 'page_exit' THEN CAST(json_extract(e.data, '$.activeMs') AS INTEGER) END AS activeMs,
     CASE WHEN e.eventType = 'scroll_depth' THEN CAST(json_extract(e.data, '$.depth') AS INTEGER) END AS depth,
