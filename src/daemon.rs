@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::now_ms;
 use crate::config::Loaded;
 use crate::dispatch::{self, ConnectorRuntime, Dispatcher};
+use crate::ingest::{self, Ingest};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
@@ -67,10 +68,31 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         metrics: metrics.clone(),
         outbox: outbox.clone(),
     };
+    // Events are written in batches; each write wakes scoring, each scoring run the source.
+    let written = Arc::new(Notify::new());
+    let lead_wake = Arc::new(Notify::new());
+    let (events, writer) = ingest::start_writer(
+        store.clone(),
+        config.server.max_queued_requests,
+        written.clone(),
+    );
+    let ingest = Ingest {
+        events,
+        allowed_origins: Arc::new(config.server.allowed_origins.clone()),
+    };
+    let app = server::router(health).merge(ingest::router(ingest));
     let server = tokio::spawn(server::serve(
         listener,
-        health,
+        app,
         server_stop.clone().cancelled_owned(),
+    ));
+    let scoring_stop = CancellationToken::new();
+    let scorer = tokio::spawn(score_after_writes(
+        store.clone(),
+        config.scoring.debounce,
+        written,
+        lead_wake.clone(),
+        scoring_stop.clone(),
     ));
 
     let (records, rx) = mpsc::channel(4096);
@@ -116,6 +138,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
             source,
             config.sources.leads.interval,
             runtimes.clone(),
+            lead_wake,
             work.clone(),
         ));
     }
@@ -128,8 +151,14 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!(%addr, connectors = runtimes.len(), routes = config.routes.len(), "oie is running");
 
     shutdown.await;
-    tracing::info!("shutting down: no new work; waiting for deliveries in flight");
+    tracing::info!("shutting down: no new events or work; writing accepted events, finishing deliveries in flight");
     ready.store(false, Ordering::Relaxed);
+    // Stop accepting events, then write every accepted one (the server held the queue's sender).
+    server_stop.cancel();
+    let _ = server.await;
+    let _ = writer.await;
+    scoring_stop.cancel();
+    let _ = scorer.await;
     work.cancel();
     loops.close();
     loops.wait().await;
@@ -148,8 +177,6 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     // Every sender is gone once the loops ended, so the recorder drains and returns.
     let _ = tokio::time::timeout(Duration::from_secs(10), recorder).await;
     let released = outbox.recover_inflight()?;
-    server_stop.cancel();
-    let _ = server.await;
     tracing::info!(released, "stopped");
     Ok(())
 }
@@ -174,10 +201,38 @@ fn lock(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// Rescores (sql/sqlite, incremental) a moment after events were written, then wakes the lead
+/// source, so a level rise reaches the outbox seconds after the event that caused it.
+async fn score_after_writes(
+    store: Arc<SqliteStore>,
+    debounce: Duration,
+    written: Arc<Notify>,
+    lead_wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = written.notified() => {}
+            _ = stop.cancelled() => return,
+        }
+        tokio::time::sleep(debounce).await;
+        let s = store.clone();
+        let scored = tokio::task::spawn_blocking(move || s.rescore(now_ms())).await;
+        match scored {
+            Ok(Ok(())) => lead_wake.notify_one(),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "scoring failed; will try again after the next events")
+            }
+            Err(e) => tracing::error!(error = %e, "scoring task failed"),
+        }
+    }
+}
+
 async fn poll_leads(
     source: Arc<LeadsSource>,
     interval: Duration,
     runtimes: Vec<Arc<ConnectorRuntime>>,
+    wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
     while !stop.is_cancelled() {
@@ -210,6 +265,7 @@ async fn poll_leads(
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
+            _ = wake.notified() => {}
             _ = stop.cancelled() => {}
         }
     }

@@ -10,6 +10,7 @@
 //! - `pipeline`: route → render → idempotency key, for sources and `oie routes test`.
 //! - `outbox`: the durable queue — hand-over, claim, record, dead letters.
 //! - `dispatch`: per-connector loops — batching, rate limit, retries, circuit breaker, recorder.
+//! - `ingest`: the ingest API of embedded mode (`/track`, `/health`, `/oie.js`, `/demo`).
 //! - `server`: health and metrics endpoints; `metrics`: the Prometheus registry.
 //! - `daemon`: `oie run`, start-up and graceful shutdown.
 //! - `cli`: one file per subcommand.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod ingest;
 pub mod lead;
 pub mod metrics;
 pub mod outbox;

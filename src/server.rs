@@ -47,13 +47,16 @@ async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     )
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves `app` until `shutdown` resolves; handlers see the client address.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    health: Health,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(health))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

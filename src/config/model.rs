@@ -14,6 +14,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub server: ServerConfig,
     pub store: StoreConfig,
+    pub scoring: ScoringConfig,
     pub sources: SourcesConfig,
     pub delivery: DeliveryConfig,
     pub routes: Vec<RouteConfig>,
@@ -57,7 +58,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[server]`: the HTTP listener for health and metrics.
+/// `[server]`: the HTTP listener for the ingest API, health and metrics.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -65,6 +66,14 @@ pub struct ServerConfig {
     /// bound address to `<data_dir>/server.addr`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Origins (e.g. `https://www.acme.com`) whose pages may post events, besides pages served
+    /// by `oie` itself.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// How many `/track` requests may wait to be written before `/track` answers 503 with
+    /// Retry-After (default 10000).
+    #[serde(default = "default_queue")]
+    pub max_queued_requests: usize,
 }
 
 /// `[store]`: where lead profiles live.
@@ -81,6 +90,18 @@ pub struct StoreConfig {
 pub enum StoreKind {
     #[default]
     Sqlite,
+}
+
+/// `[scoring]`: embedded-mode scoring of incoming events (sql/sqlite).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// How long after events arrive to rescore, so a burst is scored once (default 1s).
+    #[serde(
+        default = "default_debounce",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub debounce: Duration,
 }
 
 /// `[sources]`: where triggers come from.
@@ -234,6 +255,12 @@ fn default_shutdown() -> Duration {
 fn default_listen() -> String {
     "127.0.0.1:8787".to_string()
 }
+fn default_debounce() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_queue() -> usize {
+    10_000
+}
 fn yes() -> bool {
     true
 }
@@ -282,6 +309,7 @@ defaults_from_empty_table!(
     EngineConfig,
     ServerConfig,
     StoreConfig,
+    ScoringConfig,
     SourcesConfig,
     LeadsSourceConfig,
     DeliveryConfig,

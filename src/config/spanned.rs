@@ -12,7 +12,7 @@ use super::model::{Config, ConnectorEntry, ConnectorSettings, DELIVERY_KEYS};
 use super::problem::line_of;
 use super::Problem;
 
-const SECTIONS: &str = "engine, server, store, sources, delivery, routes, connectors";
+const SECTIONS: &str = "engine, server, store, scoring, sources, delivery, routes, connectors";
 const KINDS: &str = "webhook, file, slack";
 
 /// Where problems go, with the text to turn offsets into lines.
@@ -62,6 +62,7 @@ fn read_section(
         "engine" => set(&mut config.engine, read(ctx, name, value)),
         "server" => set(&mut config.server, read(ctx, name, value)),
         "store" => set(&mut config.store, read(ctx, name, value)),
+        "scoring" => set(&mut config.scoring, read(ctx, name, value)),
         "sources" => set(&mut config.sources, read(ctx, name, value)),
         "delivery" => set(&mut config.delivery, read(ctx, name, value)),
         "routes" => read_routes(ctx, config, value),

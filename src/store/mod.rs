@@ -1,9 +1,11 @@
 //! The lead store: where profiles are read from and CRM outcomes are written back.
 //! Embedded mode uses SQLite (`<data_dir>/oie.db`).
 
+mod events;
 mod import;
 mod sqlite;
 
+pub use events::EventRow;
 pub use import::{import_file, ImportReport};
 pub use sqlite::SqliteStore;
 

@@ -34,6 +34,11 @@ impl SqliteStore {
         f(&mut conn)
     }
 
+    /// Runs the incremental scoring steps (sql/sqlite/queries 1–3) at `now_ms`.
+    pub fn rescore(&self, now_ms: i64) -> anyhow::Result<()> {
+        self.with_conn(|c| Ok(crate::scoring::rescore(c, now_ms)?))
+    }
+
     /// One lead by visitor id.
     pub fn lead(&self, visitor_id: &str) -> anyhow::Result<Option<Lead>> {
         self.with_conn(|c| {

@@ -1,0 +1,191 @@
+//! The ingest API of embedded mode, the same contract as the Cloudflare Worker: `POST /track`
+//! (and its CORS preflight), `GET /health`, and the pixel itself at `/oie.js` with a demo page
+//! at `/demo`.
+
+mod contract;
+mod writer;
+
+pub use contract::{parse as parse_body, MAX_BODY};
+pub use writer::{start as start_writer, Events, Full};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use crate::clock::now_ms;
+use crate::store::EventRow;
+
+/// The built pixel, embedded so `oie run` needs no npm (tests check it matches the source).
+pub const PIXEL: &[u8] = include_bytes!("../../pixel/dist/oie.js");
+const DEMO: &str = include_str!("demo.html");
+
+#[derive(Clone)]
+pub struct Ingest {
+    pub events: Events,
+    /// Origins allowed to post besides the server's own.
+    pub allowed_origins: Arc<Vec<String>>,
+}
+
+pub fn router(state: Ingest) -> Router {
+    Router::new()
+        .route("/track", post(track).options(preflight))
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/oie.js", get(pixel))
+        .route("/demo", get(demo))
+        .route("/demo/{*page}", get(demo))
+        .with_state(state)
+}
+
+fn reject(status: StatusCode, reason: String) -> Response {
+    (
+        status,
+        axum::Json(json!({"success": false, "error": reason})),
+    )
+        .into_response()
+}
+
+/// The allowed origin of a request, if it may post: its own host, or one configured.
+fn allowed_origin(state: &Ingest, headers: &HeaderMap) -> Result<Option<HeaderValue>, String> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        // Server-side senders send no Origin; browsers always do on POST.
+        return Ok(None);
+    };
+    let text = origin.to_str().unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let same = text.split_once("://").is_some_and(|(_, h)| h == host);
+    if same || state.allowed_origins.iter().any(|o| o == text || o == "*") {
+        Ok(Some(origin.clone()))
+    } else {
+        Err(format!(
+            "origin {text} is not allowed; add it to [server] allowed_origins"
+        ))
+    }
+}
+
+fn cors(origin: Option<HeaderValue>, mut response: Response) -> Response {
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+async fn preflight(State(state): State<Ingest>, headers: HeaderMap) -> Response {
+    match allowed_origin(&state, &headers) {
+        Ok(origin) => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Content-Type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+            cors(origin, r)
+        }
+        Err(reason) => reject(StatusCode::FORBIDDEN, reason),
+    }
+}
+
+async fn track(
+    State(state): State<Ingest>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    debug_assert_eq!(method, Method::POST);
+    let origin = match allowed_origin(&state, &headers) {
+        Ok(o) => o,
+        Err(reason) => return reject(StatusCode::FORBIDDEN, reason),
+    };
+    if body.len() > MAX_BODY {
+        return cors(
+            origin,
+            reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is {} bytes; the limit is {MAX_BODY}", body.len()),
+            ),
+        );
+    }
+    let events = match parse_body(&body) {
+        Ok(e) => e,
+        Err(reason) => return cors(origin, reject(StatusCode::BAD_REQUEST, reason)),
+    };
+    let received = now_ms();
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ip = forwarded_for(&headers).unwrap_or_else(|| peer.ip().to_string());
+    let count = events.len();
+    let rows = events
+        .into_iter()
+        .map(|e| EventRow::from_json(e, received, Some(ip.clone()), agent.clone()))
+        .collect();
+    let response = match state.events.offer(rows) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"success": true, "eventsReceived": count})),
+        )
+            .into_response(),
+        Err(_) => {
+            let mut r = reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy: too many events waiting to be written; retry shortly".into(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+    };
+    cors(origin, response)
+}
+
+/// The client address when `oie` runs behind a proxy.
+fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
+    value
+        .split(',')
+        .next()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+async fn pixel() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        PIXEL,
+    )
+        .into_response()
+}
+
+async fn demo() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DEMO).into_response()
+}

@@ -1,0 +1,85 @@
+//! Raw pixel events into the embedded store.
+
+use rusqlite::params;
+use serde_json::Value;
+
+use super::SqliteStore;
+
+/// One accepted event, with what the server adds.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub event_id: String,
+    pub visitor_id: Option<String>,
+    pub session_id: String,
+    pub event_type: String,
+    pub timestamp: i64,
+    pub url: Option<String>,
+    pub path: Option<String>,
+    pub title: Option<String>,
+    pub referrer: Option<String>,
+    pub data: Option<String>,
+    pub received_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl EventRow {
+    /// From an event that passed the contract.
+    pub fn from_json(
+        e: Value,
+        received_at: i64,
+        ip: Option<String>,
+        user_agent: Option<String>,
+    ) -> EventRow {
+        let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+        EventRow {
+            event_id: text("eventId").unwrap_or_default(),
+            visitor_id: text("visitorId"),
+            session_id: text("sessionId").unwrap_or_default(),
+            event_type: text("type").unwrap_or_default(),
+            timestamp: e
+                .get("timestamp")
+                .and_then(Value::as_i64)
+                .unwrap_or(received_at),
+            url: text("url"),
+            path: text("path"),
+            title: text("title"),
+            referrer: text("referrer"),
+            data: e.get("data").filter(|d| !d.is_null()).map(Value::to_string),
+            received_at,
+            ip,
+            user_agent,
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Inserts events in one transaction; a repeated eventId is ignored. Returns how many were
+    /// new.
+    pub fn insert_events(&self, rows: &[EventRow]) -> anyhow::Result<usize> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            let mut added = 0;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO events (eventId, visitorId, sessionId, eventType, timestamp, url, path,
+                       title, referrer, data, serverTimestamp, ip, userAgent, receivedAt)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?11)",
+                )?;
+                for r in rows {
+                    added += stmt.execute(params![
+                        r.event_id, r.visitor_id, r.session_id, r.event_type, r.timestamp, r.url, r.path,
+                        r.title, r.referrer, r.data, r.received_at, r.ip, r.user_agent
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(added)
+        })
+    }
+
+    /// How many events the store holds.
+    pub fn event_count(&self) -> anyhow::Result<i64> {
+        self.with_conn(|c| Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?))
+    }
+}

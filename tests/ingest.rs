@@ -1,0 +1,258 @@
+//! Black-box: `oie run` as the ingest API (embedded mode), with the contract's own fixtures.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Behaviour, Receiver, Workspace, FAST};
+use serde_json::{json, Value};
+
+fn contract(path: &str) -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contract")
+        .join(path);
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn config(extra: &str) -> String {
+    format!(
+        "{FAST}\n[scoring]\ndebounce = \"100ms\"\n\n[[routes]]\nname = \"hot\"\nwhen = 'trigger.kind == \"hot_lead\"'\nto = [\"out\"]\n\n[connectors.out]\nkind = \"file\"\npath = \"data/out.jsonl\"\n{extra}"
+    )
+}
+
+async fn post(
+    base: &str,
+    body: &str,
+    origin: Option<&str>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/track"))
+        .header("content-type", "text/plain")
+        .body(body.to_string());
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, r.json().await.unwrap_or(Value::Null), headers)
+}
+
+fn event_count(ws: &Workspace) -> i64 {
+    let c = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+    c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_contract_fixtures_pass_as_they_do_against_the_worker() {
+    let ws = Workspace::new(&config(""));
+    let daemon = ws.start();
+    let mut accepted = 0;
+    for name in ["journey.json", "anonymous.json"] {
+        let body = contract(&format!("examples/valid/{name}"));
+        let (status, answer, _) = post(&daemon.base, &body.to_string(), None).await;
+        assert_eq!(status, 202, "{name}: {answer}");
+        let n = body["events"].as_array().unwrap().len();
+        assert_eq!(answer, json!({"success": true, "eventsReceived": n}));
+        accepted += n as i64;
+    }
+    for case in contract("examples/invalid/cases.json").as_array().unwrap() {
+        let (status, answer, _) = post(&daemon.base, &case["body"].to_string(), None).await;
+        assert_eq!(status, 400, "{}: {answer}", case["why"]);
+        assert_eq!(answer["success"], false);
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("body does not match the ingest contract: "),
+            "{answer}"
+        );
+    }
+    let (status, answer, _) = post(&daemon.base, "{not json", None).await;
+    assert_eq!(
+        (
+            status,
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("body is not JSON")
+        ),
+        (400, true)
+    );
+    let big = format!(r#"{{"v":1,"events":[],"pad":"{}"}}"#, "x".repeat(70_000));
+    assert_eq!(post(&daemon.base, &big, None).await.0, 413);
+    let one = contract("examples/valid/anonymous.json")["events"][0].clone();
+    let many: Vec<Value> = (0..51)
+        .map(|i| {
+            let mut e = one.clone();
+            e["eventId"] = json!(format!("m{i}"));
+            e
+        })
+        .collect();
+    assert_eq!(
+        post(
+            &daemon.base,
+            &json!({"v": 1, "events": many}).to_string(),
+            None
+        )
+        .await
+        .0,
+        400,
+        "at most 50 events"
+    );
+
+    // Embedded pixel and demo page.
+    let pixel = reqwest::get(format!("{}/oie.js", daemon.base))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        &pixel[..],
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("pixel/dist/oie.js")).unwrap()[..]
+    );
+    assert!(daemon.get("/demo").await.1.contains("src=\"/oie.js\""));
+    assert_eq!(
+        daemon.get("/health").await,
+        (200, r#"{"status":"ok"}"#.to_string())
+    );
+    assert!(daemon.terminate().success());
+    assert_eq!(event_count(&ws), accepted, "every accepted event is stored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_allows_listed_origins_and_the_own_one_only() {
+    let ws = Workspace::new(&config("").replace(
+        "[server]\nlisten = \"127.0.0.1:0\"",
+        "[server]\nlisten = \"127.0.0.1:0\"\nallowed_origins = [\"https://www.acme.example\"]",
+    ));
+    let daemon = ws.start();
+    let body = contract("examples/valid/anonymous.json").to_string();
+    let (status, _, headers) = post(&daemon.base, &body, Some("https://www.acme.example")).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://www.acme.example"
+    );
+    let (status, answer, _) = post(&daemon.base, &body, Some("https://evil.example")).await;
+    assert_eq!(status, 403);
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("https://evil.example is not allowed"));
+    assert_eq!(
+        post(&daemon.base, &body, Some(&daemon.base)).await.0,
+        202,
+        "pages served by oie itself"
+    );
+    let pre = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/track", daemon.base))
+        .header("origin", "https://www.acme.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status().as_u16(), 204);
+    assert_eq!(
+        pre.headers()["access-control-allow-methods"],
+        "POST, OPTIONS"
+    );
+    drop(daemon);
+}
+
+/// A visitor's events, as the pixel would send them, worth `burning` with a form.
+fn hot_journey(visitor: &str, now: i64) -> Value {
+    let e = |i: usize, t: &str, path: &str, data: Value| {
+        json!({"eventId": format!("{visitor}-{i}"), "type": t, "timestamp": now - 60_000 + i as i64,
+        "sessionId": format!("{visitor}-s"), "visitorId": visitor, "url": format!("https://acme.example{path}"), "path": path, "data": data})
+    };
+    json!({"v": 1, "events": [
+        e(0, "pageview", "/pricing", json!({})), e(1, "pageview", "/pricing", json!({})), e(2, "pageview", "/pricing", json!({})),
+        e(3, "page_exit", "/pricing", json!({"activeMs": 300000, "maxScrollDepth": 90})),
+        e(4, "form_submit", "/demo", json!({"formId": "demo", "fields": ["email"]})),
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_become_a_hot_lead_alert_within_seconds() {
+    let rx = Receiver::start(&[("alerts", Behaviour::Ok)]).await;
+    let hook = format!(
+        "\n[connectors.hook]\nkind = \"webhook\"\nurl = \"{}\"\n",
+        rx.url("alerts")
+    );
+    let ws = Workspace::new(&(config("").replace("to = [\"out\"]", "to = [\"hook\"]") + &hook));
+    let daemon = ws.start();
+    let sent = Instant::now();
+    let (status, _, _) = post(
+        &daemon.base,
+        &hot_journey("ab3f9", oie::clock::now_ms()).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    rx.wait_for("the alert", Duration::from_secs(10), |r| {
+        !r.accepted("alerts").is_empty()
+    })
+    .await;
+    let latency = sent.elapsed();
+    let alert = &rx.accepted("alerts")[0].body;
+    // 30 + 4 + engagement 4.5 + 5 (300 s) + high intent 24 + conversions 15 = 82.5 → 83, burning
+    assert_eq!(alert["data"]["lead"]["intentScore"], 83);
+    assert_eq!(alert["data"]["trigger"]["level"], "burning");
+    println!("event to alert: {latency:?}");
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_events_survive_sigterm_and_a_stalled_writer_answers_503() {
+    let ws = Workspace::new(&config("").replace(
+        "[server]\nlisten = \"127.0.0.1:0\"",
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_queued_requests = 4",
+    ));
+    let daemon = ws.start();
+    let one = contract("examples/valid/anonymous.json")["events"][0].clone();
+    let body = |i: usize| {
+        let events: Vec<Value> = (0..5)
+            .map(|k| {
+                let mut e = one.clone();
+                e["eventId"] = json!(format!("b{i}-{k}"));
+                e
+            })
+            .collect();
+        json!({"v": 1, "events": events}).to_string()
+    };
+    // Hold SQLite's write lock: the writer stalls, the queue fills, /track says 503 + Retry-After.
+    let lock = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (mut accepted, mut busy) = (0, 0);
+    for i in 0..40 {
+        let (status, _, headers) = post(&daemon.base, &body(i), None).await;
+        match status {
+            202 => accepted += 5,
+            503 => {
+                busy += 1;
+                assert_eq!(headers["retry-after"], "1");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(busy > 0, "a full queue answers 503");
+    assert!(
+        accepted <= 5 * (4 + 2),
+        "memory stays bounded: {accepted} events accepted"
+    );
+    let start = Instant::now();
+    let terminated = std::thread::spawn(move || daemon.terminate());
+    std::thread::sleep(Duration::from_millis(500));
+    lock.execute_batch("COMMIT").unwrap();
+    assert!(terminated.join().unwrap().success());
+    assert!(start.elapsed() < Duration::from_secs(15));
+    assert_eq!(
+        event_count(&ws),
+        accepted as i64,
+        "every accepted event was written before exit"
+    );
+}
