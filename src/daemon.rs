@@ -79,6 +79,10 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     let ingest = Ingest {
         events,
         allowed_origins: Arc::new(config.server.allowed_origins.clone()),
+        redirect_hosts: Arc::new(config.server.redirect_hosts.clone()),
+        admin_token: config.server.admin_token.clone(),
+        store: store.clone(),
+        outbox: outbox.clone(),
     };
     let app = server::router(health).merge(ingest::router(ingest));
     let server = tokio::spawn(server::serve(

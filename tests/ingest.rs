@@ -256,3 +256,149 @@ async fn accepted_events_survive_sigterm_and_a_stalled_writer_answers_503() {
         "every accepted event was written before exit"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identities_pages_links_and_erasure() {
+    std::env::set_var("OIE_TEST_ADMIN_TOKEN", "s3cret-admin");
+    let ws = Workspace::new(&config("").replace(
+        "[server]\nlisten = \"127.0.0.1:0\"",
+        "[server]\nlisten = \"127.0.0.1:0\"\nredirect_hosts = [\"www.acme.example\"]\nadmin_token = \"${OIE_TEST_ADMIN_TOKEN}\"",
+    ));
+    std::fs::write(
+        ws.path("ids.csv"),
+        "shortId,email,firstName,lastName,company,campaignName\nab3f9,jane@acme.example,Jane,Doe,Acme,Q4 Outbound\n,x@y.example,No,Id,Nope,\n",
+    )
+    .unwrap();
+    let out = ws.oie(&["identities", "import", ws.path("ids.csv").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "one bad row");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3: shortId is missing or empty"));
+    let daemon = ws.start();
+    let get = |path: &str| {
+        let url = format!("{}{path}", daemon.base);
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let known = get("/identify?i=ab3f9").await;
+    assert_eq!(
+        known,
+        json!({"firstName": "Jane", "company": "Acme", "campaignName": "Q4 Outbound"}),
+        "never e-mail or last name"
+    );
+    let unknown = get("/identify?i=nobody").await;
+    assert_eq!(
+        unknown,
+        json!({"firstName": null, "company": null, "campaignName": null}),
+        "same shape for unknown ids"
+    );
+    assert_eq!(get("/identify?i=%3Cscript%3E").await, unknown);
+
+    // Events for the identified visitor: the alert carries the person's name and company.
+    assert_eq!(
+        post(
+            &daemon.base,
+            &hot_journey("ab3f9", oie::clock::now_ms()).to_string(),
+            None
+        )
+        .await
+        .0,
+        202
+    );
+    let start = Instant::now();
+    while !common::read(&ws.path("data/out.jsonl")).contains("\"ab3f9\"") {
+        assert!(start.elapsed() < Duration::from_secs(10), "no alert");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line: Value = serde_json::from_str(
+        common::read(&ws.path("data/out.jsonl"))
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["payload"]["data"]["lead"]["firstName"], "Jane");
+    assert_eq!(line["payload"]["data"]["lead"]["company"], "Acme");
+    assert_eq!(
+        get("/personalize?v=ab3f9").await,
+        json!({"firstName": "Jane", "company": "Acme", "campaignName": "Q4 Outbound", "level": "burning"})
+    );
+    assert_eq!(
+        get("/personalize?v=nobody").await,
+        json!({"firstName": null, "company": null, "campaignName": null, "level": null})
+    );
+
+    // Tracked links: recorded, redirected only where allowed.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let go = |q: &str| {
+        let (c, url) = (client.clone(), format!("{}/go?{q}", daemon.base));
+        async move {
+            c.get(url).send().await.unwrap().headers()["location"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(go("i=ab3f9&to=%2Fpricing").await, "/pricing?i=ab3f9");
+    assert_eq!(
+        go("i=ab3f9&to=https%3A%2F%2Fwww.acme.example%2Fdemo").await,
+        "https://www.acme.example/demo?i=ab3f9"
+    );
+    for evil in [
+        "https%3A%2F%2Fevil.example",
+        "%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+        "javascript%3Aalert(1)",
+        "%252F%252Fevil.example",
+    ] {
+        let to = go(&format!("i=ab3f9&to={evil}")).await;
+        assert!(
+            !to.contains("evil.example") && !to.starts_with("//"),
+            "{evil} → {to}"
+        );
+    }
+    let clicks = |ws: &Workspace| -> i64 {
+        rusqlite::Connection::open(ws.path("data/oie.db"))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM email_clicks WHERE visitorId = 'ab3f9'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(clicks(&ws), 7);
+
+    // Erasure needs the admin token, and leaves nothing behind.
+    let del = |token: Option<&str>| {
+        let mut r = client.delete(format!("{}/visitors/ab3f9", daemon.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(del(None).await, 401);
+    assert_eq!(del(Some("wrong")).await, 401);
+    assert_eq!(del(Some("s3cret-admin")).await, 200);
+    assert_eq!(get("/identify?i=ab3f9").await, unknown);
+    assert_eq!(get("/personalize?v=ab3f9").await["level"], Value::Null);
+    let left: i64 = rusqlite::Connection::open(ws.path("data/oie.db"))
+        .unwrap()
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM events WHERE visitorId = 'ab3f9') + (SELECT COUNT(*) FROM sessions WHERE visitorId = 'ab3f9')
+                  + (SELECT COUNT(*) FROM lead_profiles WHERE visitorId = 'ab3f9') + (SELECT COUNT(*) FROM identity_map WHERE shortId = 'ab3f9')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(clicks(&ws), 0);
+    drop(daemon);
+}

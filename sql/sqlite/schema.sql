@@ -192,3 +192,10 @@ CREATE TABLE IF NOT EXISTS scoring_state (
   name   TEXT PRIMARY KEY,
   value  INTEGER NOT NULL
 );
+
+-- Erasure requests (DELETE /visitors/{id}): when, and a hash of the id — never the id itself.
+CREATE TABLE IF NOT EXISTS erasure_requests (
+  visitorHash  TEXT NOT NULL,
+  requestedAt  INTEGER NOT NULL,
+  erased       TEXT NOT NULL
+);

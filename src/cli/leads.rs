@@ -1,29 +1,38 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::store::{import_file, SqliteStore};
+use crate::store::{import_file, import_identities as load_identities, ImportReport, SqliteStore};
 
 pub fn import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     let loaded = super::load(config)?;
     let store = SqliteStore::open(&loaded.data_dir.join("oie.db"))?;
     let report = import_file(&store, file)?;
+    Ok(print(file, &report, "lead"))
+}
+
+pub fn import_identities(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = super::load(config)?;
+    let store = SqliteStore::open(&loaded.data_dir.join("oie.db"))?;
+    let report = load_identities(&store, file, crate::clock::now_ms())?;
+    Ok(print(file, &report, "identity"))
+}
+
+/// Prints an import's outcome; exit 1 when any row was rejected.
+fn print(file: &Path, report: &ImportReport, what: &str) -> ExitCode {
     if !report.ignored_columns.is_empty() {
-        eprintln!(
-            "ignored columns that are not lead fields: {}",
-            report.ignored_columns.join(", ")
-        );
+        eprintln!("ignored columns: {}", report.ignored_columns.join(", "));
     }
     for r in &report.rejected {
         eprintln!("{}: {r}", file.display());
     }
     println!(
-        "imported {} lead(s), rejected {} row(s)",
+        "imported {} {what}(s), rejected {} row(s)",
         report.loaded,
         report.rejected.len()
     );
-    Ok(if report.rejected.is_empty() {
+    if report.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }

@@ -40,6 +40,16 @@ pub enum Command {
     /// Manage lead profiles in the embedded store.
     #[command(subcommand)]
     Leads(LeadsCommand),
+    /// Manage short id → person mappings in the embedded store.
+    #[command(subcommand)]
+    Identities(IdentitiesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentitiesCommand {
+    /// Load identities (shortId, email, firstName, lastName, company, title, campaignId,
+    /// campaignName) from CSV or JSON lines, so alerts carry the person's name and company.
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +109,9 @@ pub fn main(cli: Cli) -> ExitCode {
         }) => routes::test(&cli.config, lead, trigger, previous_level.as_deref()),
         Command::Deadletters(c) => deadletters::run(&cli.config, c),
         Command::Leads(LeadsCommand::Import { file }) => leads::import(&cli.config, file),
+        Command::Identities(IdentitiesCommand::Import { file }) => {
+            leads::import_identities(&cli.config, file)
+        }
     };
     match result {
         Ok(code) => code,

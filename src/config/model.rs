@@ -74,6 +74,12 @@ pub struct ServerConfig {
     /// Retry-After (default 10000).
     #[serde(default = "default_queue")]
     pub max_queued_requests: usize,
+    /// Hosts (e.g. `www.acme.com`) that `/go` may redirect to besides paths on this server.
+    #[serde(default)]
+    pub redirect_hosts: Vec<String>,
+    /// Token for `DELETE /visitors/{id}`, as `"${OIE_ADMIN_TOKEN}"`; without it erasure is off.
+    #[serde(default, deserialize_with = "oie_connectors::secret::env_only_opt")]
+    pub admin_token: Option<oie_connectors::Secret>,
 }
 
 /// `[store]`: where lead profiles live.

@@ -3,6 +3,7 @@
 //! at `/demo`.
 
 mod contract;
+mod pages;
 mod writer;
 
 pub use contract::{parse as parse_body, MAX_BODY};
@@ -20,7 +21,9 @@ use axum::Router;
 use serde_json::json;
 
 use crate::clock::now_ms;
-use crate::store::EventRow;
+use crate::outbox::Outbox;
+use crate::store::{EventRow, SqliteStore};
+use oie_connectors::Secret;
 
 /// The built pixel, embedded so `oie run` needs no npm (tests check it matches the source).
 pub const PIXEL: &[u8] = include_bytes!("../../pixel/dist/oie.js");
@@ -31,6 +34,11 @@ pub struct Ingest {
     pub events: Events,
     /// Origins allowed to post besides the server's own.
     pub allowed_origins: Arc<Vec<String>>,
+    /// Hosts `/go` may redirect to besides paths on this site.
+    pub redirect_hosts: Arc<Vec<String>>,
+    pub admin_token: Option<Secret>,
+    pub store: Arc<SqliteStore>,
+    pub outbox: Arc<Outbox>,
 }
 
 pub fn router(state: Ingest) -> Router {
@@ -40,6 +48,10 @@ pub fn router(state: Ingest) -> Router {
             "/health",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
+        .route("/identify", get(pages::identify))
+        .route("/personalize", get(pages::personalize))
+        .route("/go", get(pages::go))
+        .route("/visitors/{id}", axum::routing::delete(pages::erase))
         .route("/oie.js", get(pixel))
         .route("/demo", get(demo))
         .route("/demo/{*page}", get(demo))

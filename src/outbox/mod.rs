@@ -69,6 +69,27 @@ impl Outbox {
         })
     }
 
+    /// Erasure: drops a visitor's deliveries that have not been sent (and dead letters, which
+    /// hold the payload), and what sources remember of them. Returns the deliveries removed.
+    pub fn erase(&self, visitor_id: &str) -> anyhow::Result<usize> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM attempts WHERE delivery_id IN
+                   (SELECT id FROM deliveries WHERE visitor_id = ?1 AND state IN ('queued', 'dead'))",
+                [visitor_id],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM deliveries WHERE visitor_id = ?1 AND state IN ('queued', 'dead')",
+                [visitor_id],
+            )?;
+            tx.execute("DELETE FROM lead_seen WHERE visitor_id = ?1", [visitor_id])?;
+            tx.execute("DELETE FROM route_fires WHERE visitor_id = ?1", [visitor_id])?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
     /// Forgets delivered rows (and their keys) older than `before_ms`.
     pub fn prune_delivered(&self, before_ms: i64) -> anyhow::Result<usize> {
         self.with(|c| {

@@ -26,16 +26,7 @@ pub struct ImportReport {
 
 /// Imports `path` into `store`.
 pub fn import_file(store: &SqliteStore, path: &Path) -> anyhow::Result<ImportReport> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let (rows, mut report) = if is_csv {
-        csv_rows(&text)?
-    } else {
-        json_rows(&text)
-    };
+    let (rows, mut report) = read_rows(path)?;
     store.with_conn(|conn| {
         let tx = conn.transaction()?;
         for (line, row) in rows {
@@ -50,7 +41,22 @@ pub fn import_file(store: &SqliteStore, path: &Path) -> anyhow::Result<ImportRep
     Ok(report)
 }
 
-type Rows = Vec<(usize, Map<String, Value>)>;
+/// Rows of a CSV or JSON-lines file, with their line numbers.
+pub(crate) type Rows = Vec<(usize, Map<String, Value>)>;
+
+/// Reads `path` as CSV (by extension) or JSON lines; every row keyed by its column names.
+pub(crate) fn read_rows(path: &Path) -> anyhow::Result<(Rows, ImportReport)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        csv_rows(&text)
+    } else {
+        Ok(json_rows(&text))
+    }
+}
 
 fn json_rows(text: &str) -> (Rows, ImportReport) {
     let mut report = ImportReport::default();
@@ -212,6 +218,42 @@ fn upsert(tx: &rusqlite::Transaction, row: &[(&'static str, SqlValue)]) -> rusql
     let mut stmt = tx.prepare_cached(&sql)?;
     stmt.execute(rusqlite::params_from_iter(row.iter().map(|(_, v)| v)))?;
     Ok(())
+}
+
+/// `oie identities import FILE`: short id → person (shortId, email, firstName, lastName,
+/// company, title, campaignId, campaignName), CSV or JSON lines; a bad row is reported by line.
+pub fn import_identities(
+    store: &SqliteStore,
+    path: &Path,
+    now_ms: i64,
+) -> anyhow::Result<ImportReport> {
+    let (rows, mut report) = read_rows(path)?;
+    const KNOWN: &[&str] = &[
+        "shortId",
+        "email",
+        "firstName",
+        "lastName",
+        "company",
+        "title",
+        "campaignId",
+        "campaignName",
+    ];
+    let mut unknown: Vec<String> = rows
+        .iter()
+        .flat_map(|(_, r)| r.keys())
+        .filter(|k| !KNOWN.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    report.ignored_columns = unknown;
+    for (line, row) in rows {
+        match store.insert_identity(&row, now_ms) {
+            Ok(()) => report.loaded += 1,
+            Err(e) => report.rejected.push(format!("line {line}: {e}")),
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

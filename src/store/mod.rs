@@ -2,11 +2,13 @@
 //! Embedded mode uses SQLite (`<data_dir>/oie.db`).
 
 mod events;
+mod identity;
 mod import;
 mod sqlite;
 
 pub use events::EventRow;
-pub use import::{import_file, ImportReport};
+pub use identity::{public_identity, Erased};
+pub use import::{import_file, import_identities, ImportReport};
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;

@@ -1,0 +1,141 @@
+//! Identities (short id → person), e-mail clicks, lookups for pages, and erasure.
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Map, Value};
+
+use super::SqliteStore;
+
+/// What a page may show about a short id: never the e-mail or the last name.
+pub fn public_identity(row: Option<(Option<String>, Option<String>, Option<String>)>) -> Value {
+    let (first, company, campaign) = row.unwrap_or_default();
+    json!({"firstName": first, "company": company, "campaignName": campaign})
+}
+
+/// What was erased for a visitor.
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    pub events: usize,
+    pub sessions: usize,
+    pub profiles: usize,
+    pub identities: usize,
+    pub clicks: usize,
+    pub alerts: usize,
+    pub sync_state: usize,
+}
+
+impl SqliteStore {
+    /// Upserts identities (`shortId` required; email, firstName, lastName, company, title,
+    /// campaignId, campaignName optional).
+    pub fn insert_identity(&self, row: &Map<String, Value>, now_ms: i64) -> anyhow::Result<()> {
+        let t = |k: &str| {
+            row.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let id = t("shortId").ok_or_else(|| anyhow::anyhow!("shortId is missing or empty"))?;
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+            || id.len() > 64
+        {
+            anyhow::bail!("shortId \"{id}\" may only use letters, digits, _ . : - (at most 64)");
+        }
+        self.with_conn(|c| {
+            c.execute("DELETE FROM identity_map WHERE shortId = ?1", [&id])?;
+            c.execute(
+                "INSERT INTO identity_map (shortId, email, firstName, lastName, company, title, campaignId, campaignName, createdAt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![id, t("email"), t("firstName"), t("lastName"), t("company"), t("title"), t("campaignId"), t("campaignName"), now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// `/identify`: the page-safe part of an identity, the same shape for unknown ids.
+    pub fn identify(&self, short_id: &str) -> anyhow::Result<Value> {
+        self.with_conn(|c| {
+            let row = c
+                .query_row(
+                    "SELECT firstName, company, campaignName FROM identity_map WHERE shortId = ?1
+                     ORDER BY createdAt DESC LIMIT 1",
+                    [short_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            Ok(public_identity(row))
+        })
+    }
+
+    /// `/personalize`: for a hot or burning lead seen in the last 30 days (the export of
+    /// sql/sqlite/queries/4), what a page may adapt to; the same shape otherwise.
+    pub fn personalize(&self, visitor_id: &str, now_ms: i64) -> anyhow::Result<Value> {
+        self.with_conn(|c| {
+            let row = c
+                .query_row(
+                    "SELECT firstName, company, campaignName, engagementLevel FROM lead_profiles
+                     WHERE visitorId = ?1 AND engagementLevel IN ('hot', 'burning') AND lastVisitAt >= ?2 - 2592000000",
+                    params![visitor_id, now_ms],
+                    |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?)),
+                )
+                .optional()?;
+            let (first, company, campaign, level) = row.unwrap_or_default();
+            Ok(json!({"firstName": first, "company": company, "campaignName": campaign, "level": level}))
+        })
+    }
+
+    /// Records a tracked e-mail link click.
+    pub fn record_click(
+        &self,
+        click_id: &str,
+        visitor_id: Option<&str>,
+        target: &str,
+        now_ms: i64,
+        ip: Option<&str>,
+        agent: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO email_clicks (clickId, visitorId, target, timestamp, ip, userAgent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![click_id, visitor_id, target, now_ms, ip, agent],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records that an erasure happened, by a hash of the id.
+    pub fn record_erasure(
+        &self,
+        visitor_hash: &str,
+        now_ms: i64,
+        erased: &Value,
+    ) -> anyhow::Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO erasure_requests (visitorHash, requestedAt, erased) VALUES (?1, ?2, ?3)",
+                params![visitor_hash, now_ms, erased.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Removes everything stored about a visitor, in one transaction.
+    pub fn erase(&self, visitor_id: &str) -> anyhow::Result<Erased> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            let del = |sql: &str| tx.execute(sql, [visitor_id]);
+            let erased = Erased {
+                events: del("DELETE FROM events WHERE visitorId = ?1")?,
+                sessions: del("DELETE FROM sessions WHERE visitorId = ?1")?,
+                profiles: del("DELETE FROM lead_profiles WHERE visitorId = ?1")?,
+                identities: del("DELETE FROM identity_map WHERE shortId = ?1")?,
+                clicks: del("DELETE FROM email_clicks WHERE visitorId = ?1")?,
+                alerts: del("DELETE FROM hot_lead_alerts WHERE visitorId = ?1")?,
+                sync_state: del("DELETE FROM crm_sync_state WHERE visitorId = ?1")?,
+            };
+            tx.commit()?;
+            Ok(erased)
+        })
+    }
+}
