@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::now_ms;
 use crate::config::Loaded;
 use crate::dispatch::{self, ConnectorRuntime, Dispatcher};
-use crate::ingest::{self, Ingest};
+use crate::ingest::{self, Ingest, Written};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
@@ -69,7 +69,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         outbox: outbox.clone(),
     };
     // Events are written in batches; each write wakes scoring, each scoring run the source.
-    let written = Arc::new(Notify::new());
+    let written = Written::default();
     let lead_wake = Arc::new(Notify::new());
     let (events, writer) = ingest::start_writer(
         store.clone(),
@@ -205,21 +205,23 @@ fn lock(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Rescores (sql/sqlite, incremental) a moment after events were written, then wakes the lead
-/// source, so a level rise reaches the outbox seconds after the event that caused it.
+/// Rescores (sql/sqlite, incremental) as soon as events are written, then at most once per
+/// `debounce` (events written meanwhile wait for the next run) — except that a form submission
+/// is scored at once — and wakes the lead source, so a level rise reaches the outbox within a
+/// second of the event that caused it.
 async fn score_after_writes(
     store: Arc<SqliteStore>,
     debounce: Duration,
-    written: Arc<Notify>,
+    written: Written,
     lead_wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
-            _ = written.notified() => {}
+            _ = written.written.notified() => {}
+            _ = written.urgent.notified() => {}
             _ = stop.cancelled() => return,
         }
-        tokio::time::sleep(debounce).await;
         let s = store.clone();
         let scored = tokio::task::spawn_blocking(move || s.rescore(now_ms())).await;
         match scored {
@@ -228,6 +230,11 @@ async fn score_after_writes(
                 tracing::error!(error = %e, "scoring failed; will try again after the next events")
             }
             Err(e) => tracing::error!(error = %e, "scoring task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(debounce) => {}
+            _ = written.urgent.notified() => {}
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -53,7 +53,7 @@ safe(() => {
     if (document.title) event.title = document.title.slice(0, 512);
     if (document.referrer) event.referrer = document.referrer.slice(0, 2048);
     if (data) event.data = data;
-    queue.push(event);
+    queue.push(event, type === 'form_submit');
   };
 
   const start = () => {

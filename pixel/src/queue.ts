@@ -46,11 +46,12 @@ export class Queue {
     return this.events.length;
   }
 
-  push(event: Event): void {
+  /** Queues an event; `now` sends at once (a form submission should alert within seconds). */
+  push(event: Event, now = false): void {
     this.events.push(event);
     if (this.events.length > MAX_QUEUED) this.events.splice(0, this.events.length - MAX_QUEUED);
     this.save();
-    if (this.events.length >= BATCH) void this.flush();
+    if (now || this.events.length >= BATCH) void this.flush();
     else this.schedule(FLUSH_MS);
   }
 

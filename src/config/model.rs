@@ -102,7 +102,8 @@ pub enum StoreKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoringConfig {
-    /// How long after events arrive to rescore, so a burst is scored once (default 1s).
+    /// Scoring runs as soon as events arrive, then at most once per this interval, so a burst
+    /// is scored in a few runs rather than hundreds (default 1s).
     #[serde(
         default = "default_debounce",
         deserialize_with = "duration::deserialize"

@@ -7,7 +7,7 @@ mod pages;
 mod writer;
 
 pub use contract::{parse as parse_body, MAX_BODY};
-pub use writer::{start as start_writer, Events, Full};
+pub use writer::{start as start_writer, Events, Full, Written};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

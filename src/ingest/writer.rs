@@ -34,19 +34,26 @@ impl Events {
     }
 }
 
-/// A queue holding up to `capacity` requests, and the writer that drains it; `written` is
-/// notified after each commit (scoring listens).
+/// Who hears about written events: `written` after every commit, `urgent` also when a batch held
+/// a form submission (scoring runs for those at once).
+#[derive(Clone, Default)]
+pub struct Written {
+    pub written: Arc<Notify>,
+    pub urgent: Arc<Notify>,
+}
+
+/// A queue holding up to `capacity` requests, and the writer that drains it.
 pub fn start(
     store: Arc<SqliteStore>,
     capacity: usize,
-    written: Arc<Notify>,
+    notify: Written,
 ) -> (Events, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let task = tokio::spawn(run(rx, store, written));
+    let task = tokio::spawn(run(rx, store, notify));
     (Events { tx }, task)
 }
 
-async fn run(mut rx: mpsc::Receiver<Vec<EventRow>>, store: Arc<SqliteStore>, written: Arc<Notify>) {
+async fn run(mut rx: mpsc::Receiver<Vec<EventRow>>, store: Arc<SqliteStore>, notify: Written) {
     while let Some(first) = rx.recv().await {
         let mut batch = first;
         while batch.len() < WRITE_BATCH {
@@ -55,8 +62,12 @@ async fn run(mut rx: mpsc::Receiver<Vec<EventRow>>, store: Arc<SqliteStore>, wri
                 Err(_) => break,
             }
         }
+        let urgent = batch.iter().any(|e| e.event_type == "form_submit");
         write(&store, batch).await;
-        written.notify_one();
+        notify.written.notify_one();
+        if urgent {
+            notify.urgent.notify_one();
+        }
     }
 }
 

@@ -55,6 +55,15 @@ describe('queue', () => {
     expect(q.size).toBe(0);
   });
 
+  it('sends an urgent event at once', async () => {
+    const t = new FakeTransport();
+    const q = new Queue(memoryKV(), t, new FakeClock());
+    q.push(ev(1));
+    q.push(ev(2), true);
+    await tick();
+    expect(t.sent()).toEqual(['e1', 'e2']);
+  });
+
   it('sends fewer after 10 seconds', async () => {
     const t = new FakeTransport();
     const clock = new FakeClock();
