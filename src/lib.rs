@@ -12,6 +12,7 @@
 //! - `dispatch`: per-connector loops — batching, rate limit, retries, circuit breaker, recorder.
 //! - `ingest`: the ingest API of embedded mode (`/track`, `/health`, `/oie.js`, `/demo`).
 //! - `server`: health and metrics endpoints; `metrics`: the Prometheus registry.
+//! - `simulate`: synthetic visitor journeys with known scores (`oie simulate`).
 //! - `daemon`: `oie run`, start-up and graceful shutdown.
 //! - `cli`: one file per subcommand.
 //! - `clock`, `sqlite`, `redact`: milliseconds since epoch; shared SQLite settings; keeping
@@ -31,6 +32,7 @@ pub mod redact;
 pub mod routing;
 pub mod scoring;
 pub mod server;
+pub mod simulate;
 pub mod sources;
 pub mod sqlite;
 pub mod store;

@@ -6,6 +6,7 @@ mod leads;
 mod logging;
 mod routes;
 mod run;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,21 @@ pub enum Command {
     /// Manage lead profiles in the embedded store.
     #[command(subcommand)]
     Leads(LeadsCommand),
+    /// Send synthetic visitor journeys through the ingest API (demos, load): 2 in 10 become hot.
+    Simulate {
+        /// How many visitors.
+        #[arg(long, default_value_t = 100)]
+        visitors: usize,
+        /// Visitors per second at most (default: as fast as the server takes them).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// The ingest API (default: http://<[server] listen>).
+        #[arg(long)]
+        target: Option<String>,
+        /// Prefix of the generated visitor ids.
+        #[arg(long, default_value = "sim")]
+        prefix: String,
+    },
     /// Manage short id → person mappings in the embedded store.
     #[command(subcommand)]
     Identities(IdentitiesCommand),
@@ -109,6 +125,12 @@ pub fn main(cli: Cli) -> ExitCode {
         }) => routes::test(&cli.config, lead, trigger, previous_level.as_deref()),
         Command::Deadletters(c) => deadletters::run(&cli.config, c),
         Command::Leads(LeadsCommand::Import { file }) => leads::import(&cli.config, file),
+        Command::Simulate {
+            visitors,
+            rate,
+            target,
+            prefix,
+        } => simulate::simulate(&cli.config, *visitors, *rate, target.as_deref(), prefix),
         Command::Identities(IdentitiesCommand::Import { file }) => {
             leads::import_identities(&cli.config, file)
         }
