@@ -66,64 +66,12 @@ fn delivery(visitor: &str) -> NewDelivery {
 
 #[tokio::test]
 async fn crm_outcomes_are_written_back_per_lead() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
-    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
-    let visitors = ["good-1", "good-2", "bad-1", "flaky-1", "good-3"];
-    let handover = HandOver {
-        deliveries: visitors.iter().map(|v| delivery(v)).collect(),
-        ..HandOver::default()
-    };
-    assert_eq!(
-        outbox.hand_over(&handover, crate::clock::now_ms()).unwrap(),
-        5
-    );
-    assert_eq!(
-        outbox.hand_over(&handover, crate::clock::now_ms()).unwrap(),
-        0,
-        "same keys: no-op"
-    );
-
     let crm = Arc::new(FakeCrm {
         calls: Default::default(),
     });
-    let mut defaults: DeliveryConfig = toml::from_str("").unwrap();
-    defaults.backoff_base = Duration::from_millis(10);
-    defaults.backoff_max = Duration::from_millis(20);
-    let rt = Arc::new(ConnectorRuntime::new(
-        "crm",
-        crm.clone(),
-        &ConnectorDelivery::default(),
-        &defaults,
-    ));
-    let (tx, rx) = mpsc::channel(64);
-    let lead_store: Arc<dyn LeadStore> = store.clone();
-    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), lead_store));
-    let stop = CancellationToken::new();
-    let dispatcher = Dispatcher {
-        outbox: outbox.clone(),
-        metrics: Arc::new(Metrics::new()),
-        records: tx,
-        tasks: TaskTracker::new(),
-        stop: stop.clone(),
-    };
-    let worker = tokio::spawn(dispatcher.clone().run(rt));
-
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store
-        .sync_state("flaky-1", "crm")
-        .unwrap()
-        .is_none_or(|s| !s.synced)
-    {
-        assert!(std::time::Instant::now() < deadline, "flaky-1 never synced");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.cancel();
-    worker.await.unwrap();
-    dispatcher.tasks.close();
-    dispatcher.tasks.wait().await;
-    drop(dispatcher);
-    recorder.await.unwrap();
+    let names = ["good-1", "good-2", "bad-1", "flaky-1", "good-3"].map(String::from);
+    let Driven { store, outbox, .. } =
+        drive(crm.clone(), "", &names, Duration::from_millis(800)).await;
 
     for v in ["good-1", "good-2", "good-3", "flaky-1"] {
         let s = store.sync_state(v, "crm").unwrap().unwrap();
@@ -199,34 +147,55 @@ impl Connector for Probe {
     }
 }
 
-/// Runs `probe` as connector "crm" over `n` queued deliveries for `run_for`.
-async fn drive(probe: Arc<Probe>, settings: &str, n: usize, run_for: Duration) -> Arc<Metrics> {
+/// What a dispatcher run leaves to look at.
+struct Driven {
+    metrics: Arc<Metrics>,
+    store: Arc<SqliteStore>,
+    outbox: Arc<Outbox>,
+    _dir: tempfile::TempDir,
+}
+
+/// Queues one delivery per visitor for connector "crm" and runs the real dispatcher and
+/// recorder with `connector` for `run_for` (fast retries), then stops them.
+async fn drive(
+    connector: Arc<dyn Connector>,
+    settings: &str,
+    visitors: &[String],
+    run_for: Duration,
+) -> Driven {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn LeadStore> =
-        Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
     let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
-    let visitors: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
     let handover = HandOver {
         deliveries: visitors.iter().map(|v| delivery(v)).collect(),
         ..HandOver::default()
     };
-    outbox.hand_over(&handover, crate::clock::now_ms()).unwrap();
+    assert_eq!(
+        outbox.hand_over(&handover, crate::clock::now_ms()).unwrap(),
+        visitors.len()
+    );
+    assert_eq!(
+        outbox.hand_over(&handover, crate::clock::now_ms()).unwrap(),
+        0,
+        "same keys: no-op"
+    );
     let delivery_settings: ConnectorDelivery = toml::from_str(settings).unwrap();
     let mut defaults: DeliveryConfig = toml::from_str("max_attempts = 1000").unwrap();
     defaults.backoff_base = Duration::from_millis(5);
     defaults.backoff_max = Duration::from_millis(10);
     let rt = Arc::new(ConnectorRuntime::new(
         "crm",
-        probe,
+        connector,
         &delivery_settings,
         &defaults,
     ));
     let (tx, rx) = mpsc::channel(64);
-    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), store));
+    let lead_store: Arc<dyn LeadStore> = store.clone();
+    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), lead_store));
     let stop = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     let dispatcher = Dispatcher {
-        outbox,
+        outbox: outbox.clone(),
         metrics: metrics.clone(),
         records: tx,
         tasks: TaskTracker::new(),
@@ -240,7 +209,16 @@ async fn drive(probe: Arc<Probe>, settings: &str, n: usize, run_for: Duration) -
     dispatcher.tasks.wait().await;
     drop(dispatcher);
     recorder.await.unwrap();
-    metrics
+    Driven {
+        metrics,
+        store,
+        outbox,
+        _dir: dir,
+    }
+}
+
+fn visitors(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("v{i}")).collect()
 }
 
 #[tokio::test]
@@ -249,10 +227,11 @@ async fn the_circuit_opens_and_probes_one_at_a_time() {
     let metrics = drive(
         probe.clone(),
         "concurrency = 1\nbreaker_threshold = 3\nbreaker_cooldown = \"400ms\"",
-        20,
+        &visitors(20),
         Duration::from_millis(1000),
     )
-    .await;
+    .await
+    .metrics;
     // Without the breaker, 20 deliveries retried every few ms would make hundreds of calls.
     // With it: 3 failures open the circuit, then one probe per 400 ms cool-down.
     let calls = probe.calls();
@@ -271,7 +250,7 @@ async fn the_rate_limit_spaces_requests() {
     drive(
         probe.clone(),
         "rate_limit = 10",
-        30,
+        &visitors(30),
         Duration::from_millis(1000),
     )
     .await;
@@ -295,7 +274,7 @@ async fn concurrency_is_capped() {
     drive(
         probe.clone(),
         "concurrency = 3",
-        30,
+        &visitors(30),
         Duration::from_millis(800),
     )
     .await;
