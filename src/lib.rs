@@ -13,7 +13,8 @@
 //! - `ingest`: the ingest API of embedded mode (`/track`, `/health`, `/oie.js`, `/demo`).
 //! - `server`: health and metrics endpoints; `metrics`: the Prometheus registry.
 //! - `simulate`: synthetic visitor journeys with known scores (`oie simulate`).
-//! - `daemon`: `oie run`, start-up and graceful shutdown.
+//! - `daemon`: `oie run` — the HTTP front (ingest, health, writer, scoring) and the delivery back
+//!   (source, dispatch, recorder); start-up and graceful shutdown.
 //! - `cli`: one file per subcommand.
 //! - `clock`, `sqlite`, `redact`: milliseconds since epoch; shared SQLite settings; keeping
 //!   e-mail addresses out of logs.
