@@ -27,7 +27,7 @@ free_port() {
 
 wait_ready() { # url, seconds
   local deadline=$((SECONDS + $2))
-  until curl -fsS "$1" > /dev/null 2>&1; do
+  until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$1" > /dev/null 2>&1; do
     if [ $SECONDS -ge $deadline ]; then
       echo "not ready after $2 s: $1" >&2
       return 1
