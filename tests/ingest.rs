@@ -402,3 +402,72 @@ async fn identities_pages_links_and_erasure() {
     assert_eq!(clicks(&ws), 0);
     drop(daemon);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_classes_from_the_config_replace_the_defaults() {
+    let ws = Workspace::new(&config("").replace(
+        "[scoring]\ndebounce = \"100ms\"",
+        "[scoring]\ndebounce = \"100ms\"\n[scoring.page_classes]\npricing = [\"/tarifs%\"]\nproduct = [\"/produit%\"]",
+    ));
+    let daemon = ws.start();
+    let now = oie::clock::now_ms();
+    let page = |visitor: &str, path: &str| {
+        json!({"v": 1, "events": [{"eventId": format!("{visitor}-1"), "type": "pageview", "timestamp": now - 1000,
+            "sessionId": format!("{visitor}-s"), "visitorId": visitor, "url": format!("https://acme.example{path}"), "path": path}]})
+    };
+    assert_eq!(
+        post(&daemon.base, &page("fr", "/tarifs/pro").to_string(), None)
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        post(&daemon.base, &page("en", "/pricing").to_string(), None)
+            .await
+            .0,
+        202
+    );
+    let db = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+    let visits = |v: &str| -> Option<i64> {
+        db.query_row(
+            "SELECT pricingPageVisits FROM lead_profiles WHERE visitorId = ?1",
+            [v],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let start = Instant::now();
+    while visits("fr").is_none() || visits("en").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "not scored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let classes: Vec<(String, String)> = db
+        .prepare("SELECT pageClass, pattern FROM page_classes ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        classes,
+        [("pricing", "/tarifs%"), ("product", "/produit%")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(visits("fr"), Some(1), "/tarifs is pricing now");
+    assert_eq!(
+        visits("en"),
+        Some(0),
+        "the default /pricing% pattern was replaced"
+    );
+    drop(daemon);
+
+    let bad = Workspace::new(&config("").replace(
+        "[scoring]\ndebounce = \"100ms\"",
+        "[scoring]\n[scoring.page_classes]\npricing = [\"\"]",
+    ));
+    let out = String::from_utf8(bad.oie(&["check"]).stdout).unwrap();
+    assert!(
+        out.contains("[scoring.page_classes]: a pattern is empty"),
+        "{out}"
+    );
+}

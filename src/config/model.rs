@@ -109,6 +109,37 @@ pub struct ScoringConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub debounce: Duration,
+    /// URL-path patterns (SQL LIKE, e.g. "/pricing%") per page class. When set, they replace the
+    /// `page_classes` table at start; when absent, the table is left as it is.
+    #[serde(default)]
+    pub page_classes: Option<PageClasses>,
+}
+
+/// `[scoring.page_classes]`: which pageviews count as pricing, case-study or product views.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageClasses {
+    #[serde(default)]
+    pub pricing: Vec<String>,
+    #[serde(default)]
+    pub case_study: Vec<String>,
+    #[serde(default)]
+    pub product: Vec<String>,
+}
+
+impl PageClasses {
+    /// (class, pattern) rows for the `page_classes` table.
+    pub fn rows(&self) -> Vec<(&'static str, &str)> {
+        let mut rows = Vec::new();
+        for (class, patterns) in [
+            ("pricing", &self.pricing),
+            ("case_study", &self.case_study),
+            ("product", &self.product),
+        ] {
+            rows.extend(patterns.iter().map(|p| (class, p.as_str())));
+        }
+        rows
+    }
 }
 
 /// `[sources]`: where triggers come from.

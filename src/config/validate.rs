@@ -41,6 +41,11 @@ pub fn validate(
     let data_dir = base.join(&config.engine.data_dir);
     let templates = load_templates(&base.join(&config.engine.templates_dir), problems);
     let routes = compile_routes(path, text, &config, problems);
+    if let Some(classes) = &config.scoring.page_classes {
+        if classes.rows().iter().any(|(_, p)| p.trim().is_empty()) {
+            problems.push(Problem::new(path, 0, "[scoring.page_classes]: a pattern is empty; write SQL LIKE patterns such as \"/pricing%\""));
+        }
+    }
     if config.connector_names.is_empty() {
         problems.push(Problem::new(
             path,

@@ -43,6 +43,9 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     } = loaded;
     let _lock = lock(&data_dir)?;
     let (store, outbox) = open(&data_dir)?;
+    if let Some(classes) = &config.scoring.page_classes {
+        store.set_page_classes(&classes.rows())?;
+    }
     let recovered = outbox.recover_inflight()?;
     if recovered > 0 {
         tracing::info!(

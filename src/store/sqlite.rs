@@ -34,6 +34,34 @@ impl SqliteStore {
         f(&mut conn)
     }
 
+    /// Replaces the page classes (pageviews are classified by these patterns from the next
+    /// scoring run on; profiles already scored keep their counts until rescored).
+    pub fn set_page_classes(&self, rows: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM page_classes", [])?;
+            for (class, pattern) in rows {
+                tx.execute(
+                    "INSERT OR IGNORE INTO page_classes (pageClass, pattern) VALUES (?1, ?2)",
+                    params![class, pattern],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The page classes in use: (class, pattern).
+    pub fn page_classes(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare(
+                "SELECT pageClass, pattern FROM page_classes ORDER BY pageClass, pattern",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Runs the incremental scoring steps (sql/sqlite/queries 1–3) at `now_ms`.
     pub fn rescore(&self, now_ms: i64) -> anyhow::Result<()> {
         self.with_conn(|c| Ok(crate::scoring::rescore(c, now_ms)?))
