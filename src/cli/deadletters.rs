@@ -69,7 +69,7 @@ fn replay(
         ids.to_vec()
     };
     let rendered = render_again(loaded, outbox, &wanted)?;
-    let result = outbox.replay(Some(&wanted), &rendered, dry_run, now_ms())?;
+    let result = outbox.replay(&wanted, &rendered, dry_run, now_ms())?;
     let verb = if dry_run { "would requeue" } else { "requeued" };
     println!(
         "{verb} {} dead letter(s): {:?}",

@@ -220,7 +220,6 @@ pub struct RouteConfig {
 /// One `[connectors.NAME]` table: the shared delivery settings plus the kind's own.
 #[derive(Debug)]
 pub struct ConnectorEntry {
-    pub name: String,
     pub delivery: ConnectorDelivery,
     pub settings: ConnectorSettings,
     /// Where the table starts in the file (for messages).

@@ -199,7 +199,6 @@ fn read_connector(
     let own = Spanned::new(span, DeValue::Table(own));
     let settings = read_kind(ctx, &label, at, kind, own)?;
     Some(ConnectorEntry {
-        name: name.to_string(),
         delivery: delivery?,
         settings,
         line: line_of(ctx.text, at),

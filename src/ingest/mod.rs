@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -122,11 +122,9 @@ async fn preflight(State(state): State<Ingest>, headers: HeaderMap) -> Response 
 async fn track(
     State(state): State<Ingest>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    debug_assert_eq!(method, Method::POST);
     let origin = match allowed_origin(&state, &headers) {
         Ok(o) => o,
         Err(reason) => return reject(StatusCode::FORBIDDEN, reason),

@@ -124,23 +124,19 @@ impl Outbox {
         })
     }
 
-    /// Puts dead letters back in the queue (all of them when `ids` is `None`) with a fresh
+    /// Puts the dead letters `ids` back in the queue with a fresh
     /// attempt budget. `rendered` supplies payloads for letters whose rendering had failed.
     pub fn replay(
         &self,
-        ids: Option<&[i64]>,
+        ids: &[i64],
         rendered: &[(i64, String)],
         dry_run: bool,
         now_ms: i64,
     ) -> anyhow::Result<ReplayResult> {
-        let wanted: Vec<i64> = match ids {
-            Some(ids) => ids.to_vec(),
-            None => self.dead_letters()?.iter().map(|d| d.id).collect(),
-        };
         self.with(|c| {
             let tx = c.transaction()?;
             let mut result = ReplayResult::default();
-            for id in wanted {
+            for &id in ids {
                 let payload = rendered.iter().find(|(i, _)| *i == id).map(|(_, p)| p.as_str());
                 let n = tx.execute(
                     "UPDATE deliveries SET state = 'queued', attempts = 0, created_at = ?2, next_at = ?2,

@@ -77,9 +77,4 @@ impl SqliteStore {
             Ok(added)
         })
     }
-
-    /// How many events the store holds.
-    pub fn event_count(&self) -> anyhow::Result<i64> {
-        self.with_conn(|c| Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?))
-    }
 }
