@@ -61,17 +61,11 @@ pub async fn identify(State(state): State<Ingest>, Query(q): Params) -> Response
 /// `GET /personalize?v=ID`: what a page may adapt to for a hot or burning lead.
 pub async fn personalize(State(state): State<Ingest>, Query(q): Params) -> Response {
     let id = q.get("v").cloned().unwrap_or_default();
+    if !is_id(&id) {
+        return json_no_store(crate::store::public_personalization(None));
+    }
     let store = state.store.clone();
-    let valid = is_id(&id);
-    match blocking(move || {
-        if valid {
-            store.personalize(&id, now_ms())
-        } else {
-            store.personalize("", 0)
-        }
-    })
-    .await
-    {
+    match blocking(move || store.personalize(&id, now_ms())).await {
         Ok(v) => json_no_store(v),
         Err(r) => r,
     }

@@ -11,6 +11,20 @@ pub fn public_identity(row: Option<(Option<String>, Option<String>, Option<Strin
     json!({"firstName": first, "company": company, "campaignName": campaign})
 }
 
+/// The row of a hot lead as a page may see it (`None`: not a hot lead; the same shape).
+type Personalization = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// What `/personalize` answers: the same shape whether the visitor is a hot lead or not.
+pub fn public_personalization(row: Option<Personalization>) -> Value {
+    let (first, company, campaign, level) = row.unwrap_or_default();
+    json!({"firstName": first, "company": company, "campaignName": campaign, "level": level})
+}
+
 /// What was erased for a visitor.
 #[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Erased {
@@ -80,8 +94,7 @@ impl SqliteStore {
                     |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?)),
                 )
                 .optional()?;
-            let (first, company, campaign, level) = row.unwrap_or_default();
-            Ok(json!({"firstName": first, "company": company, "campaignName": campaign, "level": level}))
+            Ok(public_personalization(row))
         })
     }
 

@@ -7,7 +7,7 @@ mod import;
 mod sqlite;
 
 pub use events::EventRow;
-pub use identity::{public_identity, Erased};
+pub use identity::{public_identity, public_personalization, Erased};
 pub use import::{import_file, import_identities, ImportReport};
 pub use sqlite::SqliteStore;
 
