@@ -26,7 +26,8 @@ pub struct ImportReport {
 
 /// Imports `path` into `store`.
 pub fn import_file(store: &SqliteStore, path: &Path) -> anyhow::Result<ImportReport> {
-    let (rows, mut report) = read_rows(path)?;
+    let is_lead_field = |k: &str| crate::lead::is_field(k) && !MANAGED.contains(&k);
+    let (rows, mut report) = read_rows(path, &is_lead_field)?;
     store.with_conn(|conn| {
         let tx = conn.transaction()?;
         for (line, row) in rows {
@@ -45,20 +46,30 @@ pub fn import_file(store: &SqliteStore, path: &Path) -> anyhow::Result<ImportRep
 pub(crate) type Rows = Vec<(usize, Map<String, Value>)>;
 
 /// Reads `path` as CSV (by extension) or JSON lines; every row keyed by its column names.
-pub(crate) fn read_rows(path: &Path) -> anyhow::Result<(Rows, ImportReport)> {
+/// Columns `known` refuses are listed in the report's `ignored_columns`.
+pub(crate) fn read_rows(
+    path: &Path,
+    known: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<(Rows, ImportReport)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    if path
+    let is_csv = path
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-    {
-        csv_rows(&text)
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let (rows, mut report, mut columns) = if is_csv {
+        csv_rows(&text)?
     } else {
-        Ok(json_rows(&text))
-    }
+        json_rows(&text)
+    };
+    columns.retain(|c| !known(c));
+    columns.sort();
+    columns.dedup();
+    report.ignored_columns = columns;
+    Ok((rows, report))
 }
 
-fn json_rows(text: &str) -> (Rows, ImportReport) {
+/// Rows, the problems reading them, and every column name seen.
+fn json_rows(text: &str) -> (Rows, ImportReport, Vec<String>) {
     let mut report = ImportReport::default();
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -75,19 +86,12 @@ fn json_rows(text: &str) -> (Rows, ImportReport) {
                 .push(format!("line {}: invalid JSON: {e}", i + 1)),
         }
     }
-    let mut unknown: Vec<String> = rows
-        .iter()
-        .flat_map(|(_, r)| r.keys())
-        .filter(|k| !crate::lead::is_field(k) || MANAGED.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    unknown.sort();
-    unknown.dedup();
-    report.ignored_columns = unknown;
-    (rows, report)
+    let columns = rows.iter().flat_map(|(_, r)| r.keys()).cloned().collect();
+    (rows, report, columns)
 }
 
-fn csv_rows(text: &str) -> anyhow::Result<(Rows, ImportReport)> {
+/// Rows, the problems reading them, and the header's column names.
+fn csv_rows(text: &str) -> anyhow::Result<(Rows, ImportReport, Vec<String>)> {
     let mut report = ImportReport::default();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
@@ -97,11 +101,6 @@ fn csv_rows(text: &str) -> anyhow::Result<(Rows, ImportReport)> {
         .context("reading the CSV header")?
         .iter()
         .map(|h| h.trim().to_string())
-        .collect();
-    report.ignored_columns = headers
-        .iter()
-        .filter(|h| !crate::lead::is_field(h) || MANAGED.contains(&h.as_str()))
-        .cloned()
         .collect();
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -122,7 +121,7 @@ fn csv_rows(text: &str) -> anyhow::Result<(Rows, ImportReport)> {
             }
         }
     }
-    Ok((rows, report))
+    Ok((rows, report, headers))
 }
 
 /// Checks and converts one row to column values; derives the level from the score when only
@@ -227,7 +226,6 @@ pub fn import_identities(
     path: &Path,
     now_ms: i64,
 ) -> anyhow::Result<ImportReport> {
-    let (rows, mut report) = read_rows(path)?;
     const KNOWN: &[&str] = &[
         "shortId",
         "email",
@@ -238,15 +236,7 @@ pub fn import_identities(
         "campaignId",
         "campaignName",
     ];
-    let mut unknown: Vec<String> = rows
-        .iter()
-        .flat_map(|(_, r)| r.keys())
-        .filter(|k| !KNOWN.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    unknown.sort();
-    unknown.dedup();
-    report.ignored_columns = unknown;
+    let (rows, mut report) = read_rows(path, &|k| KNOWN.contains(&k))?;
     for (line, row) in rows {
         match store.insert_identity(&row, now_ms) {
             Ok(()) => report.loaded += 1,
