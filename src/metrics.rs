@@ -18,6 +18,8 @@ pub struct Metrics {
     pub dead_letters: IntGaugeVec,
     pub circuit: IntGaugeVec,
     pub disabled: IntGaugeVec,
+    /// Vendor limits as connectors last saw them (`daily_used`, `window_remaining`, `parked`…).
+    pub vendor: IntGaugeVec,
 }
 
 impl Metrics {
@@ -75,6 +77,11 @@ impl Metrics {
                 "1 when a connector was disabled (HTTP 410)",
                 &["connector"],
             ),
+            vendor: gauge(
+                "oie_connector_vendor_limit",
+                "Vendor API limits as last reported (daily_used, daily_limit, daily_remaining, window_limit, window_remaining) and parked (1 while a used-up daily allocation holds the connector)",
+                &["connector", "name"],
+            ),
             registry,
         };
         for c in [&m.deliveries, &m.enqueued, &m.suppressed, &m.triggers] {
@@ -82,7 +89,13 @@ impl Metrics {
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
         }
-        for g in [&m.outbox_depth, &m.dead_letters, &m.circuit, &m.disabled] {
+        for g in [
+            &m.outbox_depth,
+            &m.dead_letters,
+            &m.circuit,
+            &m.disabled,
+            &m.vendor,
+        ] {
             m.registry
                 .register(Box::new(g.clone()))
                 .expect("unique metric");

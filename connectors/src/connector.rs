@@ -1,3 +1,5 @@
+use std::time::Instant;
+
 use async_trait::async_trait;
 
 use crate::Outcome;
@@ -55,6 +57,23 @@ pub trait Connector: Send + Sync {
             name: self.kind().to_string(),
             message: "this connector does not send digests".to_string(),
         })
+    }
+
+    /// While `Some(t)` with `t` in the future, the vendor asked for a pause longer than a retry
+    /// (a daily API allocation is used up): the dispatcher claims nothing for this connector.
+    fn parked_until(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Vendor limits the connector last saw, as `(name, value)` pairs exported as metrics
+    /// (e.g. `daily_used`, `daily_limit`, `window_remaining`).
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
+    /// Authenticates and makes one harmless read call; `Ok` says what was checked.
+    async fn check(&self) -> Result<String, String> {
+        Ok("not checked: this connector has no harmless read call".to_string())
     }
 
     /// Renders the payload for one delivery from `{lead, trigger, route}`.

@@ -12,11 +12,17 @@
 //! - `webhook/`: signed JSON POSTs (Standard Webhooks).
 //! - `file/`: JSON lines to a file or stdout.
 //! - `slack/`: incoming webhooks and `chat.postMessage`, Block Kit, digests.
+//! - `hubspot/`: contacts batch upsert by e-mail, notes, rate-limit window, OAuth refresh.
+//! - `salesforce/`: sObject Collections upsert by external id, JWT bearer and client credentials.
+//! - `oauth`: token minting through our HTTP client, and a token cache.
 
 mod connector;
 pub mod duration;
 pub mod file;
 mod http;
+pub mod hubspot;
+pub mod oauth;
+pub mod salesforce;
 mod outcome;
 pub mod secret;
 pub mod slack;

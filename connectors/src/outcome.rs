@@ -27,6 +27,16 @@ impl Outcome {
         }
     }
 
+    /// Why it was not delivered (empty for a delivery).
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::Delivered { .. } => String::new(),
+            Outcome::Retry { reason, .. }
+            | Outcome::Permanent { reason }
+            | Outcome::Gone { reason } => reason.clone(),
+        }
+    }
+
     pub fn retry(reason: impl Into<String>) -> Self {
         Outcome::Retry {
             reason: reason.into(),

@@ -26,7 +26,14 @@ const DEFAULTS: &[(&str, &str)] = &[
         "slack/digest",
         include_str!("../../templates/slack/digest.json.hbs"),
     ),
+    (
+        "hubspot/note",
+        include_str!("../../templates/hubspot/note.html.hbs"),
+    ),
 ];
+
+/// Templates whose name starts with this are CRM note bodies: `{{…}}` is escaped for HTML.
+pub const HTML_PREFIX: &str = "hubspot/";
 
 /// Templates whose name starts with this are Slack messages: `{{…}}` is escaped for Slack
 /// mrkdwn (`&`, `<`, `>`) and then for JSON, so lead-supplied text can never mention
@@ -76,6 +83,8 @@ pub struct TemplateSet {
     registry: Handlebars<'static>,
     /// Slack messages (names under `slack/`).
     slack: Handlebars<'static>,
+    /// HTML note bodies (names under `hubspot/`).
+    html: Handlebars<'static>,
 }
 
 impl TemplateSet {
@@ -84,6 +93,7 @@ impl TemplateSet {
         let mut set = TemplateSet {
             registry: new_registry(json_escape),
             slack: new_registry(|text| json_escape(&slack_escape(text))),
+            html: new_registry(handlebars::html_escape),
         };
         for (name, source) in DEFAULTS {
             // The defaults are compiled in and covered by tests, so they always parse.
@@ -95,6 +105,8 @@ impl TemplateSet {
     fn registry_for(&self, name: &str) -> &Handlebars<'static> {
         if name.starts_with(SLACK_PREFIX) {
             &self.slack
+        } else if name.starts_with(HTML_PREFIX) {
+            &self.html
         } else {
             &self.registry
         }
@@ -124,6 +136,8 @@ impl TemplateSet {
     pub fn add(&mut self, name: &str, source: &str) -> Result<(), TemplateProblem> {
         let registry = if name.starts_with(SLACK_PREFIX) {
             &mut self.slack
+        } else if name.starts_with(HTML_PREFIX) {
+            &mut self.html
         } else {
             &mut self.registry
         };
@@ -165,7 +179,8 @@ impl TemplateSet {
         Ok(text.trim().to_string())
     }
 
-    /// Renders `name` as text (JSON string escaping still applies to `{{…}}`).
+    /// Renders `name` as text (`{{…}}` is escaped for the template's destination: JSON strings,
+    /// Slack mrkdwn inside JSON, or HTML for `hubspot/` notes).
     pub fn render_text(&self, name: &str, context: &RenderContext) -> Result<String, RenderError> {
         if !self.has(name) {
             return Err(RenderError::Missing {
@@ -178,6 +193,62 @@ impl TemplateSet {
                 name: name.to_string(),
                 message: e.reason().to_string(),
             })
+    }
+}
+
+/// Per-field templates from config (`[connectors.NAME.properties] key = "{{lead.intentScore}}"`):
+/// each renders to plain text that becomes one string value of a vendor record. Strict, like
+/// every template, so a misspelt field is an error instead of an empty value.
+pub struct FieldTemplates {
+    registry: Handlebars<'static>,
+    fields: Vec<String>,
+}
+
+impl FieldTemplates {
+    /// Compiles `fields` (name → template); the error names the field.
+    pub fn compile<'a>(
+        fields: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Self, String> {
+        let mut registry = new_registry(str::to_string);
+        let mut names = Vec::new();
+        for (name, source) in fields {
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| format!("field `{name}`: template syntax error: {}", e.reason()))?;
+            names.push(name.clone());
+        }
+        Ok(FieldTemplates {
+            registry,
+            fields: names,
+        })
+    }
+
+    /// The field names, in config order.
+    pub fn names(&self) -> &[String] {
+        &self.fields
+    }
+
+    /// Renders every field; fields that render empty (an unknown lead value) are left out, so a
+    /// sync never blanks what the vendor already holds.
+    pub fn render(
+        &self,
+        context: &RenderContext,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, RenderError> {
+        let mut out = serde_json::Map::new();
+        for name in &self.fields {
+            let text = self
+                .registry
+                .render_with_context(name, &context.inner)
+                .map_err(|e| RenderError::Render {
+                    name: format!("field {name}"),
+                    message: e.reason().to_string(),
+                })?;
+            let text = text.trim();
+            if !text.is_empty() {
+                out.insert(name.clone(), serde_json::Value::String(text.to_string()));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 mod check;
+mod connectors;
 mod deadletters;
 mod leads;
 mod logging;
@@ -59,6 +60,15 @@ pub enum Command {
     /// Manage short id → person mappings in the embedded store.
     #[command(subcommand)]
     Identities(IdentitiesCommand),
+    /// Work with the configured connectors.
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Authenticate with every connector and make one harmless read call; exit 1 if any fails.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +141,7 @@ pub fn main(cli: Cli) -> ExitCode {
             target,
             prefix,
         } => simulate::simulate(&cli.config, *visitors, *rate, target.as_deref(), prefix),
+        Command::Connectors(ConnectorsCommand::Check) => connectors::check(&cli.config),
         Command::Identities(IdentitiesCommand::Import { file }) => {
             leads::import_identities(&cli.config, file)
         }

@@ -232,6 +232,8 @@ pub enum ConnectorSettings {
     Webhook(oie_connectors::webhook::WebhookConfig),
     File(oie_connectors::file::FileConfig),
     Slack(oie_connectors::slack::SlackConfig),
+    HubSpot(oie_connectors::hubspot::HubSpotConfig),
+    Salesforce(oie_connectors::salesforce::SalesforceConfig),
 }
 
 /// Delivery settings every connector accepts, next to its own keys.

@@ -13,7 +13,7 @@ use super::problem::line_of;
 use super::Problem;
 
 const SECTIONS: &str = "engine, server, store, scoring, sources, delivery, routes, connectors";
-const KINDS: &str = "webhook, file, slack";
+const KINDS: &str = "webhook, file, slack, hubspot, salesforce";
 
 /// Where problems go, with the text to turn offsets into lines.
 struct Ctx<'a> {
@@ -223,6 +223,8 @@ fn read_kind(
         Some("webhook") => read(ctx, label, own).map(ConnectorSettings::Webhook),
         Some("file") => read(ctx, label, own).map(ConnectorSettings::File),
         Some("slack") => read(ctx, label, own).map(ConnectorSettings::Slack),
+        Some("hubspot") => read(ctx, label, own).map(ConnectorSettings::HubSpot),
+        Some("salesforce") => read(ctx, label, own).map(ConnectorSettings::Salesforce),
         Some(other) => {
             ctx.problem(
                 kind.span().start,

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use oie_connectors::file::FileSink;
+use oie_connectors::hubspot::HubSpot;
+use oie_connectors::salesforce::Salesforce;
 use oie_connectors::slack::Slack;
 use oie_connectors::webhook::Webhook;
 use oie_connectors::{Connector, TemplateSet};
@@ -211,6 +213,23 @@ fn build(
     Ok(match settings {
         ConnectorSettings::Webhook(c) => Arc::new(Webhook::new(c, templates)?),
         ConnectorSettings::Slack(c) => Arc::new(Slack::new(c, templates)?),
+        ConnectorSettings::HubSpot(c) => Arc::new(HubSpot::new(c, templates)?),
+        ConnectorSettings::Salesforce(c) => {
+            let key = match (&c.private_key_file, &c.private_key) {
+                (Some(_), Some(_)) => {
+                    return Err("set `private_key_file` or `private_key`, not both".into())
+                }
+                (Some(file), None) => {
+                    let path = base.join(file);
+                    let pem = std::fs::read_to_string(&path).map_err(|e| {
+                        format!("private_key_file {}: {e}", path.display())
+                    })?;
+                    Some(oie_connectors::Secret::new(pem))
+                }
+                (None, key) => key.clone(),
+            };
+            Arc::new(Salesforce::new(c, key)?)
+        }
         ConnectorSettings::File(mut c) => {
             if c.path != "-" && Path::new(&c.path).is_relative() {
                 c.path = base.join(&c.path).to_string_lossy().into_owned();

@@ -107,6 +107,14 @@ impl Dispatcher {
                 self.stop.cancelled().await;
                 break;
             }
+            if let Some(until) = rt.connector.parked_until() {
+                // A used-up daily allocation: claim nothing until the connector's next probe.
+                self.export_vendor(&rt);
+                let left = until.saturating_duration_since(Instant::now());
+                self.pause(&rt, Some(now_ms() + left.as_millis() as i64))
+                    .await;
+                continue;
+            }
             let permit = rt.breaker().permit(now_ms());
             gauge.set(rt.breaker().gauge());
             let limit = match permit {
@@ -124,6 +132,16 @@ impl Dispatcher {
                 let next = self.next_due(&rt).await;
                 self.pause(&rt, next).await;
             }
+        }
+    }
+
+    /// Copies the vendor limits the connector last saw into the metrics.
+    fn export_vendor(&self, rt: &ConnectorRuntime) {
+        for (name, value) in rt.connector.gauges() {
+            self.metrics
+                .vendor
+                .with_label_values(&[&rt.name, name])
+                .set(value as i64);
         }
     }
 
@@ -300,6 +318,7 @@ impl Dispatcher {
             }
         };
         let elapsed = started.elapsed();
+        self.export_vendor(rt);
         self.metrics
             .attempt_seconds
             .with_label_values(&[&rt.name])

@@ -1,0 +1,127 @@
+//! HubSpot's answers, mapped to one outcome per input.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{classify_status, Outcome};
+
+/// How a 429 says to wait.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// `TEN_SECONDLY_ROLLING` (or an unnamed policy): wait for the window.
+    Window,
+    /// `DAILY`: the account's daily allocation is used up.
+    Daily,
+}
+
+pub fn limit_policy(body: &str) -> Limit {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    match parsed.as_ref().and_then(|v| v["policyName"].as_str()) {
+        Some("DAILY") => Limit::Daily,
+        _ => Limit::Window,
+    }
+}
+
+/// HubSpot's `message` (and `category`) from an error body; every field is optional.
+pub fn message(body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return one_line(body);
+    };
+    match (v["category"].as_str(), v["message"].as_str()) {
+        (Some(c), Some(m)) => format!("{c}: {}", one_line(m)),
+        (None, Some(m)) => one_line(m),
+        _ => one_line(body),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// The outcome shared by every input of a request HubSpot refused as a whole.
+pub fn refused(status: u16, retry_after: Option<Duration>, body: &str) -> Outcome {
+    let detail = message(body);
+    match status {
+        401 => Outcome::permanent(format!(
+            "http_401: HubSpot rejected the token ({detail}); check the private-app token or Service Key, or the OAuth app's refresh token"
+        )),
+        403 => Outcome::permanent(format!(
+            "http_403: the token lacks a scope ({detail}); grant crm.objects.contacts.write (and crm.objects.contacts.read for `oie connectors check`)"
+        )),
+        _ => classify_status(status, retry_after, &detail),
+    }
+}
+
+/// The ids (lower-cased e-mails) an error of a 207 body is about.
+fn error_ids(error: &Value) -> Vec<String> {
+    let context = &error["context"];
+    let mut ids = Vec::new();
+    for key in ["ids", "id", "email"] {
+        match &context[key] {
+            Value::Array(items) => ids.extend(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_lowercase),
+            ),
+            Value::String(one) => ids.push(one.to_lowercase()),
+            _ => {}
+        }
+    }
+    ids
+}
+
+/// One outcome per input id (lower-cased e-mails, in request order) from a 200 or 207 body:
+/// a result carrying the input's e-mail is a delivery with HubSpot's record id; an error naming
+/// it dead-letters it with HubSpot's message (or retries it, for a rate limit or server error);
+/// an input HubSpot said nothing about is retried.
+pub fn per_input(ids: &[String], body: &Value) -> Vec<Outcome> {
+    let mut out: Vec<Option<Outcome>> = vec![None; ids.len()];
+    let index = |email: &str| ids.iter().position(|i| i == &email.to_lowercase());
+    let results = body["results"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    for result in results {
+        let email = result["properties"]["email"].as_str().unwrap_or_default();
+        let record = match &result["id"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        if let Some(i) = index(email) {
+            out[i] = Some(Outcome::Delivered { record_id: record });
+        }
+    }
+    let errors = body["errors"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let mut unnamed = Vec::new();
+    for error in errors {
+        let text = message(&error.to_string());
+        let retry = matches!(error["category"].as_str(), Some("RATE_LIMITS"))
+            || error["status"].as_str().is_some_and(|s| s.starts_with('5'));
+        let outcome = if retry {
+            Outcome::retry(format!("hubspot: {text}"))
+        } else {
+            Outcome::permanent(format!("hubspot: {text}"))
+        };
+        let named = error_ids(error);
+        if named.is_empty() {
+            unnamed.push(text);
+        }
+        for id in named {
+            if let Some(i) = index(&id) {
+                out[i].get_or_insert(outcome.clone());
+            }
+        }
+    }
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| match unnamed.as_slice() {
+                [] => Outcome::retry("hubspot: no result for this input"),
+                errors => Outcome::retry(format!("hubspot: {}", errors.join("; "))),
+            })
+        })
+        .collect()
+}

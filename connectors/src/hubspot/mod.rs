@@ -1,0 +1,18 @@
+//! `hubspot`: contacts upserted by e-mail with the batch upsert API (100 per call), optional
+//! Notes for hot-lead moments, paced by a rolling 10-second window that follows HubSpot's
+//! rate-limit headers, and parked when the daily allocation runs out.
+//!
+//! Every answer is classified as VENDORS.md describes: 207 results are handled input by input,
+//! 429 `TEN_SECONDLY_ROLLING` waits for the window, 429 `DAILY` parks the connector until the
+//! daily reset, 401/403 dead-letter with what to fix, 5xx retry.
+
+mod auth;
+mod classify;
+mod config;
+mod sink;
+#[cfg(test)]
+mod tests;
+mod window;
+
+pub use config::HubSpotConfig;
+pub use sink::HubSpot;

@@ -1,0 +1,379 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::auth::Auth;
+use super::classify::{self, Limit};
+use super::config::DEFAULT_PROPERTIES;
+use super::window::Window;
+use super::HubSpotConfig;
+use crate::templates::FieldTemplates;
+use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, TemplateSet};
+
+/// HubSpot's batch upsert takes at most this many inputs.
+pub const MAX_BATCH: usize = 100;
+
+/// Note → contact, HubSpot-defined association type.
+const NOTE_TO_CONTACT: u32 = 202;
+
+/// A configured HubSpot account.
+pub struct HubSpot {
+    client: reqwest::Client,
+    objects: String,
+    auth: Auth,
+    window: Window,
+    properties: FieldTemplates,
+    templates: Arc<TemplateSet>,
+    note_template: Option<String>,
+    timeout: Duration,
+    calls: AtomicU64,
+}
+
+impl HubSpot {
+    pub fn new(config: HubSpotConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
+        let auth = Auth::from_config(&config)?;
+        reqwest::Url::parse(&config.base_url)
+            .map_err(|e| format!("base_url is not a valid URL: {e}"))?;
+        if !config.objects_path.starts_with('/') {
+            return Err("objects_path must start with `/`, like \"/crm/objects/2026-03\"".into());
+        }
+        let mut fields: Vec<(String, String)> = DEFAULT_PROPERTIES
+            .iter()
+            .filter(|(name, _)| !config.properties.contains_key(*name))
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        fields.extend(
+            config
+                .properties
+                .iter()
+                .filter(|(_, t)| !t.trim().is_empty())
+                .map(|(n, t)| (n.clone(), t.clone())),
+        );
+        let properties = FieldTemplates::compile(fields.iter().map(|(n, t)| (n, t)))
+            .map_err(|e| format!("properties: {e}"))?;
+        if let Some(name) = &config.note_template {
+            if !templates.has(name) {
+                return Err(format!("note_template `{name}` does not exist"));
+            }
+        }
+        let client = http::client()
+            .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(HubSpot {
+            client,
+            objects: format!(
+                "{}{}",
+                config.base_url.trim_end_matches('/'),
+                config.objects_path.trim_end_matches('/')
+            ),
+            auth,
+            window: Window::new(config.window_limit, config.window),
+            properties,
+            templates,
+            note_template: config.note_template,
+            timeout: config.timeout,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// API calls made so far (token requests not included).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// OAuth token refreshes made so far.
+    pub fn token_requests(&self) -> u64 {
+        self.auth.mints()
+    }
+
+    /// One API call, paced by the window, with one fresh token after a 401 of a refreshed
+    /// token. `Ok` carries the status and body of a 2xx (207 included); `Err` the outcome every
+    /// input of the request shares.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String), Outcome> {
+        let mut renewed = false;
+        loop {
+            let token = self
+                .auth
+                .token(&self.client, self.timeout)
+                .await
+                .map_err(|e| e.0)?;
+            self.window.acquire().await;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let mut request = self
+                .client
+                .request(method.clone(), url)
+                .bearer_auth(token.access.expose())
+                .timeout(self.timeout);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| http::transport_outcome(e, self.timeout))?;
+            self.window.observe(response.headers());
+            let status = response.status().as_u16();
+            let after = http::retry_after(response.headers());
+            let text = response.text().await.unwrap_or_default();
+            match status {
+                200..=299 => return Ok((status, text)),
+                401 if !renewed && self.auth.rejected(&token).await => renewed = true,
+                429 => return Err(self.limited(&text, after)),
+                _ => return Err(classify::refused(status, after, &text)),
+            }
+        }
+    }
+
+    /// A 429: wait out the window, or park until the daily reset.
+    fn limited(&self, body: &str, after: Option<Duration>) -> Outcome {
+        match classify::limit_policy(body) {
+            Limit::Daily => {
+                let wait = self.window.park_daily();
+                tracing::error!(
+                    parked_for = %humantime::format_duration(wait),
+                    "HubSpot's daily API allocation is used up (429 DAILY): the connector is parked; queued deliveries wait"
+                );
+                Outcome::Retry {
+                    reason: format!("rate_limited: {}", classify::message(body)),
+                    after: Some(wait),
+                }
+            }
+            Limit::Window => {
+                let wait = self.window.throttled().max(after.unwrap_or_default());
+                tracing::warn!(
+                    wait = ?wait,
+                    "HubSpot's 10-second limit was hit (429 TEN_SECONDLY_ROLLING); pausing for one window"
+                );
+                Outcome::Retry {
+                    reason: format!("rate_limited: {}", classify::message(body)),
+                    after: Some(wait),
+                }
+            }
+        }
+    }
+
+    /// Creates one Note per delivered input that asked for one, associated with its contact.
+    /// Returns the outcome of inputs whose note failed.
+    async fn notes(&self, notes: &[(usize, String, &Value)]) -> Option<Outcome> {
+        if notes.is_empty() {
+            return None;
+        }
+        let inputs: Vec<Value> = notes
+            .iter()
+            .map(|(_, contact, note)| {
+                json!({
+                    "properties": {
+                        "hs_timestamp": note["timestamp"],
+                        "hs_note_body": note["body"],
+                    },
+                    "associations": [{
+                        "to": {"id": contact},
+                        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}],
+                    }],
+                })
+            })
+            .collect();
+        let url = format!("{}/notes/batch/create", self.objects);
+        match self
+            .call(reqwest::Method::POST, &url, Some(&json!({ "inputs": inputs })))
+            .await
+        {
+            Ok((207, body)) => Some(Outcome::retry(format!(
+                "note: some notes failed: {}",
+                classify::message(&body)
+            ))),
+            Ok(_) => None,
+            Err(outcome) => Some(match outcome {
+                Outcome::Permanent { reason } => Outcome::permanent(format!("note: {reason}")),
+                other => other,
+            }),
+        }
+    }
+}
+
+/// One contact input and the deliveries it stands for.
+struct Input {
+    id: String,
+    body: Value,
+    note: Option<Value>,
+    deliveries: Vec<usize>,
+}
+
+/// Parses the batch into distinct inputs (two deliveries for one e-mail become one input, the
+/// later payload winning); deliveries that do not parse get their outcome at once.
+fn inputs(batch: &[Delivery], outcomes: &mut [Option<Outcome>]) -> Vec<Input> {
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for (i, delivery) in batch.iter().enumerate() {
+        let parsed = serde_json::from_str::<Value>(&delivery.payload)
+            .ok()
+            .and_then(|mut v| {
+                let id = v["id"].as_str()?.to_lowercase();
+                let note = v.as_object_mut()?.remove("note");
+                Some((id, v, note))
+            });
+        let Some((id, body, note)) = parsed else {
+            outcomes[i] = Some(Outcome::permanent(
+                "the stored payload is not a HubSpot contact input",
+            ));
+            continue;
+        };
+        match by_id.get(&id) {
+            Some(&at) => {
+                let input = &mut inputs[at];
+                input.body = body;
+                input.note = note.or(input.note.take());
+                input.deliveries.push(i);
+            }
+            None => {
+                by_id.insert(id.clone(), inputs.len());
+                inputs.push(Input {
+                    id,
+                    body,
+                    note,
+                    deliveries: vec![i],
+                });
+            }
+        }
+    }
+    inputs
+}
+
+#[async_trait]
+impl Connector for HubSpot {
+    fn kind(&self) -> &'static str {
+        "hubspot"
+    }
+
+    fn is_crm(&self) -> bool {
+        true
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    /// The window paces requests; a few in flight keep it busy.
+    fn default_concurrency(&self) -> usize {
+        4
+    }
+
+    fn parked_until(&self) -> Option<Instant> {
+        self.window.parked_until()
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        let seen = self.window.seen();
+        let mut out = vec![(
+            "parked",
+            if self.window.parked_until().is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        )];
+        let known = [
+            ("window_limit", seen.window_max),
+            ("window_remaining", seen.window_remaining),
+            ("daily_limit", seen.daily),
+            ("daily_remaining", seen.daily_remaining),
+        ];
+        out.extend(known.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))));
+        out
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let url = format!("{}/contacts?limit=1", self.objects);
+        self.call(reqwest::Method::GET, &url, None)
+            .await
+            .map_err(|o| o.reason())?;
+        let (limit, window) = self.window.limit();
+        let daily = self
+            .window
+            .seen()
+            .daily_remaining
+            .map(|d| format!(", {d} calls left today"))
+            .unwrap_or_default();
+        Ok(format!(
+            "authenticated; contacts readable; pacing {limit} requests per {window:?}{daily}"
+        ))
+    }
+
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        let data = context.data();
+        let email = data["lead"]["email"]
+            .as_str()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| RenderError::Render {
+                name: "hubspot".into(),
+                message: "the lead has no e-mail, and HubSpot contacts are upserted by e-mail; route only leads with `lead.email != null` here".into(),
+            })?;
+        let mut input = json!({
+            "id": email,
+            "idProperty": "email",
+            "properties": Value::Object(self.properties.render(context)?),
+        });
+        if let Some(name) = &self.note_template {
+            if data["trigger"]["kind"] == "hot_lead" {
+                input["note"] = json!({
+                    "timestamp": data["trigger"]["at"],
+                    "body": self.templates.render_text(name, context)?.trim(),
+                });
+            }
+        }
+        Ok(input.to_string())
+    }
+
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+        let inputs = inputs(batch, &mut outcomes);
+        if !inputs.is_empty() {
+            let body = json!({"inputs": inputs.iter().map(|i| &i.body).collect::<Vec<_>>()});
+            let url = format!("{}/contacts/batch/upsert", self.objects);
+            let results = match self.call(reqwest::Method::POST, &url, Some(&body)).await {
+                Ok((_, text)) => {
+                    let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+                    let ids: Vec<String> = inputs.iter().map(|i| i.id.clone()).collect();
+                    classify::per_input(&ids, &parsed)
+                }
+                Err(outcome) => vec![outcome; inputs.len()],
+            };
+            let mut results = results;
+            let notes: Vec<(usize, String, &Value)> = inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, input)| match (&results[i], &input.note) {
+                    (Outcome::Delivered { record_id: Some(id) }, Some(note)) => {
+                        Some((i, id.clone(), note))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if let Some(failed) = self.notes(&notes).await {
+                for (i, _, _) in &notes {
+                    results[*i] = failed.clone();
+                }
+            }
+            for (input, result) in inputs.iter().zip(results) {
+                for &d in &input.deliveries {
+                    outcomes[d] = Some(result.clone());
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::retry("hubspot: no outcome")))
+            .collect()
+    }
+}

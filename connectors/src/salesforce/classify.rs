@@ -1,0 +1,151 @@
+//! Salesforce's answers: the error array of a refused request, and the per-record results of a
+//! collection upsert.
+
+use serde_json::Value;
+
+use crate::{classify_status, Outcome};
+
+/// Codes worth another attempt.
+const RETRY_CODES: &[&str] = &[
+    "UNABLE_TO_LOCK_ROW",
+    "REQUEST_LIMIT_EXCEEDED",
+    "SERVER_UNAVAILABLE",
+];
+
+/// Codes that mean several records carry the same external id: a data problem to fix in
+/// Salesforce, never retried.
+const SEVERAL_MATCH_CODES: &[&str] = &["DUPLICATE_EXTERNAL_ID", "MULTIPLE_RECORDS_MATCH"];
+
+/// One entry of an error array: `{message, errorCode | statusCode, fields}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfError {
+    pub code: String,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl SfError {
+    fn from_value(v: &Value) -> SfError {
+        SfError {
+            code: v["errorCode"]
+                .as_str()
+                .or(v["statusCode"].as_str())
+                .unwrap_or("UNKNOWN")
+                .to_string(),
+            message: v["message"].as_str().unwrap_or_default().to_string(),
+            fields: v["fields"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let fields = if self.fields.is_empty() {
+            String::new()
+        } else {
+            format!(" (fields: {})", self.fields.join(", "))
+        };
+        format!("{}: {}{fields}", self.code, self.message)
+    }
+}
+
+/// The errors of a body that is an error array (or one error object).
+pub fn errors(body: &str) -> Vec<SfError> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Array(items)) => items.iter().map(SfError::from_value).collect(),
+        Ok(v @ Value::Object(_)) => vec![SfError::from_value(&v)],
+        _ => Vec::new(),
+    }
+}
+
+/// The outcome of one record from its errors.
+fn record_outcome(errors: &[SfError], external_id: &str) -> Outcome {
+    let Some(first) = errors.first() else {
+        return Outcome::retry("salesforce: the record failed without an error");
+    };
+    let text = errors
+        .iter()
+        .map(SfError::describe)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if SEVERAL_MATCH_CODES.contains(&first.code.as_str()) {
+        return Outcome::permanent(format!(
+            "several_records: more than one Salesforce record has this {external_id}; merge them ({text})"
+        ));
+    }
+    if RETRY_CODES.contains(&first.code.as_str()) {
+        return Outcome::retry(format!("salesforce: {text}"));
+    }
+    Outcome::permanent(format!("salesforce: {text}"))
+}
+
+/// One outcome per record, from a collection upsert's results (in request order).
+pub fn per_record(body: &str, count: usize, external_id: &str) -> Vec<Outcome> {
+    let results: Vec<Value> = serde_json::from_str(body).unwrap_or_default();
+    (0..count)
+        .map(|i| match results.get(i) {
+            Some(r) if r["success"] == Value::Bool(true) => Outcome::Delivered {
+                record_id: r["id"].as_str().map(str::to_string),
+            },
+            Some(r) => {
+                let errors: Vec<SfError> = r["errors"]
+                    .as_array()
+                    .map(|e| e.iter().map(SfError::from_value).collect())
+                    .unwrap_or_default();
+                record_outcome(&errors, external_id)
+            }
+            None => Outcome::retry("salesforce: no result for this record"),
+        })
+        .collect()
+}
+
+/// What a refused request (any status but 200) means for every record in it.
+pub fn refused(status: u16, body: &str, external_id: &str) -> Refusal {
+    let errors = errors(body);
+    let code = errors.first().map(|e| e.code.as_str()).unwrap_or_default();
+    let text = if errors.is_empty() {
+        body.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        errors
+            .iter()
+            .map(SfError::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match (status, code) {
+        (401, _) => Refusal::Session(text),
+        (_, "REQUEST_LIMIT_EXCEEDED") => {
+            let daily = errors
+                .iter()
+                .any(|e| e.message.contains("TotalRequests"));
+            Refusal::Limit { daily, text }
+        }
+        (300, _) => Refusal::Final(Outcome::permanent(format!(
+            "several_records: more than one Salesforce record matches this {external_id}; merge them (HTTP 300)"
+        ))),
+        (_, "UNABLE_TO_LOCK_ROW") => {
+            Refusal::Final(Outcome::retry(format!("salesforce: {text}")))
+        }
+        (400..=499, _) if !errors.is_empty() => {
+            Refusal::Final(Outcome::permanent(format!("salesforce: http_{status}: {text}")))
+        }
+        _ => Refusal::Final(classify_status(status, None, &text)),
+    }
+}
+
+/// How a refused request is handled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: mint a new token and try once more.
+    Session(String),
+    /// `REQUEST_LIMIT_EXCEEDED`: the daily allocation (park) or concurrent requests (back off).
+    Limit { daily: bool, text: String },
+    /// Every record shares this outcome.
+    Final(Outcome),
+}

@@ -1,0 +1,322 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+
+use super::auth::Auth;
+use super::classify::{self, Refusal};
+use super::config::DEFAULT_FIELDS;
+use super::limits::Limits;
+use super::SalesforceConfig;
+use crate::templates::FieldTemplates;
+use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, Secret};
+
+/// sObject Collections take at most this many records per call.
+pub const MAX_BATCH: usize = 200;
+
+/// A configured Salesforce org.
+pub struct Salesforce {
+    client: reqwest::Client,
+    auth: Auth,
+    limits: Limits,
+    object: String,
+    external_id: String,
+    version: String,
+    fields: FieldTemplates,
+    timeout: Duration,
+    calls: AtomicU64,
+}
+
+impl Salesforce {
+    /// `private_key` is the PEM text of `private_key_file` or `private_key`, read by the caller.
+    pub fn new(config: SalesforceConfig, private_key: Option<Secret>) -> Result<Self, String> {
+        let auth = Auth::from_config(&config, private_key.as_ref())?;
+        if !(config.headroom >= 0.0 && config.headroom < 1.0) {
+            return Err("headroom must be a share between 0 and 1, like 0.10".into());
+        }
+        let version = match config.api_version.trim_start_matches('v') {
+            v if v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) => {
+                format!("v{v}")
+            }
+            _ => return Err(format!("api_version `{}` is not like \"v66.0\"", config.api_version)),
+        };
+        let valid_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        for (what, name) in [("object", &config.object), ("external_id_field", &config.external_id_field)] {
+            if !valid_name(name) {
+                return Err(format!("{what} `{name}` is not a Salesforce API name"));
+            }
+        }
+        let defaults = DEFAULT_FIELDS
+            .iter()
+            // Contacts have no Company field; their account is a lookup.
+            .filter(|(name, _)| config.object == "Lead" || *name != "Company")
+            .filter(|(name, _)| !config.fields.contains_key(*name));
+        let mut fields: Vec<(String, String)> = defaults
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        for (name, template) in &config.fields {
+            if name == &config.external_id_field {
+                return Err(format!(
+                    "fields: `{name}` is the external id field; oie sets it to the visitor id"
+                ));
+            }
+            if !valid_name(name) {
+                return Err(format!("fields: `{name}` is not a Salesforce API name"));
+            }
+            if !template.trim().is_empty() {
+                fields.push((name.clone(), template.clone()));
+            }
+        }
+        let fields = FieldTemplates::compile(fields.iter().map(|(n, t)| (n, t)))
+            .map_err(|e| format!("fields: {e}"))?;
+        let client = http::client()
+            .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(Salesforce {
+            client,
+            auth,
+            limits: Limits::new(config.headroom),
+            object: config.object,
+            external_id: config.external_id_field,
+            version,
+            fields,
+            timeout: config.timeout,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// API calls made so far (token requests not included).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Token requests made so far.
+    pub fn token_requests(&self) -> u64 {
+        self.auth.mints()
+    }
+
+    /// One data call to `path` under the instance URL. A 401 mints a new token and tries once
+    /// more. `Ok` is the body of a 200; `Err` the outcome every record of the call shares.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<String, Outcome> {
+        let mut renewed = false;
+        loop {
+            let token = self
+                .auth
+                .token(&self.client, self.timeout)
+                .await
+                .map_err(|e| e.0)?;
+            let instance = token.instance_url.as_deref().unwrap_or_default();
+            self.limits.pace().await;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let mut request = self
+                .client
+                .request(method.clone(), format!("{instance}{path}"))
+                .bearer_auth(token.access.expose())
+                .timeout(self.timeout);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| http::transport_outcome(e, self.timeout))?;
+            self.limits.observe(response.headers());
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            if status == 200 {
+                return Ok(text);
+            }
+            match classify::refused(status, &text, &self.external_id) {
+                Refusal::Session(_) if !renewed => {
+                    tracing::info!("Salesforce refused the session (401); minting a new token");
+                    self.auth.rejected(&token).await;
+                    renewed = true;
+                }
+                Refusal::Session(text) => {
+                    return Err(Outcome::permanent(format!(
+                        "http_401: Salesforce refused a new token too ({text}); check the app's policies and the user's permission set"
+                    )))
+                }
+                Refusal::Limit { daily, text } if daily || self.limits.exhausted() => {
+                    let wait = self.limits.park();
+                    tracing::error!(
+                        parked_for = %humantime::format_duration(wait),
+                        "Salesforce's daily API allocation is used up (REQUEST_LIMIT_EXCEEDED): the connector is parked; queued deliveries wait"
+                    );
+                    return Err(Outcome::Retry {
+                        reason: format!("daily_limit: {text}"),
+                        after: Some(wait),
+                    });
+                }
+                Refusal::Limit { text, .. } => {
+                    tracing::warn!("Salesforce refused a call for too many concurrent requests; backing off");
+                    return Err(Outcome::retry(format!("concurrent_limit: {text}")));
+                }
+                Refusal::Final(outcome) => return Err(outcome),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for Salesforce {
+    fn kind(&self) -> &'static str {
+        "salesforce"
+    }
+
+    fn is_crm(&self) -> bool {
+        true
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    /// Collections calls are long; two in flight stay far from the 25 concurrent long requests.
+    fn default_concurrency(&self) -> usize {
+        2
+    }
+
+    fn parked_until(&self) -> Option<Instant> {
+        self.limits.parked_until()
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        let mut out = vec![(
+            "parked",
+            if self.limits.parked_until().is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        )];
+        if let Some((used, limit)) = self.limits.usage() {
+            out.push(("daily_used", used as f64));
+            out.push(("daily_limit", limit as f64));
+        }
+        out
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let path = format!(
+            "/services/data/{}/sobjects/{}/describe",
+            self.version, self.object
+        );
+        let body = self
+            .call(reqwest::Method::GET, &path, None)
+            .await
+            .map_err(|o| o.reason())?;
+        let described: Value = serde_json::from_str(&body).unwrap_or_default();
+        let known: HashMap<&str, &Value> = described["fields"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .filter_map(|x| Some((x["name"].as_str()?, x)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut missing: Vec<&str> = self
+            .fields
+            .names()
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !known.contains_key(n))
+            .collect();
+        match known.get(self.external_id.as_str()) {
+            None => missing.insert(0, &self.external_id),
+            Some(f) if f["externalId"] != Value::Bool(true) => {
+                return Err(format!(
+                    "{}.{} exists but is not marked External ID",
+                    self.object, self.external_id
+                ))
+            }
+            Some(_) => {}
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "{} has no field {}; create it (see the README)",
+                self.object,
+                missing.join(", ")
+            ));
+        }
+        let usage = self
+            .limits
+            .usage()
+            .map(|(u, l)| format!("; API usage {u}/{l} today"))
+            .unwrap_or_default();
+        Ok(format!(
+            "authenticated; {} has {} and every mapped field{usage}",
+            self.object, self.external_id
+        ))
+    }
+
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        let visitor = context.data()["lead"]["visitorId"]
+            .as_str()
+            .unwrap_or_default();
+        let mut record = Map::new();
+        record.insert("attributes".into(), json!({ "type": self.object }));
+        record.insert(self.external_id.clone(), json!(visitor));
+        record.extend(self.fields.render(context)?);
+        Ok(Value::Object(record).to_string())
+    }
+
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+        // One record per visitor: two deliveries for one lead share the later payload.
+        let mut records: Vec<Value> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut by_visitor: HashMap<String, usize> = HashMap::new();
+        for (i, delivery) in batch.iter().enumerate() {
+            let Ok(record) = serde_json::from_str::<Value>(&delivery.payload) else {
+                outcomes[i] = Some(Outcome::permanent(
+                    "the stored payload is not a Salesforce record",
+                ));
+                continue;
+            };
+            let visitor = record[&self.external_id]
+                .as_str()
+                .unwrap_or(&delivery.visitor_id)
+                .to_string();
+            match by_visitor.get(&visitor) {
+                Some(&at) => {
+                    records[at] = record;
+                    owners[at].push(i);
+                }
+                None => {
+                    by_visitor.insert(visitor, records.len());
+                    records.push(record);
+                    owners.push(vec![i]);
+                }
+            }
+        }
+        if !records.is_empty() {
+            let path = format!(
+                "/services/data/{}/composite/sobjects/{}/{}",
+                self.version, self.object, self.external_id
+            );
+            let body = json!({"allOrNone": false, "records": records});
+            let results = match self.call(reqwest::Method::PATCH, &path, Some(&body)).await {
+                Ok(text) => classify::per_record(&text, records.len(), &self.external_id),
+                Err(outcome) => vec![outcome; records.len()],
+            };
+            for (owners, result) in owners.iter().zip(results) {
+                for &d in owners {
+                    outcomes[d] = Some(result.clone());
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::retry("salesforce: no outcome")))
+            .collect()
+    }
+}
