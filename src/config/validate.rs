@@ -221,9 +221,8 @@ fn build(
                 }
                 (Some(file), None) => {
                     let path = base.join(file);
-                    let pem = std::fs::read_to_string(&path).map_err(|e| {
-                        format!("private_key_file {}: {e}", path.display())
-                    })?;
+                    let pem = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("private_key_file {}: {e}", path.display()))?;
                     Some(oie_connectors::Secret::new(pem))
                 }
                 (None, key) => key.clone(),

@@ -91,9 +91,7 @@ impl Auth {
                             .request_async(&send)
                             .await
                             .map_err(|e| oauth::classify("HubSpot", e))?;
-                        let lives = response
-                            .expires_in()
-                            .unwrap_or(Duration::from_secs(1800));
+                        let lives = response.expires_in().unwrap_or(Duration::from_secs(1800));
                         Ok(Token {
                             access: Secret::new(response.access_token().secret().clone()),
                             instance_url: None,

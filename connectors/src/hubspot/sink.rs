@@ -86,6 +86,11 @@ impl HubSpot {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// The requests per window the connector paces to now, and the window.
+    pub fn window_limit(&self) -> (u32, Duration) {
+        self.window.limit()
+    }
+
     /// OAuth token refreshes made so far.
     pub fn token_requests(&self) -> u64 {
         self.auth.mints()
@@ -185,7 +190,11 @@ impl HubSpot {
             .collect();
         let url = format!("{}/notes/batch/create", self.objects);
         match self
-            .call(reqwest::Method::POST, &url, Some(&json!({ "inputs": inputs })))
+            .call(
+                reqwest::Method::POST,
+                &url,
+                Some(&json!({ "inputs": inputs })),
+            )
             .await
         {
             Ok((207, body)) => Some(Outcome::retry(format!(
@@ -354,9 +363,12 @@ impl Connector for HubSpot {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, input)| match (&results[i], &input.note) {
-                    (Outcome::Delivered { record_id: Some(id) }, Some(note)) => {
-                        Some((i, id.clone(), note))
-                    }
+                    (
+                        Outcome::Delivered {
+                            record_id: Some(id),
+                        },
+                        Some(note),
+                    ) => Some((i, id.clone(), note)),
                     _ => None,
                 })
                 .collect();

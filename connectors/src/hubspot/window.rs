@@ -94,8 +94,7 @@ impl Window {
         let mut s = self.lock();
         let max = number("x-hubspot-ratelimit-max");
         let remaining = number("x-hubspot-ratelimit-remaining");
-        if let Some(ms) = number("x-hubspot-ratelimit-interval-milliseconds").filter(|m| *m > 0.0)
-        {
+        if let Some(ms) = number("x-hubspot-ratelimit-interval-milliseconds").filter(|m| *m > 0.0) {
             s.interval = Duration::from_millis(ms as u64);
         }
         if let Some(max) = max.filter(|m| *m >= 1.0) {

@@ -202,8 +202,12 @@ async fn jwt_bearer(
         aud: audience,
         exp: (now + ASSERTION_LIFETIME).as_secs(),
     };
-    let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
-        .map_err(|e| TokenError(Outcome::permanent(format!("auth: cannot sign the JWT: {e}"))))?;
+    let assertion =
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key).map_err(|e| {
+            TokenError(Outcome::permanent(format!(
+                "auth: cannot sign the JWT: {e}"
+            )))
+        })?;
     let response = http
         .post(token_url)
         .form(&[

@@ -37,13 +37,25 @@ impl Salesforce {
             return Err("headroom must be a share between 0 and 1, like 0.10".into());
         }
         let version = match config.api_version.trim_start_matches('v') {
-            v if v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) => {
+            v if v
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) =>
+            {
                 format!("v{v}")
             }
-            _ => return Err(format!("api_version `{}` is not like \"v66.0\"", config.api_version)),
+            _ => {
+                return Err(format!(
+                    "api_version `{}` is not like \"v66.0\"",
+                    config.api_version
+                ))
+            }
         };
-        let valid_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        for (what, name) in [("object", &config.object), ("external_id_field", &config.external_id_field)] {
+        let valid_name =
+            |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        for (what, name) in [
+            ("object", &config.object),
+            ("external_id_field", &config.external_id_field),
+        ] {
             if !valid_name(name) {
                 return Err(format!("{what} `{name}` is not a Salesforce API name"));
             }

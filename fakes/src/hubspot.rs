@@ -1,0 +1,465 @@
+//! A local HubSpot CRM: contacts batch upsert by e-mail (200, or 207 with per-input errors),
+//! notes batch create, a contacts read, OAuth refresh, and the rate limits — a rolling window
+//! (100 per 10 s by default) that answers 429 `TEN_SECONDLY_ROLLING` to the request that does not
+//! fit, a daily allocation that answers 429 `DAILY`, and the `X-HubSpot-RateLimit-*` headers on
+//! every answer.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "pat-na1-fake-token";
+pub const CLIENT_ID: &str = "fake-client-id";
+pub const CLIENT_SECRET: &str = "fake-client-secret";
+pub const REFRESH_TOKEN: &str = "fake-refresh-token";
+
+/// Contact properties the fake portal has; others are refused like HubSpot does.
+const PROPERTIES: &[&str] = &[
+    "email",
+    "firstname",
+    "lastname",
+    "company",
+    "jobtitle",
+    "oie_intent_score",
+    "oie_engagement_level",
+    "oie_visitor_id",
+    "oie_last_page",
+];
+
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub id: String,
+    pub properties: HashMap<String, String>,
+    pub updates: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub contact: String,
+    pub body: String,
+    pub timestamp: String,
+}
+
+struct Inner {
+    window_max: usize,
+    window: Duration,
+    sent: VecDeque<Instant>,
+    daily_limit: u64,
+    daily_used: u64,
+    access_lifetime: Duration,
+    access_tokens: HashMap<String, Instant>,
+    contacts: HashMap<String, Contact>,
+    notes: Vec<Note>,
+    next_id: u64,
+    upsert_calls: u64,
+    note_calls: u64,
+    token_calls: u64,
+    limited_window: u64,
+    limited_daily: u64,
+    fail_next: VecDeque<u16>,
+}
+
+/// The fake and what it saw.
+#[derive(Clone)]
+pub struct HubSpotFake {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl HubSpotFake {
+    /// A portal with HubSpot's default limits: 100 requests per 10 s, 250,000 a day.
+    pub async fn start() -> HubSpotFake {
+        Self::with_window(100, Duration::from_secs(10)).await
+    }
+
+    pub async fn with_window(max: usize, window: Duration) -> HubSpotFake {
+        let inner = Arc::new(Mutex::new(Inner {
+            window_max: max,
+            window,
+            sent: VecDeque::new(),
+            daily_limit: 250_000,
+            daily_used: 0,
+            access_lifetime: Duration::from_secs(1800),
+            access_tokens: HashMap::new(),
+            contacts: HashMap::new(),
+            notes: Vec::new(),
+            next_id: 1000,
+            upsert_calls: 0,
+            note_calls: 0,
+            token_calls: 0,
+            limited_window: 0,
+            limited_daily: 0,
+            fail_next: VecDeque::new(),
+        }));
+        let app = Router::new()
+            .route("/oauth/2026-03/token", post(token))
+            .route("/oauth/v1/token", post(token))
+            .route("/crm/{a}/{b}/contacts/batch/upsert", post(upsert))
+            .route("/crm/{a}/{b}/notes/batch/create", post(notes))
+            .route("/crm/{a}/{b}/contacts", get(list))
+            .with_state(inner.clone());
+        HubSpotFake {
+            base: crate::serve(app).await,
+            inner,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    /// Changes the rate-limit window while running.
+    pub fn set_window(&self, max: usize, window: Duration) {
+        let mut s = self.lock();
+        s.window_max = max;
+        s.window = window;
+    }
+
+    pub fn set_daily(&self, limit: u64, used: u64) {
+        let mut s = self.lock();
+        s.daily_limit = limit;
+        s.daily_used = used;
+    }
+
+    /// Access tokens minted from now on live this long.
+    pub fn set_access_lifetime(&self, lifetime: Duration) {
+        self.lock().access_lifetime = lifetime;
+    }
+
+    /// The next data calls answer these statuses (e.g. 503) before working again.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.lock().fail_next.extend(statuses);
+    }
+
+    pub fn contacts(&self) -> HashMap<String, Contact> {
+        self.lock().contacts.clone()
+    }
+
+    pub fn contact(&self, email: &str) -> Option<Contact> {
+        self.lock().contacts.get(&email.to_lowercase()).cloned()
+    }
+
+    pub fn notes(&self) -> Vec<Note> {
+        self.lock().notes.clone()
+    }
+
+    /// Batch upsert calls that reached the contacts store (not rate-limited).
+    pub fn upsert_calls(&self) -> u64 {
+        self.lock().upsert_calls
+    }
+
+    pub fn note_calls(&self) -> u64 {
+        self.lock().note_calls
+    }
+
+    pub fn token_calls(&self) -> u64 {
+        self.lock().token_calls
+    }
+
+    /// 429s answered: (window, daily).
+    pub fn rate_limited(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.limited_window, s.limited_daily)
+    }
+}
+
+fn error(status: StatusCode, category: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({
+            "status": "error",
+            "message": message,
+            "correlationId": "aeb5b58b-0d1c-4e1a-9b3e-fake",
+            "category": category,
+        })),
+    )
+        .into_response()
+}
+
+/// Auth, daily and window limits for a data call; `Err` is the answer to send instead.
+/// Returns the rate-limit headers for the answer.
+fn admit(inner: &mut Inner, headers: &HeaderMap) -> Result<HeaderMap, Response> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
+    let now = Instant::now();
+    let valid = bearer == TOKEN || inner.access_tokens.get(&bearer).is_some_and(|t| *t > now);
+    if !valid {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found or expired.",
+        ));
+    }
+    let window = inner.window;
+    while inner.sent.front().is_some_and(|t| now >= *t + window) {
+        inner.sent.pop_front();
+    }
+    if inner.daily_used >= inner.daily_limit {
+        inner.limited_daily += 1;
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","correlationId":"c0ffee00-fake","policyName":"DAILY"})),
+        )
+            .into_response();
+        response.headers_mut().extend(limit_headers(inner));
+        return Err(response);
+    }
+    if inner.sent.len() >= inner.window_max {
+        inner.limited_window += 1;
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"status":"error","message":"You have reached your ten_secondly_rolling limit.","errorType":"RATE_LIMIT","correlationId":"c0ffee01-fake","policyName":"TEN_SECONDLY_ROLLING"})),
+        )
+            .into_response();
+        response.headers_mut().extend(limit_headers(inner));
+        return Err(response);
+    }
+    inner.sent.push_back(now);
+    inner.daily_used += 1;
+    Ok(limit_headers(inner))
+}
+
+fn limit_headers(inner: &Inner) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, value: u64| {
+        h.insert(name, HeaderValue::from(value));
+    };
+    put("x-hubspot-ratelimit-max", inner.window_max as u64);
+    put(
+        "x-hubspot-ratelimit-remaining",
+        inner.window_max.saturating_sub(inner.sent.len()) as u64,
+    );
+    put(
+        "x-hubspot-ratelimit-interval-milliseconds",
+        inner.window.as_millis() as u64,
+    );
+    put("x-hubspot-ratelimit-daily", inner.daily_limit);
+    put(
+        "x-hubspot-ratelimit-daily-remaining",
+        inner.daily_limit.saturating_sub(inner.daily_used),
+    );
+    h
+}
+
+async fn token(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    s.token_calls += 1;
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if field("grant_type") != "refresh_token"
+        || field("client_id") != CLIENT_ID
+        || field("client_secret") != CLIENT_SECRET
+        || field("refresh_token") != REFRESH_TOKEN
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status":"BAD_REFRESH_TOKEN","message":"missing or unknown refresh token","error":"invalid_grant","error_description":"missing or unknown refresh token"})),
+        )
+            .into_response();
+    }
+    let access = format!("hs-access-{}", s.token_calls);
+    let lifetime = s.access_lifetime;
+    s.access_tokens
+        .insert(access.clone(), Instant::now() + lifetime);
+    Json(json!({
+        "token_type": "bearer",
+        "refresh_token": REFRESH_TOKEN,
+        "access_token": access,
+        "expires_in": lifetime.as_secs(),
+    }))
+    .into_response()
+}
+
+async fn list(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
+    let mut s = inner.lock().unwrap();
+    let limits = match admit(&mut s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let results: Vec<Value> = s
+        .contacts
+        .values()
+        .take(1)
+        .map(|c| json!({"id": c.id, "properties": c.properties}))
+        .collect();
+    (limits, Json(json!({ "results": results }))).into_response()
+}
+
+async fn upsert(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((a, b)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    let limits = match admit(&mut s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    if let Some(status) = s.fail_next.pop_front() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (limits, error(status, "INTERNAL_ERROR", "fake failure")).into_response();
+    }
+    if !matches!(
+        (a.as_str(), b.as_str()),
+        ("objects", "2026-03") | ("v3", "objects")
+    ) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "unknown API path",
+        );
+    }
+    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+    if inputs.is_empty() || inputs.len() > 100 {
+        return (
+            limits,
+            error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "inputs must hold between 1 and 100 items",
+            ),
+        )
+            .into_response();
+    }
+    let mut seen = HashSet::new();
+    for input in &inputs {
+        let id = input["id"].as_str().unwrap_or_default().to_lowercase();
+        if !seen.insert(id.clone()) {
+            return (
+                limits,
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    &format!("Duplicate IDs found in batch input: [{id}]. IDs must be unique"),
+                ),
+            )
+                .into_response();
+        }
+    }
+    s.upsert_calls += 1;
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in inputs {
+        let id = input["id"].as_str().unwrap_or_default().to_lowercase();
+        let props: HashMap<String, String> = input["properties"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if input["idProperty"] != "email" || !id.contains('@') {
+            errors.push(json!({"status":"error","category":"VALIDATION_ERROR","message":format!("Property values were not valid: email \"{id}\" is invalid"),"context":{"ids":[id]}}));
+            continue;
+        }
+        if let Some(bad) = props.keys().find(|k| !PROPERTIES.contains(&k.as_str())) {
+            errors.push(json!({"status":"error","category":"VALIDATION_ERROR","message":format!("Property \"{bad}\" does not exist"),"context":{"ids":[id],"propertyName":[bad]}}));
+            continue;
+        }
+        if props
+            .get("oie_intent_score")
+            .is_some_and(|v| v.parse::<f64>().is_err())
+        {
+            errors.push(json!({"status":"error","category":"VALIDATION_ERROR","message":"Property values were not valid: oie_intent_score must be a number","context":{"ids":[id]}}));
+            continue;
+        }
+        let next = s.next_id;
+        let created = !s.contacts.contains_key(&id);
+        let contact = s.contacts.entry(id.clone()).or_insert_with(|| Contact {
+            id: next.to_string(),
+            properties: HashMap::new(),
+            updates: 0,
+        });
+        if !created {
+            contact.updates += 1;
+        }
+        contact.properties.extend(props);
+        contact.properties.insert("email".into(), id.clone());
+        let result = json!({"id": contact.id, "new": created, "properties": contact.properties});
+        if created {
+            s.next_id += 1;
+        }
+        results.push(result);
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let mut body = json!({"status": "COMPLETE", "results": results});
+    if !errors.is_empty() {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = json!(errors);
+    }
+    (status, limits, Json(body)).into_response()
+}
+
+async fn notes(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    let limits = match admit(&mut s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    s.note_calls += 1;
+    let mut results = Vec::new();
+    for input in body["inputs"].as_array().cloned().unwrap_or_default() {
+        let contact = input["associations"][0]["to"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kind = &input["associations"][0]["types"][0];
+        if !s.contacts.values().any(|c| c.id == contact)
+            || kind["associationTypeId"] != 202
+            || input["properties"]["hs_timestamp"].as_str().is_none()
+        {
+            return (
+                limits,
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "note needs hs_timestamp and a contact association (type 202)",
+                ),
+            )
+                .into_response();
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        s.notes.push(Note {
+            contact,
+            body: input["properties"]["hs_note_body"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            timestamp: input["properties"]["hs_timestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        });
+        results.push(json!({"id": id.to_string()}));
+    }
+    (
+        StatusCode::CREATED,
+        limits,
+        Json(json!({"status": "COMPLETE", "results": results})),
+    )
+        .into_response()
+}
