@@ -1,0 +1,350 @@
+//! Black-box: `oie run` syncing 1,000 leads to local HubSpot and Salesforce fakes — one record
+//! per lead, the fewest API calls the batch sizes allow, record ids written back, updates on
+//! the second run, the rate-limit window honoured, expired tokens renewed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use oie_fakes::hubspot::{self, HubSpotFake};
+use oie_fakes::salesforce::{self, SalesforceFake};
+use serde_json::{json, Value};
+
+fn header(sources_batch: usize) -> String {
+    format!(
+        r#"
+[engine]
+log_level = "oie=debug,info"
+shutdown_timeout = "5s"
+
+[server]
+listen = "127.0.0.1:0"
+
+[sources.leads]
+interval = "100ms"
+batch_size = {sources_batch}
+
+[delivery]
+max_attempts = 8
+backoff_base = "100ms"
+backoff_max = "400ms"
+
+[[routes]]
+name = "crm"
+when = 'trigger.kind == "sync" && lead.email != null'
+to = ["crm"]
+"#
+    )
+}
+
+fn hubspot_config(fake: &HubSpotFake, extra: &str) -> String {
+    std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
+    format!(
+        r#"{}
+[connectors.crm]
+kind = "hubspot"
+base_url = "{}"
+token = "${{OIE_TEST_HUBSPOT_TOKEN}}"
+{extra}
+
+[connectors.crm.properties]
+oie_intent_score = "{{{{lead.intentScore}}}}"
+oie_engagement_level = "{{{{lead.engagementLevel}}}}"
+oie_visitor_id = "{{{{lead.visitorId}}}}"
+"#,
+        header(1000),
+        fake.base
+    )
+}
+
+fn salesforce_config(ws: &Workspace, fake: &SalesforceFake) -> String {
+    std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
+    format!(
+        r#"{}
+[connectors.crm]
+kind = "salesforce"
+client_id = "{}"
+username = "{}"
+private_key_file = "sf-key.pem"
+login_url = "{}"
+
+[connectors.crm.fields]
+OIE_Intent_Score__c = "{{{{lead.intentScore}}}}"
+OIE_Engagement_Level__c = "{{{{lead.engagementLevel}}}}"
+"#,
+        header(1000),
+        salesforce::CLIENT_ID,
+        salesforce::USERNAME,
+        fake.base
+    )
+}
+
+fn leads(n: usize, company: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"visitorId": format!("v{i:04}"), "email": format!("lead{i:04}@acme.example"),
+                   "firstName": "Jane", "lastName": format!("Doe{i}"), "company": company,
+                   "intentScore": 20 + (i % 40), "engagementLevel": "warm"})
+        })
+        .collect()
+}
+
+async fn wait(what: &str, secs: u64, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// visitorId → (crmContactId, syncedToCRM, lastSyncedAt, lastError) for connector `crm`.
+fn sync_state(
+    ws: &Workspace,
+) -> HashMap<String, (Option<String>, bool, Option<i64>, Option<String>)> {
+    let db = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT visitorId, crmContactId, syncedToCRM, lastSyncedAt, lastError FROM crm_sync_state WHERE connector = 'crm'")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            (r.get(1)?, r.get::<_, i64>(2)? == 1, r.get(3)?, r.get(4)?),
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn all_synced(ws: &Workspace, n: usize) -> bool {
+    let state = sync_state(ws);
+    state.len() == n
+        && state
+            .values()
+            .all(|(id, synced, _, _)| id.is_some() && *synced)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hubspot_1000_leads_in_10_calls_then_updates() {
+    let fake = HubSpotFake::start().await;
+    let ws = Workspace::new(&hubspot_config(&fake, ""));
+    ws.import(&leads(1000, "Acme"));
+    let daemon = ws.start();
+    wait("1,000 contacts written back", 60, || all_synced(&ws, 1000)).await;
+    assert_eq!(fake.contacts().len(), 1000);
+    assert_eq!(fake.upsert_calls(), 10, "1,000 leads / 100 per call");
+    assert_eq!(fake.rate_limited(), (0, 0));
+    let contacts = fake.contacts();
+    for (visitor, (id, _, at, error)) in sync_state(&ws) {
+        let n: usize = visitor[1..].parse().unwrap();
+        let contact = &contacts[&format!("lead{n:04}@acme.example")];
+        assert_eq!(id.as_deref(), Some(contact.id.as_str()), "{visitor}");
+        assert_eq!(contact.properties["oie_visitor_id"], visitor);
+        assert!(at.is_some() && error.is_none());
+    }
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"oie_connector_vendor_limit{connector="crm",name="daily_remaining"} 249990"#
+        ),
+        "{metrics}"
+    );
+
+    // One field changed on every lead: updates, not creates.
+    ws.import(&leads(1000, "Acme Corp"));
+    wait("1,000 updates", 60, || {
+        fake.contacts().values().filter(|c| c.updates == 1).count() == 1000
+    })
+    .await;
+    let contacts = fake.contacts();
+    assert_eq!(contacts.len(), 1000, "no duplicates");
+    assert!(contacts
+        .values()
+        .all(|c| c.properties["company"] == "Acme Corp"));
+    assert_eq!(fake.upsert_calls(), 20);
+    assert_eq!((fake.token_calls(), fake.rate_limited()), (0, (0, 0)));
+    assert!(ws.dead_letters().is_empty());
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hubspot_window_is_respected_and_a_shrunk_window_loses_nothing() {
+    // Normal operation under an enforced window: 40 calls at 10 per second, no 429.
+    let fake = HubSpotFake::with_window(10, Duration::from_secs(1)).await;
+    let ws = Workspace::new(&hubspot_config(
+        &fake,
+        "batch_size = 25\nwindow_limit = 10\nwindow = \"1s\"",
+    ));
+    ws.import(&leads(1000, "Acme"));
+    let daemon = ws.start();
+    wait("40 calls", 60, || fake.upsert_calls() >= 8).await;
+    // Mid-run the portal's window shrinks to 2 per second: 429s follow, and are honoured.
+    fake.set_window(2, Duration::from_secs(1));
+    wait("1,000 contacts written back", 90, || all_synced(&ws, 1000)).await;
+    assert_eq!(fake.contacts().len(), 1000);
+    let (window_429s, daily_429s) = fake.rate_limited();
+    assert!(window_429s >= 1, "the shrink was noticed by a 429");
+    assert!(
+        window_429s <= 8,
+        "429s are honoured, not hammered: {window_429s}"
+    );
+    assert_eq!(daily_429s, 0);
+    assert_eq!(fake.upsert_calls(), 40, "every input sent once");
+    assert!(ws.dead_letters().is_empty(), "nothing lost");
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salesforce_1000_leads_in_5_calls_then_updates_after_a_token_expiry() {
+    let fake = SalesforceFake::start_with_test_key().await;
+    let ws = Workspace::new("");
+    std::fs::write(ws.config(), salesforce_config(&ws, &fake)).unwrap();
+    ws.import(&leads(1000, "Acme"));
+    let daemon = ws.start();
+    wait("1,000 records written back", 60, || all_synced(&ws, 1000)).await;
+    let records = fake.records();
+    assert_eq!(records.len(), 1000);
+    assert_eq!(fake.collection_calls(), 5, "1,000 leads / 200 per call");
+    assert_eq!(fake.token_calls(), 1);
+    for (visitor, (id, _, _, _)) in sync_state(&ws) {
+        assert_eq!(id.as_deref(), Some(records[&visitor].id.as_str()));
+    }
+
+    fake.expire_tokens();
+    ws.import(&leads(1000, "Acme Corp"));
+    wait("1,000 updates", 60, || {
+        fake.records().values().filter(|r| r.updates == 1).count() == 1000
+    })
+    .await;
+    let records = fake.records();
+    assert_eq!(records.len(), 1000, "no duplicates");
+    assert!(records.values().all(|r| r.fields["Company"] == "Acme Corp"));
+    assert_eq!(fake.collection_calls(), 10);
+    assert_eq!(
+        fake.token_calls(),
+        2,
+        "one new token after the session expired"
+    );
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"oie_connector_vendor_limit{connector="crm",name="daily_used"}"#),
+        "{metrics}"
+    );
+    assert!(ws.dead_letters().is_empty());
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salesforce_record_errors_become_dead_letters_with_the_message() {
+    let fake = SalesforceFake::start_with_test_key().await;
+    let ws = Workspace::new("");
+    std::fs::write(ws.config(), salesforce_config(&ws, &fake)).unwrap();
+    let mut batch = leads(3, "Acme");
+    batch[1]["lastName"] = Value::Null;
+    fake.seed_duplicate("v0002");
+    ws.import(&batch);
+    let daemon = ws.start();
+    wait("two dead letters", 30, || ws.dead_letters().len() == 2).await;
+    wait("one record", 30, || fake.records().len() == 1).await;
+    let state = sync_state(&ws);
+    let (id, synced, _, _) = &state["v0000"];
+    assert!(id.is_some() && *synced);
+    let (id, synced, _, error) = &state["v0001"];
+    assert!(
+        id.is_none() && !synced,
+        "a failure never marks the lead as synced"
+    );
+    assert!(error.as_deref().unwrap().contains("REQUIRED_FIELD_MISSING"));
+    let (_, _, _, error) = &state["v0002"];
+    assert!(error.as_deref().unwrap().contains("several_records"));
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connectors_check_reports_each_connector() {
+    let hs = HubSpotFake::start().await;
+    let sf = SalesforceFake::start_with_test_key().await;
+    std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
+    std::env::set_var("OIE_TEST_HUBSPOT_WRONG", "pat-wrong-secret-value");
+    let ws = Workspace::new("");
+    let config = format!(
+        r#"{}
+[connectors.crm]
+kind = "salesforce"
+client_id = "{}"
+username = "{}"
+private_key_file = "sf-key.pem"
+login_url = "{}"
+
+[connectors.hs]
+kind = "hubspot"
+base_url = "{}"
+token = "${{OIE_TEST_HUBSPOT_TOKEN}}"
+
+[connectors.hs_wrong]
+kind = "hubspot"
+base_url = "{}"
+token = "${{OIE_TEST_HUBSPOT_WRONG}}"
+"#,
+        header(500),
+        salesforce::CLIENT_ID,
+        salesforce::USERNAME,
+        sf.base,
+        hs.base,
+        hs.base
+    );
+    std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
+    std::fs::write(ws.config(), config).unwrap();
+    let out = ws.oie(&["connectors", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("crm (salesforce): ok — authenticated; Lead has OIE_Visitor_Id__c"),
+        "{text}"
+    );
+    assert!(text.contains("hs (hubspot): ok — authenticated"), "{text}");
+    assert!(
+        text.contains("hs_wrong (hubspot): FAILED — http_401"),
+        "{text}"
+    );
+    assert!(!text.contains("pat-wrong-secret-value"));
+    assert_eq!(
+        sf.records().len() + hs.contacts().len(),
+        0,
+        "checks write nothing"
+    );
+}
+
+#[test]
+fn routes_test_shows_the_exact_input() {
+    std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
+    let ws = Workspace::new(&format!(
+        r#"{}
+[connectors.crm]
+kind = "hubspot"
+token = "${{OIE_TEST_HUBSPOT_TOKEN}}"
+
+[connectors.crm.properties]
+oie_intent_score = "{{{{lead.intentScore}}}}"
+"#,
+        header(500)
+    ));
+    std::fs::write(ws.path("lead.json"), leads(1, "Acme")[0].to_string()).unwrap();
+    let out = ws.oie(&[
+        "routes",
+        "test",
+        "--lead",
+        ws.path("lead.json").to_str().unwrap(),
+        "--trigger",
+        "sync",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(r#""idProperty": "email""#), "{text}");
+    assert!(text.contains(r#""oie_intent_score": "20""#), "{text}");
+}
