@@ -218,3 +218,37 @@ fn every_problem_is_reported_at_once() {
         ]
     );
 }
+
+#[test]
+fn crm_connector_mistakes() {
+    let hubspot =
+        format!("{GOOD}\n[connectors.hs]\nkind = \"hubspot\"\ntoken = \"pat-na1-literal\"\n");
+    expect_one(
+        &hubspot,
+        15,
+        "connectors.hs: secrets must be an environment variable reference",
+    );
+    let salesforce = format!(
+        "{GOOD}\n[connectors.sf]\nkind = \"salesforce\"\nclient_id = \"3MVG9\"\nusername = \"int@acme.example\"\nprivate_key_file = \"missing.pem\"\n"
+    );
+    expect_one(
+        &salesforce,
+        13,
+        "connectors.sf: private_key_file DIR/missing.pem:",
+    );
+    let no_flow =
+        format!("{GOOD}\n[connectors.sf]\nkind = \"salesforce\"\nclient_id = \"3MVG9\"\n");
+    expect_one(
+        &no_flow,
+        13,
+        "connectors.sf: set the JWT bearer keys (username, private_key_file or private_key) or the client-credentials keys",
+    );
+    let bad_field = format!(
+        "{GOOD}\n[connectors.hs]\nkind = \"hubspot\"\ntoken = \"${{PATH}}\"\n\n[connectors.hs.properties]\noie_intent_score = \"{{{{#if}}}}\"\n"
+    );
+    expect_one(
+        &bad_field,
+        13,
+        "connectors.hs: properties: field `oie_intent_score`: template syntax error",
+    );
+}

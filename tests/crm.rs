@@ -102,10 +102,11 @@ async fn wait(what: &str, secs: u64, done: impl Fn() -> bool) {
     }
 }
 
-/// visitorId → (crmContactId, syncedToCRM, lastSyncedAt, lastError) for connector `crm`.
-fn sync_state(
-    ws: &Workspace,
-) -> HashMap<String, (Option<String>, bool, Option<i64>, Option<String>)> {
+/// One `crm_sync_state` row: (crmContactId, syncedToCRM, lastSyncedAt, lastError).
+type SyncRow = (Option<String>, bool, Option<i64>, Option<String>);
+
+/// visitorId → its `crm_sync_state` row for connector `crm`.
+fn sync_state(ws: &Workspace) -> HashMap<String, SyncRow> {
     let db = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
     let mut stmt = db
         .prepare("SELECT visitorId, crmContactId, syncedToCRM, lastSyncedAt, lastError FROM crm_sync_state WHERE connector = 'crm'")

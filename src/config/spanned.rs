@@ -179,6 +179,7 @@ fn read_connector(
 ) -> Option<ConnectorEntry> {
     let label = format!("connectors.{name}");
     let span = spec.span();
+    let problems_before = ctx.problems.len();
     let DeValue::Table(table) = spec.into_inner() else {
         ctx.problem(at, format!("{label}: expected a table"));
         return None;
@@ -198,6 +199,10 @@ fn read_connector(
     );
     let own = Spanned::new(span, DeValue::Table(own));
     let settings = read_kind(ctx, &label, at, kind, own)?;
+    if ctx.problems.len() > problems_before {
+        // A key was set aside: building the connector now would only report its absence.
+        return None;
+    }
     Some(ConnectorEntry {
         delivery: delivery?,
         settings,

@@ -286,3 +286,60 @@ async fn concurrency_is_capped() {
     );
     assert_eq!(probe.calls(), 30);
 }
+
+/// A connector whose vendor parked it (a used-up daily allocation) until `until`.
+struct Parked {
+    until: std::time::Instant,
+    sent_at: std::sync::Mutex<Vec<std::time::Instant>>,
+}
+
+#[async_trait]
+impl Connector for Parked {
+    fn kind(&self) -> &'static str {
+        "parked"
+    }
+    fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        Ok(context.data().to_string())
+    }
+    fn parked_until(&self) -> Option<std::time::Instant> {
+        (std::time::Instant::now() < self.until).then_some(self.until)
+    }
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        vec![("parked", f64::from(u8::from(self.parked_until().is_some())))]
+    }
+    async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        self.sent_at.lock().unwrap().push(std::time::Instant::now());
+        vec![Outcome::Delivered { record_id: None }; batch.len()]
+    }
+}
+
+#[tokio::test]
+async fn a_parked_connector_gets_nothing_until_the_park_ends() {
+    let until = std::time::Instant::now() + Duration::from_millis(600);
+    let parked = Arc::new(Parked {
+        until,
+        sent_at: Default::default(),
+    });
+    let driven = drive(
+        parked.clone(),
+        "",
+        &visitors(5),
+        Duration::from_millis(1200),
+    )
+    .await;
+    let sent = parked.sent_at.lock().unwrap().clone();
+    assert_eq!(sent.len(), 5, "everything goes once the park ends");
+    assert!(
+        sent.iter().all(|t| *t >= until),
+        "nothing went while parked"
+    );
+    assert_eq!(
+        driven
+            .metrics
+            .vendor
+            .with_label_values(&["crm", "parked"])
+            .get(),
+        0,
+        "the gauge followed the connector"
+    );
+}

@@ -1,4 +1,3 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use oie_fakes::salesforce::{self as fake, SalesforceFake};
