@@ -1,0 +1,144 @@
+//! Prints the CRM figures of issue 7 (no assertions; figures vary with the machine): leads
+//! synced per second through the real dispatcher, connector and writeback to the local HubSpot
+//! and Salesforce fakes, and API calls per 1,000 leads.
+//!
+//! `cargo bench --bench crm` (add `-- quick` for smaller runs).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oie::clock::now_ms;
+use oie::config;
+use oie::dispatch::{run_recorder, ConnectorRuntime, Dispatcher};
+use oie::lead::Lead;
+use oie::metrics::Metrics;
+use oie::outbox::{HandOver, Outbox};
+use oie::pipeline::{Pipeline, Work};
+use oie::routing::Trigger;
+use oie::store::{LeadStore, SqliteStore};
+use oie_fakes::hubspot::{self, HubSpotFake};
+use oie_fakes::salesforce::{self, SalesforceFake};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let scale = if quick { 10 } else { 1 };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // A Professional portal: 190 requests per 10 s, so 100 calls fit one window.
+        let hs = HubSpotFake::with_window(190, Duration::from_secs(10)).await;
+        std::env::set_var("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN);
+        let connector = format!(
+            "kind = \"hubspot\"\nbase_url = \"{}\"\ntoken = \"${{OIE_BENCH_HUBSPOT_TOKEN}}\"\nwindow_limit = 190\n\n[connectors.crm.properties]\noie_intent_score = \"{{{{lead.intentScore}}}}\"\noie_engagement_level = \"{{{{lead.engagementLevel}}}}\"",
+            hs.base
+        );
+        let n = 10_000 / scale;
+        let secs = sync_rate(&connector, n).await;
+        report("HubSpot", n, secs, hs.upsert_calls(), hs.token_calls());
+        assert_eq!(hs.contacts().len(), n, "every lead became one contact");
+
+        let sf = SalesforceFake::start_with_test_key().await;
+        std::env::set_var("OIE_BENCH_SF_KEY", salesforce::TEST_PRIVATE_KEY);
+        let connector = format!(
+            "kind = \"salesforce\"\nclient_id = \"{}\"\nusername = \"{}\"\nprivate_key = \"${{OIE_BENCH_SF_KEY}}\"\nlogin_url = \"{}\"\n\n[connectors.crm.fields]\nOIE_Intent_Score__c = \"{{{{lead.intentScore}}}}\"",
+            salesforce::CLIENT_ID,
+            salesforce::USERNAME,
+            sf.base
+        );
+        let n = 20_000 / scale;
+        let secs = sync_rate(&connector, n).await;
+        report("Salesforce", n, secs, sf.collection_calls(), sf.token_calls());
+        assert_eq!(sf.records().len(), n, "every lead became one record");
+    });
+}
+
+fn report(vendor: &str, n: usize, secs: f64, calls: u64, tokens: u64) {
+    println!(
+        "{vendor}: {n} leads synced and written back in {secs:.2} s = {:.0} leads/s; {} API calls ({:.1} per 1,000 leads) + {tokens} token request(s)",
+        n as f64 / secs,
+        calls,
+        calls as f64 * 1000.0 / n as f64
+    );
+}
+
+fn lead(i: usize) -> serde_json::Value {
+    serde_json::json!({"visitorId": format!("v{i:07}"), "email": format!("p{i}@example.com"),
+        "firstName": "Jane", "lastName": format!("Doe{i}"), "company": "Acme",
+        "intentScore": 40 + (i % 60) as i64, "engagementLevel": "warm", "changeSeq": i as i64 + 1})
+}
+
+/// Queues `n` sync deliveries for connector `crm` and runs the real dispatcher and recorder
+/// (with writeback) until all are delivered; returns the seconds that took.
+async fn sync_rate(connector: &str, n: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[routes]]\nname = \"crm\"\nwhen = 'trigger.kind == \"sync\"'\nto = [\"crm\"]\n\n[connectors.crm]\n{connector}\n"
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = config::load(&path).unwrap_or_else(|p| panic!("{p:?}"));
+    let store: Arc<dyn LeadStore> =
+        Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
+    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
+    let pipeline = Pipeline {
+        router: loaded.router,
+        connectors: loaded.connectors,
+    };
+    let mut out = HandOver::default();
+    let eval = pipeline.router.evaluator();
+    for i in 0..n {
+        let l = Lead::from_json(lead(i).as_object().unwrap());
+        let t = Trigger::sync(l.level(), l.version(), now_ms());
+        let work = Work {
+            lead: &l,
+            triggers: Vec::new(),
+            fires: HashMap::new(),
+            crm: Vec::new(),
+        };
+        pipeline.route_into(&eval, &work, &t, now_ms(), &mut out);
+    }
+    drop(eval);
+    outbox.hand_over(&out, now_ms()).unwrap();
+    let handle = &pipeline.connectors["crm"];
+    let rt = Arc::new(ConnectorRuntime::new(
+        "crm",
+        handle.connector.clone(),
+        &handle.delivery,
+        &loaded.config.delivery,
+    ));
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), store));
+    let stop = CancellationToken::new();
+    let d = Dispatcher {
+        outbox: outbox.clone(),
+        metrics: Arc::new(Metrics::new()),
+        records: tx,
+        tasks: TaskTracker::new(),
+        stop: stop.clone(),
+    };
+    let start = Instant::now();
+    let worker = tokio::spawn(d.clone().run(rt));
+    loop {
+        let delivered: i64 = outbox
+            .depth()
+            .unwrap()
+            .iter()
+            .filter(|x| x.state == "delivered")
+            .map(|x| x.count)
+            .sum();
+        if delivered as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    stop.cancel();
+    worker.await.unwrap();
+    d.tasks.close();
+    d.tasks.wait().await;
+    drop(d);
+    recorder.await.unwrap();
+    secs
+}
