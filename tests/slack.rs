@@ -242,3 +242,31 @@ fn routes_test_shows_the_block_kit_message_and_check_refuses_digests_elsewhere()
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connectors_check_signs_in_with_the_bot_token() {
+    let fake = SlackFake::start(Duration::ZERO).await;
+    std::env::set_var("OIE_TEST_SLACK_BOT_TOKEN", TOKEN);
+    std::env::set_var("OIE_TEST_SLACK_BAD_TOKEN", "xoxb-revoked");
+    let ws = Workspace::new(&format!(
+        "{}\n[connectors.other]\nkind = \"slack\"\nbase_url = \"{}/api\"\ntoken = \"${{OIE_TEST_SLACK_BAD_TOKEN}}\"\nchannel = \"C0X\"\n",
+        config(
+            &fake,
+            "token = \"${OIE_TEST_SLACK_BOT_TOKEN}\"\nchannel = \"C0SALES\"",
+            ""
+        ),
+        fake.base
+    ));
+    let out = ws.oie(&["connectors", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("sales (slack): ok — authenticated as oie in Acme"),
+        "{text}"
+    );
+    assert!(
+        text.contains("other (slack): FAILED — slack auth.test: HTTP 200 invalid_auth"),
+        "{text}"
+    );
+    assert!(fake.messages("C0SALES").is_empty(), "a check posts nothing");
+}

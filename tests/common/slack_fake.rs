@@ -39,6 +39,7 @@ impl SlackFake {
         let app = Router::new()
             .route("/hooks/{channel}", post(webhook))
             .route("/api/chat.postMessage", post(post_message))
+            .route("/api/auth.test", post(auth_test))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -157,6 +158,17 @@ async fn webhook(
         )
             .into_response(),
     }
+}
+
+async fn auth_test(headers: HeaderMap) -> Response {
+    let valid = headers.get("authorization").and_then(|h| h.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"));
+    let body = if valid {
+        json!({"ok": true, "team": "Acme", "user": "oie", "team_id": "T0ACME", "user_id": "U0OIE"})
+    } else {
+        json!({"ok": false, "error": "invalid_auth"})
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 async fn post_message(

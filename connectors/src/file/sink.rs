@@ -82,6 +82,10 @@ impl Connector for FileSink {
         100
     }
 
+    async fn check(&self) -> Result<String, String> {
+        Ok("opened for appending".into())
+    }
+
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
         self.templates.render_json(&self.template, context)
     }

@@ -196,6 +196,39 @@ impl Connector for Slack {
         true
     }
 
+    /// `auth.test` with the bot token; an incoming webhook has no read call (posting would send
+    /// a message), so it is not checked.
+    async fn check(&self) -> Result<String, String> {
+        let Mode::Api {
+            endpoint, token, ..
+        } = &self.mode
+        else {
+            return Ok("not checked: an incoming webhook has no read call".into());
+        };
+        let url = endpoint.replace("/chat.postMessage", "/auth.test");
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(token.expose())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| http::transport_outcome(e, self.timeout).reason())?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or_default();
+        match (status, body["ok"].as_bool()) {
+            (200, Some(true)) => Ok(format!(
+                "authenticated as {} in {}",
+                body["user"].as_str().unwrap_or("?"),
+                body["team"].as_str().unwrap_or("?")
+            )),
+            _ => Err(format!(
+                "slack auth.test: HTTP {status} {}",
+                body["error"].as_str().unwrap_or("no JSON body")
+            )),
+        }
+    }
+
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
         self.finish(&self.template, self.with_crm_url(context.data()))
     }
