@@ -1,0 +1,61 @@
+/** Bindings and settings of the Worker (wrangler.jsonc; secrets via `wrangler secret put`). */
+export interface Env {
+  /** Origins allowed to POST /track, comma-separated. */
+  ALLOWED_ORIGINS: string;
+  /** Hosts /go may redirect to besides relative paths, comma-separated. */
+  REDIRECT_HOSTS: string;
+  BQ_PROJECT: string;
+  BQ_DATASET: string;
+  BQ_BASE_URL: string;
+  PUBSUB_BASE_URL: string;
+  /** Topic for real-time events ("" = off). */
+  PUBSUB_TOPIC: string;
+  /** Event types published to PUBSUB_TOPIC; "pageview:pricing" = pageviews of pricing pages. */
+  PUBSUB_EVENT_TYPES: string;
+  /** Secret: bearer token for DELETE /visitors/:id (erasure is off without it). */
+  ADMIN_TOKEN?: string;
+  /** Secret: HMAC-SHA256 key for server-side senders (X-OIE-Signature). */
+  EVENT_SIGNING_SECRET?: string;
+  /** Secret: the service-account key JSON (client_email, private_key, token_uri). */
+  GCP_SERVICE_ACCOUNT?: string;
+  IDENTITY_STORE: KVNamespace;
+  PERSONALIZATION: KVNamespace;
+  EVENTS_QUEUE: Queue<Row>;
+  /** The dead-letter queue, for rows BigQuery refuses for good. */
+  DEAD_LETTERS: Queue<DeadRow>;
+}
+
+/** The BigQuery tables the Worker writes. */
+export type Table = "events" | "email_clicks" | "erasure_requests";
+
+/** One row on its way to BigQuery (one queue message). */
+export interface Row {
+  table: Table;
+  /** insertAll's insertId: BigQuery drops a repeat of it for about a minute. */
+  insertId: string;
+  json: Record<string, unknown>;
+}
+
+/** A row BigQuery refused for good, with why. */
+export interface DeadRow extends Row {
+  error: string;
+}
+
+/** What the Worker does outside itself; tests replace it. */
+export interface Io {
+  fetch: typeof fetch;
+  now: () => number;
+}
+
+export const defaultIo: Io = {
+  fetch: (input, init) => fetch(input, init),
+  now: () => Date.now(),
+};
+
+/** A comma-separated setting as a list. */
+export function list(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}

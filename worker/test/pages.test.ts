@@ -1,0 +1,135 @@
+import { env, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { go } from "../src/pages";
+import { redirectTarget } from "../src/redirect";
+import { fakeGoogle, testEnv } from "./helpers";
+
+const BASE = "https://ingest.acme.example";
+
+async function seed(): Promise<void> {
+  await env.IDENTITY_STORE.put(
+    "ab3f9",
+    JSON.stringify({ email: "jane@acme.example", firstName: "Jane", lastName: "Doe", company: "Acme", campaignName: "Q4 Outbound" }),
+  );
+  await env.PERSONALIZATION.put("ab3f9", JSON.stringify({ firstName: "Jane", company: "Acme", campaignName: "Q4 Outbound", level: "hot" }));
+}
+
+describe("GET /identify and /personalize", () => {
+  it("shows only what a page may show, and the same shape for unknown ids", async () => {
+    await seed();
+    const known = await SELF.fetch(`${BASE}/identify?i=ab3f9`);
+    const text = await known.text();
+    expect(JSON.parse(text)).toEqual({ firstName: "Jane", company: "Acme", campaignName: "Q4 Outbound" });
+    expect(text).not.toContain("jane@acme.example");
+    expect(text).not.toContain("Doe");
+    expect(known.headers.get("cache-control")).toBe("no-store");
+    for (const id of ["nobody", "", "../etc", "x".repeat(65)]) {
+      const unknown = await SELF.fetch(`${BASE}/identify?i=${encodeURIComponent(id)}`);
+      expect(unknown.status).toBe(200);
+      expect(await unknown.json()).toEqual({ firstName: null, company: null, campaignName: null });
+    }
+    const personal = await SELF.fetch(`${BASE}/personalize?v=ab3f9`, { headers: { origin: "https://www.acme.example" } });
+    expect(await personal.json()).toEqual({ firstName: "Jane", company: "Acme", campaignName: "Q4 Outbound", level: "hot" });
+    expect(personal.headers.get("access-control-allow-origin")).toBe("https://www.acme.example");
+    expect(await (await SELF.fetch(`${BASE}/personalize?v=nobody`)).json()).toEqual({
+      firstName: null,
+      company: null,
+      campaignName: null,
+      level: null,
+    });
+  });
+});
+
+describe("GET /go", () => {
+  const allowed = ["www.acme.example"];
+  it("keeps relative paths and allowed hosts, appending i", () => {
+    expect(redirectTarget("/pricing", "ab3f9", allowed)).toBe("/pricing?i=ab3f9");
+    expect(redirectTarget("/pricing?utm=x#plans", "ab3f9", allowed)).toBe("/pricing?utm=x&i=ab3f9#plans");
+    expect(redirectTarget("https://www.acme.example/demo", "ab3f9", allowed)).toBe("https://www.acme.example/demo?i=ab3f9");
+    expect(redirectTarget("/x", null, allowed)).toBe("/x");
+  });
+
+  it.each([
+    "https://evil.example/",
+    "//evil.example/x",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    "data:text/html,hi",
+    "https://www.acme.example@evil.example/",
+    "https://www.acme.example.evil.example/",
+    "http://evil.example%2F@www.acme.example/",
+    "%2F%2Fevil.example",
+    "evil.example",
+    "https:evil.example",
+    " //evil.example",
+    "",
+  ])("never redirects away: %j", async (to) => {
+    const out = redirectTarget(to, "ab3f9", allowed);
+    expect(out === "/" || (out.startsWith("/") && !out.startsWith("//") && !out.includes("evil.example"))).toBe(true);
+    const response = await SELF.fetch(`${BASE}/go?i=ab3f9&to=${encodeURIComponent(to)}`, { redirect: "manual" });
+    expect(response.status).toBe(302);
+    const location = response.headers.get("location") ?? "";
+    expect(location.includes("evil.example")).toBe(false);
+    expect(location.startsWith("//")).toBe(false);
+  });
+
+  it("records the click before redirecting", async () => {
+    const { env: e, events } = testEnv();
+    const google = fakeGoogle();
+    const request = new Request(`${BASE}/go?i=ab3f9&to=%2Fpricing`, {
+      headers: { "user-agent": "Mail client", "cf-connecting-ip": "198.51.100.4" },
+      cf: { country: "FR" },
+    });
+    const response = await go(request, e, google);
+    expect(response.headers.get("location")).toBe("/pricing?i=ab3f9");
+    expect(events.sent).toHaveLength(1);
+    const [click] = events.sent;
+    expect(click?.table).toBe("email_clicks");
+    expect(click?.json).toMatchObject({ visitorId: "ab3f9", target: "/pricing?i=ab3f9", ip: "198.51.100.4", country: "FR", userAgent: "Mail client", timestamp: google.clock });
+    // A broken queue never blocks the visitor.
+    events.fail = true;
+    expect((await go(request, e, google)).status).toBe(302);
+  });
+});
+
+describe("DELETE /visitors/:id", () => {
+  it("needs the admin token, removes KV entries and records the request", async () => {
+    await seed();
+    const del = (token?: string) =>
+      SELF.fetch(`${BASE}/visitors/ab3f9`, { method: "DELETE", headers: token ? { authorization: `Bearer ${token}` } : {} });
+    expect((await del()).status).toBe(401);
+    expect((await del("wrong")).status).toBe(401);
+    expect(await env.IDENTITY_STORE.get("ab3f9")).not.toBeNull();
+    const response = await del("test-admin-token");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ erased: { identity: true, personalization: true } });
+    expect(await env.IDENTITY_STORE.get("ab3f9")).toBeNull();
+    expect(await env.PERSONALIZATION.get("ab3f9")).toBeNull();
+    expect(await (await SELF.fetch(`${BASE}/identify?i=ab3f9`)).json()).toEqual({ firstName: null, company: null, campaignName: null });
+    expect(await (await del("test-admin-token")).json()).toEqual({ erased: { identity: false, personalization: false } });
+  });
+
+  it("records the erasure by a hash of the id", async () => {
+    const { env: e, events } = testEnv();
+    const { erase } = await import("../src/pages");
+    const request = new Request(`${BASE}/visitors/ab3f9`, { method: "DELETE", headers: { authorization: "Bearer test-admin-token" } });
+    await erase(request, e, fakeGoogle(), "ab3f9");
+    const [record] = events.sent;
+    expect(record?.table).toBe("erasure_requests");
+    expect(JSON.stringify(record)).not.toContain("ab3f9");
+    expect(record?.json["visitorIdHash"]).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe("other routes", () => {
+  it("answers /health and refuses unknown routes with a reason", async () => {
+    expect(await (await SELF.fetch(`${BASE}/health`)).json()).toEqual({ status: "ok" });
+    const missing = await SELF.fetch(`${BASE}/nope`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: string }).error).toBe("no route for GET /nope");
+    expect((await SELF.fetch(`${BASE}/track`)).status).toBe(405);
+  });
+});
