@@ -1,4 +1,5 @@
 -- wrk script: POST /track with 5-event batches, every event id unique; counts 202 and 503.
+-- An argument after `--` is sent as the Origin header (the Worker checks it on every POST).
 local threads = {}
 local next_id = 0
 
@@ -9,6 +10,7 @@ function setup(thread)
 end
 
 function init(args)
+  origin = args[1]
   n = 0
   accepted = 0
   busy = 0
@@ -23,7 +25,9 @@ function request()
       '{"eventId":"w%d-%d-%d","type":"pageview","timestamp":1795700000000,"sessionId":"s%d-%d","visitorId":"v%d","url":"https://acme.example/pricing","path":"/pricing"}',
       id, n, k, id, n % 500, n % 2000)
   end
-  return wrk.format("POST", "/track", {["Content-Type"] = "text/plain"}, '{"v":1,"events":[' .. table.concat(events, ",") .. ']}')
+  local headers = {["Content-Type"] = "text/plain"}
+  if origin then headers["Origin"] = origin end
+  return wrk.format("POST", "/track", headers, '{"v":1,"events":[' .. table.concat(events, ",") .. ']}')
 end
 
 function response(status, headers, body)

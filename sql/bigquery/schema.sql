@@ -162,3 +162,13 @@ CREATE TABLE IF NOT EXISTS `${dataset}.page_classes` (
   pageClass  STRING NOT NULL,  -- pricing, case_study or product
   pattern    STRING NOT NULL
 );
+
+-- Erasure requests (DELETE /visitors/{id}, from the Worker or `oie`): when, what was removed, and
+-- a SHA-256 of the visitor id — never the id itself.
+CREATE TABLE IF NOT EXISTS `${dataset}.erasure_requests` (
+  visitorHash  STRING NOT NULL,
+  requestedAt  INT64 NOT NULL,
+  erased       STRING NOT NULL,    -- JSON: what was removed
+  requestTime  TIMESTAMP NOT NULL  -- TIMESTAMP_MILLIS(requestedAt); the partition column
+)
+PARTITION BY DATE(requestTime);

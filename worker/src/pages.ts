@@ -110,13 +110,13 @@ export async function erase(request: Request, env: Env, io: Io, id: string): Pro
   const personalization = (await env.PERSONALIZATION.get(id)) !== null;
   await Promise.all([env.IDENTITY_STORE.delete(id), env.PERSONALIZATION.delete(id)]);
   const now = io.now();
-  const visitorIdHash = await sha256(id);
+  const visitorHash = await sha256(id);
   await env.EVENTS_QUEUE.send(
     {
       table: "erasure_requests",
-      insertId: `${visitorIdHash}:${now}`,
+      insertId: `${visitorHash}:${now}`,
       json: {
-        visitorIdHash,
+        visitorHash,
         erased: JSON.stringify({ identity, personalization }),
         requestedAt: now,
         requestTime: new Date(now).toISOString(),

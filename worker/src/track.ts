@@ -48,7 +48,7 @@ export async function track(request: Request, env: Env, ctx: ExecutionContext, i
   try {
     await env.EVENTS_QUEUE.sendBatch(rows.map((body) => ({ body, contentType: "json" as const })));
   } catch (e) {
-    console.error("cannot queue events", (e as Error).message);
+    console.error("cannot queue events:", (e as Error).message);
     return withCors(reject(503, "busy: events could not be queued; retry shortly", { "retry-after": "1" }), origin);
   }
   ctx.waitUntil(publishRealtime(parsed.events, rows, env, io));

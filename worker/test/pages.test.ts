@@ -120,7 +120,7 @@ describe("DELETE /visitors/:id", () => {
     const [record] = events.sent;
     expect(record?.table).toBe("erasure_requests");
     expect(JSON.stringify(record)).not.toContain("ab3f9");
-    expect(record?.json["visitorIdHash"]).toMatch(/^[0-9a-f]{64}$/);
+    expect(record?.json["visitorHash"]).toMatch(/^[0-9a-f]{64}$/);
   });
 });
 
