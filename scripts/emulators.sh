@@ -50,6 +50,30 @@ start_bigquery_emulator() {
   echo "BigQuery emulator on $OIE_BQ_EMULATOR"
 }
 
+# The cloudbox Pub/Sub emulator (gRPC for oie, REST for tests to create topics and publish), in
+# the same venv; scripts/pubsub_emulator.py explains how it is loaded on Python 3.11.
+install_pubsub_emulator() {
+  install_bigquery_emulator
+  if ! "$OIE_VENV/bin/python" -c 'import cloudbox, fastapi, uvicorn, httpx, google.pubsub_v1' > /dev/null 2>&1; then
+    "$OIE_VENV/bin/pip" install --quiet --disable-pip-version-check google-cloud-pubsub fastapi uvicorn httpx
+    "$OIE_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --ignore-requires-python cloudbox==0.2.3
+  fi
+}
+
+start_pubsub_emulator() {
+  install_pubsub_emulator
+  local grpc rest log
+  grpc=$(free_port)
+  rest=$(free_port)
+  log="${TMPDIR:-/tmp}/oie-pubsub-$rest.log"
+  "$OIE_VENV/bin/python" scripts/pubsub_emulator.py "$grpc" "$rest" > "$log" 2>&1 &
+  EMULATOR_PIDS+=($!)
+  wait_ready "http://127.0.0.1:$rest/v1/projects/test-proj/topics" 30 || { cat "$log" >&2; return 1; }
+  export OIE_PUBSUB_EMULATOR="http://127.0.0.1:$grpc"
+  export OIE_PUBSUB_REST="http://127.0.0.1:$rest"
+  echo "Pub/Sub emulator: gRPC $OIE_PUBSUB_EMULATOR, REST $OIE_PUBSUB_REST"
+}
+
 stop_emulators() {
   for pid in "${EMULATOR_PIDS[@]}"; do
     kill "$pid" 2> /dev/null || true

@@ -94,6 +94,10 @@ fn render_again(
 ) -> anyhow::Result<Vec<(i64, String)>> {
     let mut out = Vec::new();
     for (id, connector, context) in outbox.unrendered(ids)? {
+        if connector == crate::sources::pubsub::DEAD_LETTER_CONNECTOR {
+            eprintln!("dead letter {id}: a Pub/Sub message that names no routable lead; it cannot be replayed — fix the publisher and publish it again");
+            continue;
+        }
         let Some(handle) = loaded.connectors.get(&connector) else {
             eprintln!("dead letter {id}: connector `{connector}` is no longer configured");
             continue;

@@ -10,7 +10,8 @@ mod validate;
 
 pub use model::{
     Config, ConnectorDelivery, ConnectorEntry, ConnectorSettings, DeliveryConfig, EngineConfig,
-    LeadsSourceConfig, LogFormat, RouteConfig, ServerConfig, SourcesConfig, StoreConfig, StoreKind,
+    LeadsSourceConfig, LogFormat, PubSubSourceConfig, RouteConfig, ServerConfig, SourcesConfig,
+    StoreConfig, StoreKind,
 };
 pub use problem::Problem;
 pub use validate::{ConnectorHandle, Loaded};

@@ -149,6 +149,50 @@ pub struct SourcesConfig {
     /// `[sources.leads]`: polls the lead store for level rises and profile changes.
     #[serde(default)]
     pub leads: LeadsSourceConfig,
+    /// `[sources.pubsub]`: hot-lead messages from a Pub/Sub subscription (cloud mode).
+    #[serde(default)]
+    pub pubsub: Option<PubSubSourceConfig>,
+}
+
+/// `[sources.pubsub]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PubSubSourceConfig {
+    /// `projects/PROJECT/subscriptions/SUBSCRIPTION`.
+    pub subscription: String,
+    /// The Pub/Sub endpoint, e.g. an emulator's `http://127.0.0.1:8085`; credentials are then
+    /// anonymous unless `credentials_file` is set (default: Google's).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// A service-account key file (default: Application Default Credentials).
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// Flow control: messages held un-acked at most (default 1000).
+    #[serde(default = "default_outstanding")]
+    pub max_outstanding_messages: i64,
+    /// Flow control: bytes held un-acked at most (default 104857600, 100 MiB).
+    #[serde(default = "default_outstanding_bytes")]
+    pub max_outstanding_bytes: i64,
+    /// Longest a message is held (its lease extended meanwhile) before Pub/Sub may give it to
+    /// another replica (default 10m).
+    #[serde(default = "default_lease", deserialize_with = "duration::deserialize")]
+    pub max_lease: Duration,
+    /// How far each lease extension reaches (10s–10m, default 60s): after a crash, Pub/Sub
+    /// redelivers the messages `oie` held once this runs out.
+    #[serde(
+        default = "default_lease_extension",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub lease_extension: Duration,
+    /// Messages routed and committed per outbox transaction (default 500).
+    #[serde(default = "default_page")]
+    pub batch_size: usize,
+    /// Longest a message waits for its batch to fill (default 20ms).
+    #[serde(
+        default = "default_batch_wait",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub batch_wait: Duration,
 }
 
 /// `[sources.leads]`.
@@ -305,6 +349,21 @@ fn yes() -> bool {
 }
 fn default_poll() -> Duration {
     Duration::from_secs(5)
+}
+fn default_outstanding() -> i64 {
+    1000
+}
+fn default_outstanding_bytes() -> i64 {
+    100 * 1024 * 1024
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_lease_extension() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_batch_wait() -> Duration {
+    Duration::from_millis(20)
 }
 fn default_page() -> usize {
     500

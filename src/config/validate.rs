@@ -55,6 +55,7 @@ pub fn validate(
             "no [connectors.NAME] defined; add at least one",
         ));
     }
+    check_pubsub(path, &base, &mut config, problems);
     let connectors = build_connectors(path, &base, &mut config, &templates, problems);
     check_digests(path, text, &config, &connectors, problems);
     problems.is_empty().then(|| Loaded {
@@ -129,6 +130,39 @@ fn compile_routes(
         }
     }
     routes
+}
+
+/// `[sources.pubsub]`: a full subscription name, sane flow control, a readable key file.
+fn check_pubsub(path: &Path, base: &Path, config: &mut Config, problems: &mut Vec<Problem>) {
+    let Some(p) = config.sources.pubsub.as_mut() else {
+        return;
+    };
+    let mut problem =
+        |m: String| problems.push(Problem::new(path, 0, format!("[sources.pubsub]: {m}")));
+    let parts: Vec<&str> = p.subscription.split('/').collect();
+    if !matches!(parts.as_slice(), ["projects", project, "subscriptions", name] if !project.is_empty() && !name.is_empty())
+    {
+        problem(format!(
+            "subscription \"{}\" must be a full name like \"projects/my-project/subscriptions/oie-hot-leads\"",
+            p.subscription
+        ));
+    }
+    if p.max_outstanding_messages < 1 || p.max_outstanding_bytes < 1 || p.batch_size == 0 {
+        problem(
+            "max_outstanding_messages, max_outstanding_bytes and batch_size must be at least 1"
+                .into(),
+        );
+    }
+    if let Some(file) = &p.credentials_file {
+        let full = base.join(file);
+        if !full.is_file() {
+            problem(format!(
+                "credentials_file {} does not exist",
+                full.display()
+            ));
+        }
+        p.credentials_file = Some(full.to_string_lossy().into_owned());
+    }
 }
 
 /// A route with `group_wait` sends digests, which only some connectors can render.

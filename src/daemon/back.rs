@@ -18,6 +18,7 @@ use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::routing::Router;
 use crate::sources::leads::LeadsSource;
+use crate::sources::pubsub::PubSubSource;
 use crate::store::{LeadStore, SqliteStore};
 
 pub struct Back {
@@ -68,11 +69,21 @@ impl Back {
         for rt in &runtimes {
             loops.spawn(dispatcher.clone().run(rt.clone()));
         }
+        let pipeline = Arc::new(Pipeline { router, connectors });
+        if let Some(pubsub) = &config.sources.pubsub {
+            let source = Arc::new(PubSubSource {
+                outbox: outbox.clone(),
+                pipeline: pipeline.clone(),
+                metrics: metrics.clone(),
+                config: pubsub.clone(),
+            });
+            loops.spawn(source.run(runtimes.clone(), work.clone()));
+        }
         if config.sources.leads.enabled {
             let source = Arc::new(LeadsSource {
                 store: lead_store,
                 outbox: outbox.clone(),
-                pipeline: Arc::new(Pipeline { router, connectors }),
+                pipeline,
                 metrics: metrics.clone(),
                 page: config.sources.leads.batch_size.max(1),
             });

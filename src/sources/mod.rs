@@ -1,3 +1,4 @@
 //! Sources turn changes into triggers and hand them to the outbox.
 
 pub mod leads;
+pub mod pubsub;

@@ -2,6 +2,7 @@
 //! process started on port 0 in a temporary folder.
 #![allow(dead_code)]
 
+pub mod pubsub;
 pub mod scoring;
 pub mod slack_fake;
 pub mod warehouse;
@@ -282,6 +283,18 @@ impl Workspace {
             child,
             base: format!("http://{addr}"),
         }
+    }
+
+    /// Every `oie run` log of this workspace, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("oie-") && name.ends_with(".log") {
+                out.push_str(&format!("--- {name}\n{}", read(&entry.path())));
+            }
+        }
+        out
     }
 
     pub fn dead_letters(&self) -> Vec<serde_json::Value> {

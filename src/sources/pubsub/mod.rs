@@ -1,0 +1,256 @@
+//! `[sources.pubsub]`: hot-lead messages from a Pub/Sub subscription (StreamingPull through
+//! `google-cloud-pubsub`), routed and committed to the outbox in batches; a message is acked
+//! only after its deliveries are committed. The client extends leases while a batch is being
+//! committed and bounds what is held with flow control (messages and bytes). A message that
+//! can never be routed (not JSON, wrong version, no lead) becomes an `oie` dead letter with its
+//! raw payload, in the same transaction, and is acked; if the commit fails, the batch is nacked
+//! for redelivery.
+
+pub mod message;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use google_cloud_pubsub::client::Subscriber;
+use google_cloud_pubsub::model::Message;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::config::PubSubSourceConfig;
+use crate::dispatch::ConnectorRuntime;
+use crate::metrics::Metrics;
+use crate::outbox::{NewDelivery, Outbox};
+use crate::pipeline::{Pipeline, Work};
+
+pub const SOURCE: &str = "pubsub";
+
+/// The connector name dead letters of unroutable messages are filed under.
+pub const DEAD_LETTER_CONNECTOR: &str = "sources.pubsub";
+
+pub struct PubSubSource {
+    pub outbox: Arc<Outbox>,
+    pub pipeline: Arc<Pipeline>,
+    pub metrics: Arc<Metrics>,
+    pub config: PubSubSourceConfig,
+}
+
+/// What one committed batch held.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub messages: usize,
+    pub enqueued: usize,
+    pub dead: usize,
+}
+
+impl PubSubSource {
+    /// Receives until `stop`; a broken stream is opened again after a pause.
+    pub async fn run(
+        self: Arc<Self>,
+        runtimes: Vec<Arc<ConnectorRuntime>>,
+        stop: CancellationToken,
+    ) {
+        while !stop.is_cancelled() {
+            if let Err(e) = self.session(&runtimes, &stop).await {
+                tracing::error!(error = %format!("{e:#}"), subscription = %self.config.subscription,
+                    "Pub/Sub source failed; reconnecting in 2 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+        }
+    }
+
+    async fn client(&self) -> anyhow::Result<Subscriber> {
+        let mut builder = Subscriber::builder();
+        if let Some(endpoint) = &self.config.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        match (&self.config.credentials_file, &self.config.endpoint) {
+            (Some(file), _) => {
+                let key: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(file)
+                        .with_context(|| format!("credentials_file {file}"))?,
+                )
+                .with_context(|| format!("credentials_file {file} is not a service-account key"))?;
+                let credentials =
+                    google_cloud_auth::credentials::service_account::Builder::new(key)
+                        .build()
+                        .context("service-account credentials")?;
+                builder = builder.with_credentials(credentials);
+            }
+            // An emulator takes no credentials.
+            (None, Some(_)) => {
+                builder = builder.with_credentials(
+                    google_cloud_auth::credentials::anonymous::Builder::new().build(),
+                );
+            }
+            // Application Default Credentials.
+            (None, None) => {}
+        }
+        builder.build().await.context("Pub/Sub client")
+    }
+
+    async fn session(
+        self: &Arc<Self>,
+        runtimes: &[Arc<ConnectorRuntime>],
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let client = self.client().await?;
+        let c = &self.config;
+        let mut stream = client
+            .subscribe(c.subscription.clone())
+            .set_max_outstanding_messages(c.max_outstanding_messages)
+            .set_max_outstanding_bytes(c.max_outstanding_bytes)
+            .set_max_lease(c.max_lease)
+            .set_max_lease_extension(c.lease_extension)
+            .build();
+        tracing::info!(subscription = %c.subscription, "receiving hot-lead messages from Pub/Sub");
+        loop {
+            let first = tokio::select! {
+                next = stream.next() => next,
+                _ = stop.cancelled() => return Ok(()),
+            };
+            let first = first.context("the Pub/Sub stream ended")??;
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + c.batch_wait;
+            let mut broken = None;
+            while batch.len() < c.batch_size.max(1) {
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(Some(Ok(m))) => batch.push(m),
+                    Ok(Some(Err(e))) => {
+                        broken = Some(anyhow::Error::from(e));
+                        break;
+                    }
+                    Ok(None) => {
+                        broken = Some(anyhow::anyhow!("the Pub/Sub stream ended"));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (messages, handlers): (Vec<Message>, Vec<_>) = batch.into_iter().unzip();
+            let source = self.clone();
+            let committed =
+                tokio::task::spawn_blocking(move || source.hand_over(&messages, now_ms())).await;
+            match committed {
+                Ok(Ok(done)) => {
+                    // Acked only now: the deliveries are durable in the outbox.
+                    handlers.into_iter().for_each(|h| h.ack());
+                    if done.enqueued > 0 {
+                        runtimes.iter().for_each(|rt| rt.wake());
+                    }
+                    tracing::debug!(
+                        messages = done.messages,
+                        enqueued = done.enqueued,
+                        dead = done.dead,
+                        "Pub/Sub messages handed over and acked"
+                    );
+                }
+                Ok(Err(e)) => {
+                    // Dropping a handler nacks its message: Pub/Sub redelivers it.
+                    drop(handlers);
+                    tracing::error!(error = %format!("{e:#}"), "cannot commit Pub/Sub messages; nacked for redelivery");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    drop(handlers);
+                    tracing::error!(error = %e, "Pub/Sub commit task failed; nacked for redelivery");
+                }
+            }
+            if let Some(e) = broken {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Parses, routes and commits one batch (blocking: SQLite).
+    pub fn hand_over(&self, messages: &[Message], now: i64) -> anyhow::Result<Committed> {
+        let mut parsed = Vec::new();
+        let mut dead = Vec::new();
+        for m in messages {
+            let published = m
+                .publish_time
+                .as_ref()
+                .map(|t| t.seconds() * 1000 + i64::from(t.nanos()) / 1_000_000)
+                .unwrap_or(now);
+            match message::parse(&m.data, &m.message_id, published) {
+                Ok(p) => {
+                    self.metrics
+                        .triggers
+                        .with_label_values(&[SOURCE, p.trigger.kind.as_str()])
+                        .inc();
+                    parsed.push(p);
+                }
+                Err(reason) => {
+                    tracing::warn!(message_id = %m.message_id, %reason,
+                        "Pub/Sub message can never be routed: kept as a dead letter and acked");
+                    dead.push(dead_letter(m, reason));
+                }
+            }
+        }
+        let mut work = Vec::with_capacity(parsed.len());
+        for p in &parsed {
+            let fires = if self.pipeline.needs_fires() {
+                self.outbox.last_fires(p.lead.visitor_id())?
+            } else {
+                HashMap::new()
+            };
+            work.push(Work {
+                lead: &p.lead,
+                triggers: vec![p.trigger.clone()],
+                fires,
+                crm: Vec::new(),
+            });
+        }
+        let mut out = self.pipeline.route_all(&work, now);
+        let count = (out.deliveries.len(), dead.len());
+        for d in &out.deliveries {
+            self.metrics
+                .enqueued
+                .with_label_values(&[&d.route, &d.connector])
+                .inc();
+        }
+        out.deliveries.extend(dead);
+        self.outbox.hand_over(&out, now)?;
+        Ok(Committed {
+            messages: messages.len(),
+            enqueued: count.0,
+            dead: count.1,
+        })
+    }
+}
+
+/// A dead letter holding the raw message, keyed by its message id (a redelivery is a no-op).
+fn dead_letter(m: &Message, reason: String) -> NewDelivery {
+    let data = match std::str::from_utf8(&m.data) {
+        Ok(text) => json!({"text": text}),
+        Err(_) => {
+            use base64::Engine;
+            json!({"base64": base64::engine::general_purpose::STANDARD.encode(&m.data)})
+        }
+    };
+    let raw = json!({
+        "messageId": m.message_id,
+        "attributes": m.attributes,
+        "orderingKey": m.ordering_key,
+        "data": data,
+    });
+    let key = hex::encode(Sha256::digest(m.message_id.as_bytes()));
+    NewDelivery {
+        key: format!("pubsub_{}", &key[..32]),
+        route: "(pubsub source)".into(),
+        connector: DEAD_LETTER_CONNECTOR.into(),
+        visitor_id: m.attributes.get("visitorId").cloned().unwrap_or_default(),
+        trigger_kind: "hot_lead".into(),
+        payload: Err((
+            raw.to_string(),
+            format!("unroutable Pub/Sub message: {reason}"),
+        )),
+        group: None,
+    }
+}
