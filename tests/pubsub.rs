@@ -194,3 +194,51 @@ async fn two_replicas_on_one_subscription_deliver_each_lead_once() {
     assert!(da.terminate().success());
     assert!(db.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pubsub_connector_fans_out_to_another_oie() {
+    let Some(ps) = PubSub::from_env() else { return };
+    let receiver = Receiver::start(&[("hook", Behaviour::Ok)]).await;
+    let (first_topic, first_sub) = ps.subscription("fan-in", 10).await;
+    let (second_topic, second_sub) = ps.subscription("fan-out", 10).await;
+    // Replica A routes what it receives to a topic; replica B receives that and calls a webhook.
+    let a = Workspace::new(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[sources.leads]
+enabled = false
+[sources.pubsub]
+subscription = "{first_sub}"
+endpoint = "{grpc}"
+lease_extension = "10s"
+[[routes]]
+name = "fanout"
+when = 'trigger.kind == "hot_lead" && lead.intentScore >= 50'
+to = ["topic"]
+[connectors.topic]
+kind = "pubsub"
+topic = "projects/test-proj/topics/{second_topic}"
+endpoint = "{grpc}"
+ordering = true
+"#,
+        grpc = ps.grpc
+    ));
+    let b = Workspace::new(&config(&ps, &second_sub, &receiver));
+    let (da, db) = (a.start(), b.start());
+    ps.publish(&first_topic, &messages("f", 200)).await;
+    wait("200 leads through two oie", 60, || ids(&receiver).len() >= 200).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let hits = receiver.hits("hook");
+    assert_eq!(hits.len(), 200, "each once");
+    let first = &hits[0].body["data"];
+    assert_eq!(first["lead"]["intentScore"], 72, "the lead travelled whole");
+    assert_eq!(first["trigger"]["previousLevel"], "warm");
+    assert!(ws_clean(&a) && ws_clean(&b));
+    assert!(da.terminate().success());
+    assert!(db.terminate().success());
+}
+
+fn ws_clean(ws: &Workspace) -> bool {
+    ws.dead_letters().is_empty()
+}

@@ -14,6 +14,7 @@
 //! - `slack/`: incoming webhooks and `chat.postMessage`, Block Kit, digests.
 //! - `hubspot/`: contacts batch upsert by e-mail, notes, rate-limit window, OAuth refresh.
 //! - `salesforce/`: sObject Collections upsert by external id, JWT bearer and client credentials.
+//! - `pubsub/`: routed leads published to a Pub/Sub topic (version-1 hot-lead messages).
 //! - `oauth`: token minting through our HTTP client, and a token cache.
 
 mod connector;
@@ -22,6 +23,7 @@ pub mod file;
 mod http;
 pub mod hubspot;
 pub mod oauth;
+pub mod pubsub;
 mod outcome;
 pub mod salesforce;
 pub mod secret;

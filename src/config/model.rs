@@ -278,6 +278,7 @@ pub enum ConnectorSettings {
     Slack(oie_connectors::slack::SlackConfig),
     HubSpot(oie_connectors::hubspot::HubSpotConfig),
     Salesforce(oie_connectors::salesforce::SalesforceConfig),
+    PubSub(oie_connectors::pubsub::PubSubConfig),
 }
 
 /// Delivery settings every connector accepts, next to its own keys.

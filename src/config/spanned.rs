@@ -13,7 +13,7 @@ use super::problem::line_of;
 use super::Problem;
 
 const SECTIONS: &str = "engine, server, store, scoring, sources, delivery, routes, connectors";
-const KINDS: &str = "webhook, file, slack, hubspot, salesforce";
+const KINDS: &str = "webhook, file, slack, hubspot, salesforce, pubsub";
 
 /// Where problems go, with the text to turn offsets into lines.
 struct Ctx<'a> {
@@ -230,6 +230,7 @@ fn read_kind(
         Some("slack") => read(ctx, label, own).map(ConnectorSettings::Slack),
         Some("hubspot") => read(ctx, label, own).map(ConnectorSettings::HubSpot),
         Some("salesforce") => read(ctx, label, own).map(ConnectorSettings::Salesforce),
+        Some("pubsub") => read(ctx, label, own).map(ConnectorSettings::PubSub),
         Some(other) => {
             ctx.problem(
                 kind.span().start,

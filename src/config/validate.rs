@@ -248,6 +248,12 @@ fn build(
         ConnectorSettings::Webhook(c) => Arc::new(Webhook::new(c, templates)?),
         ConnectorSettings::Slack(c) => Arc::new(Slack::new(c, templates)?),
         ConnectorSettings::HubSpot(c) => Arc::new(HubSpot::new(c, templates)?),
+        ConnectorSettings::PubSub(mut c) => {
+            if let Some(file) = &c.credentials_file {
+                c.credentials_file = Some(base.join(file).to_string_lossy().into_owned());
+            }
+            Arc::new(oie_connectors::pubsub::PubSub::new(c)?)
+        }
         ConnectorSettings::Salesforce(c) => {
             let key = match (&c.private_key_file, &c.private_key) {
                 (Some(_), Some(_)) => {
