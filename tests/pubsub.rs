@@ -227,7 +227,10 @@ ordering = true
     let b = Workspace::new(&config(&ps, &second_sub, &receiver));
     let (da, db) = (a.start(), b.start());
     ps.publish(&first_topic, &messages("f", 200)).await;
-    wait("200 leads through two oie", 60, || ids(&receiver).len() >= 200).await;
+    wait("200 leads through two oie", 60, || {
+        ids(&receiver).len() >= 200
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let hits = receiver.hits("hook");
     assert_eq!(hits.len(), 200, "each once");

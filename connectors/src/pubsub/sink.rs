@@ -95,7 +95,10 @@ impl PubSub {
         }
         let attributes: HashMap<String, String> = [
             ("version", "1".to_string()),
-            ("kind", body["kind"].as_str().unwrap_or("hot_lead").to_string()),
+            (
+                "kind",
+                body["kind"].as_str().unwrap_or("hot_lead").to_string(),
+            ),
             ("visitorId", d.visitor_id.clone()),
             ("idempotencyKey", d.key.clone()),
         ]
@@ -178,10 +181,9 @@ impl Connector for PubSub {
                         }
                         Outcome::retry(format!("pubsub: {e}"))
                     }
-                    Err(_) => Outcome::retry(format!(
-                        "timeout: no answer within {:?}",
-                        self.timeout
-                    )),
+                    Err(_) => {
+                        Outcome::retry(format!("timeout: no answer within {:?}", self.timeout))
+                    }
                 },
             };
             outcomes.push(outcome);

@@ -55,5 +55,8 @@ fn renders_a_version_1_hot_lead_message() {
 #[test]
 fn topic_names_are_checked() {
     let err = connector(json!({"topic": "hot-leads"})).err().unwrap();
-    assert!(err.contains("projects/my-project/topics/hot-leads"), "{err}");
+    assert!(
+        err.contains("projects/my-project/topics/hot-leads"),
+        "{err}"
+    );
 }
