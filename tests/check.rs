@@ -252,3 +252,21 @@ fn crm_connector_mistakes() {
         "connectors.hs: properties: field `oie_intent_score`: template syntax error",
     );
 }
+
+#[test]
+fn cloud_mode_mistakes() {
+    let pubsub = format!("{GOOD}\n[sources.pubsub]\nsubscription = \"oie-hot-leads\"\n");
+    expect_one(
+        &pubsub,
+        13,
+        "[sources.pubsub]: subscription \"oie-hot-leads\" must be a full name like \"projects/my-project/subscriptions/oie-hot-leads\"",
+    );
+    let store = format!("{GOOD}\n[store]\nkind = \"bigquery\"\n");
+    expect_one(&store, 13, "[store] kind = \"bigquery\" needs `project`");
+    let topic = format!("{GOOD}\n[connectors.fan]\nkind = \"pubsub\"\ntopic = \"hot-leads\"\n");
+    expect_one(
+        &topic,
+        13,
+        "connectors.fan: topic \"hot-leads\" must be a full name",
+    );
+}

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+mod bigquery;
 mod check;
 mod connectors;
 mod deadletters;
@@ -63,6 +64,20 @@ pub enum Command {
     /// Work with the configured connectors.
     #[command(subcommand)]
     Connectors(ConnectorsCommand),
+    /// Cloud mode's warehouse ([store] kind = "bigquery").
+    #[command(subcommand)]
+    Bigquery(BigqueryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BigqueryCommand {
+    /// Create or update the dataset and tables of sql/bigquery/schema.sql (idempotent) and print
+    /// the scheduled queries to install.
+    Apply {
+        /// Say what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +157,9 @@ pub fn main(cli: Cli) -> ExitCode {
             prefix,
         } => simulate::simulate(&cli.config, *visitors, *rate, target.as_deref(), prefix),
         Command::Connectors(ConnectorsCommand::Check) => connectors::check(&cli.config),
+        Command::Bigquery(BigqueryCommand::Apply { dry_run }) => {
+            bigquery::apply(&cli.config, *dry_run)
+        }
         Command::Identities(IdentitiesCommand::Import { file }) => {
             leads::import_identities(&cli.config, file)
         }

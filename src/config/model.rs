@@ -86,9 +86,26 @@ pub struct ServerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite`: the embedded store at `<data_dir>/oie.db`.
+    /// `sqlite`: the embedded store at `<data_dir>/oie.db`; `bigquery`: the warehouse of cloud
+    /// mode (`oie bigquery apply` creates it).
     #[serde(default)]
     pub kind: StoreKind,
+    /// BigQuery: the Google Cloud project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// BigQuery: the dataset (default `oie`).
+    #[serde(default = "default_dataset")]
+    pub dataset: String,
+    /// BigQuery: where a new dataset is created (default `US`).
+    #[serde(default = "default_location")]
+    pub location: String,
+    /// BigQuery: a service-account key file (default: Application Default Credentials).
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// BigQuery: the API root, e.g. an emulator's `http://127.0.0.1:9050` (no credentials are
+    /// sent then).
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -96,6 +113,7 @@ pub struct StoreConfig {
 pub enum StoreKind {
     #[default]
     Sqlite,
+    Bigquery,
 }
 
 /// `[scoring]`: embedded-mode scoring of incoming events (sql/sqlite).
@@ -350,6 +368,12 @@ fn yes() -> bool {
 }
 fn default_poll() -> Duration {
     Duration::from_secs(5)
+}
+fn default_dataset() -> String {
+    "oie".to_string()
+}
+fn default_location() -> String {
+    "US".to_string()
 }
 fn default_outstanding() -> i64 {
     1000

@@ -55,7 +55,8 @@ pub fn validate(
             "no [connectors.NAME] defined; add at least one",
         ));
     }
-    check_pubsub(path, &base, &mut config, problems);
+    check_pubsub(path, text, &base, &mut config, problems);
+    check_store(path, text, &base, &mut config, problems);
     let connectors = build_connectors(path, &base, &mut config, &templates, problems);
     check_digests(path, text, &config, &connectors, problems);
     problems.is_empty().then(|| Loaded {
@@ -132,13 +133,61 @@ fn compile_routes(
     routes
 }
 
+/// `[store] kind = "bigquery"` needs a project; its key file is relative to the config.
+fn check_store(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    config: &mut Config,
+    problems: &mut Vec<Problem>,
+) {
+    let at = text.find("[store]").unwrap_or(0);
+    let store = &mut config.store;
+    if store.kind != super::StoreKind::Bigquery {
+        return;
+    }
+    if store.project.as_deref().is_none_or(str::is_empty) {
+        problems.push(Problem::at(
+            path,
+            text,
+            at,
+            "[store] kind = \"bigquery\" needs `project` (the Google Cloud project of the dataset)",
+        ));
+    }
+    if let Some(file) = &store.credentials_file {
+        let full = base.join(file);
+        if !full.is_file() {
+            problems.push(Problem::at(
+                path,
+                text,
+                at,
+                format!("[store] credentials_file {} does not exist", full.display()),
+            ));
+        }
+        store.credentials_file = Some(full.to_string_lossy().into_owned());
+    }
+}
+
 /// `[sources.pubsub]`: a full subscription name, sane flow control, a readable key file.
-fn check_pubsub(path: &Path, base: &Path, config: &mut Config, problems: &mut Vec<Problem>) {
+fn check_pubsub(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    config: &mut Config,
+    problems: &mut Vec<Problem>,
+) {
     let Some(p) = config.sources.pubsub.as_mut() else {
         return;
     };
-    let mut problem =
-        |m: String| problems.push(Problem::new(path, 0, format!("[sources.pubsub]: {m}")));
+    let at = text.find("[sources.pubsub]").unwrap_or(0);
+    let mut problem = |m: String| {
+        problems.push(Problem::at(
+            path,
+            text,
+            at,
+            format!("[sources.pubsub]: {m}"),
+        ))
+    };
     let parts: Vec<&str> = p.subscription.split('/').collect();
     if !matches!(parts.as_slice(), ["projects", project, "subscriptions", name] if !project.is_empty() && !name.is_empty())
     {
