@@ -4,23 +4,12 @@
 //!
 //! `cargo bench --bench crm` (add `-- quick` for smaller runs).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use oie::clock::now_ms;
-use oie::config;
-use oie::dispatch::{run_recorder, ConnectorRuntime, Dispatcher};
-use oie::lead::Lead;
-use oie::metrics::Metrics;
-use oie::outbox::{HandOver, Outbox};
-use oie::pipeline::{Pipeline, Work};
-use oie::routing::Trigger;
-use oie::store::{LeadStore, SqliteStore};
+use std::time::Duration;
+
 use oie_fakes::hubspot::{self, HubSpotFake};
 use oie_fakes::salesforce::{self, SalesforceFake};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
@@ -69,8 +58,7 @@ fn lead(i: usize) -> serde_json::Value {
         "intentScore": 40 + (i % 60) as i64, "engagementLevel": "warm", "changeSeq": i as i64 + 1})
 }
 
-/// Queues `n` sync deliveries for connector `crm` and runs the real dispatcher and recorder
-/// (with writeback) until all are delivered; returns the seconds that took.
+/// Queues `n` sync deliveries for connector `crm` and delivers them; returns the seconds.
 async fn sync_rate(connector: &str, n: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
@@ -78,67 +66,5 @@ async fn sync_rate(connector: &str, n: usize) -> f64 {
     );
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text).unwrap();
-    let loaded = config::load(&path).unwrap_or_else(|p| panic!("{p:?}"));
-    let store: Arc<dyn LeadStore> =
-        Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
-    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
-    let pipeline = Pipeline {
-        router: loaded.router,
-        connectors: loaded.connectors,
-    };
-    let mut out = HandOver::default();
-    let eval = pipeline.router.evaluator();
-    for i in 0..n {
-        let l = Lead::from_json(lead(i).as_object().unwrap());
-        let t = Trigger::sync(l.level(), l.version(), now_ms());
-        let work = Work {
-            lead: &l,
-            triggers: Vec::new(),
-            fires: HashMap::new(),
-            crm: Vec::new(),
-        };
-        pipeline.route_into(&eval, &work, &t, now_ms(), &mut out);
-    }
-    drop(eval);
-    outbox.hand_over(&out, now_ms()).unwrap();
-    let handle = &pipeline.connectors["crm"];
-    let rt = Arc::new(ConnectorRuntime::new(
-        "crm",
-        handle.connector.clone(),
-        &handle.delivery,
-        &loaded.config.delivery,
-    ));
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), store));
-    let stop = CancellationToken::new();
-    let d = Dispatcher {
-        outbox: outbox.clone(),
-        metrics: Arc::new(Metrics::new()),
-        records: tx,
-        tasks: TaskTracker::new(),
-        stop: stop.clone(),
-    };
-    let start = Instant::now();
-    let worker = tokio::spawn(d.clone().run(rt));
-    loop {
-        let delivered: i64 = outbox
-            .depth()
-            .unwrap()
-            .iter()
-            .filter(|x| x.state == "delivered")
-            .map(|x| x.count)
-            .sum();
-        if delivered as usize >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    stop.cancel();
-    worker.await.unwrap();
-    d.tasks.close();
-    d.tasks.wait().await;
-    drop(d);
-    recorder.await.unwrap();
-    secs
+    common::deliver_all(dir.path(), &path, "crm", n, lead).await
 }

@@ -5,22 +5,18 @@
 //!
 //! `cargo bench --bench pipeline` (add `-- quick` for smaller runs).
 
+mod common;
+
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oie::clock::now_ms;
 use oie::config;
-use oie::dispatch::{run_recorder, ConnectorRuntime, Dispatcher};
 use oie::lead::Lead;
-use oie::metrics::Metrics;
-use oie::outbox::{HandOver, Outbox};
+use oie::outbox::Outbox;
 use oie::pipeline::{Pipeline, Work};
 use oie::routing::Trigger;
-use oie::store::{LeadStore, SqliteStore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -132,68 +128,8 @@ fn enqueue_rate(n: usize, receiver: &str) {
 /// Webhook deliveries through the real dispatcher and recorder to a loopback receiver.
 async fn delivery_rate(n: usize, receiver: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let loaded = config::load(&config(dir.path(), receiver, "concurrency = 64"))
-        .unwrap_or_else(|p| panic!("{p:?}"));
-    let store: Arc<dyn LeadStore> =
-        Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
-    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
-    let pipeline = Pipeline {
-        router: loaded.router,
-        connectors: loaded.connectors,
-    };
-    let mut out = HandOver::default();
-    let eval = pipeline.router.evaluator();
-    for i in 0..n {
-        let l = Lead::from_json(lead(i).as_object().unwrap());
-        let t = Trigger::sync(l.level(), l.version(), now_ms());
-        let work = Work {
-            lead: &l,
-            triggers: Vec::new(),
-            fires: HashMap::new(),
-            crm: Vec::new(),
-        };
-        pipeline.route_into(&eval, &work, &t, now_ms(), &mut out);
-    }
-    drop(eval);
-    outbox.hand_over(&out, now_ms()).unwrap();
-    let handle = &pipeline.connectors["hook"];
-    let rt = Arc::new(ConnectorRuntime::new(
-        "hook",
-        handle.connector.clone(),
-        &handle.delivery,
-        &loaded.config.delivery,
-    ));
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), store));
-    let stop = CancellationToken::new();
-    let d = Dispatcher {
-        outbox: outbox.clone(),
-        metrics: Arc::new(Metrics::new()),
-        records: tx,
-        tasks: TaskTracker::new(),
-        stop: stop.clone(),
-    };
-    let start = Instant::now();
-    let worker = tokio::spawn(d.clone().run(rt));
-    loop {
-        let depth = outbox.depth().unwrap();
-        let delivered: i64 = depth
-            .iter()
-            .filter(|x| x.state == "delivered")
-            .map(|x| x.count)
-            .sum();
-        if delivered as usize >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    stop.cancel();
-    worker.await.unwrap();
-    d.tasks.close();
-    d.tasks.wait().await;
-    drop(d);
-    recorder.await.unwrap();
+    let path = config(dir.path(), receiver, "concurrency = 64");
+    let secs = common::deliver_all(dir.path(), &path, "hook", n, lead).await;
     println!(
         "webhook deliveries to loopback (concurrency 64): {n} in {secs:.2} s = {:.0} deliveries/s (target ≥ 5,000/s)",
         n as f64 / secs

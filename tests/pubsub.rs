@@ -4,10 +4,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::pubsub::{hot_lead_message, PubSub};
-use common::{Behaviour, Receiver, Workspace};
+use common::{wait_until, Behaviour, Receiver, Workspace};
 use serde_json::json;
 
 fn config(ps: &PubSub, subscription: &str, receiver: &Receiver) -> String {
@@ -55,17 +55,6 @@ fn ids(receiver: &Receiver) -> HashMap<String, usize> {
         *out.entry(hit.id()).or_default() += 1;
     }
     out
-}
-
-async fn wait(what: &str, secs: u64, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn messages(prefix: &str, n: usize) -> Vec<(Vec<u8>, serde_json::Value)> {
@@ -147,7 +136,7 @@ async fn a_crash_before_the_commit_means_redelivery_and_one_delivery() {
     let ws = Workspace::new(&config(&ps, &subscription, &receiver));
     let daemon = ws.start();
     ps.publish(&topic, &messages("warm", 1)).await;
-    wait("the first delivery", 30, || ids(&receiver).len() == 1).await;
+    wait_until("the first delivery", 30, || ids(&receiver).len() == 1).await;
 
     // Hold the outbox's write lock: oie receives the next messages but cannot commit them.
     let db = rusqlite::Connection::open(ws.path("data/outbox.db")).unwrap();
@@ -160,7 +149,7 @@ async fn a_crash_before_the_commit_means_redelivery_and_one_delivery() {
     drop(db);
 
     let daemon = ws.start();
-    wait("the 50 redelivered messages", 60, || {
+    wait_until("the 50 redelivered messages", 60, || {
         ids(&receiver).len() >= 51
     })
     .await;
@@ -180,7 +169,7 @@ async fn two_replicas_on_one_subscription_deliver_each_lead_once() {
     let b = Workspace::new(&config(&ps, &subscription, &receiver));
     let (da, db) = (a.start(), b.start());
     ps.publish(&topic, &messages("r", 1000)).await;
-    wait("1,000 deliveries", 60, || ids(&receiver).len() >= 1000).await;
+    wait_until("1,000 deliveries", 60, || ids(&receiver).len() >= 1000).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let seen = ids(&receiver);
     assert_eq!(seen.len(), 1000);
@@ -227,7 +216,7 @@ ordering = true
     let b = Workspace::new(&config(&ps, &second_sub, &receiver));
     let (da, db) = (a.start(), b.start());
     ps.publish(&first_topic, &messages("f", 200)).await;
-    wait("200 leads through two oie", 60, || {
+    wait_until("200 leads through two oie", 60, || {
         ids(&receiver).len() >= 200
     })
     .await;

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::slack_fake::{SlackFake, TOKEN};
-use common::{hot_lead, Workspace, FAST};
+use common::{hot_lead, wait_until, Workspace, FAST};
 use serde_json::{json, Value};
 
 fn config(fake: &SlackFake, connector: &str, route_extra: &str) -> String {
@@ -24,17 +24,6 @@ base_url = "{}/api"
 "#,
         fake.base
     )
-}
-
-async fn wait(what: &str, secs: u64, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn leads(n: usize) -> Vec<Value> {
@@ -59,7 +48,7 @@ async fn a_burst_of_200_arrives_whole_without_a_single_429() {
     ));
     ws.import(&leads(200));
     let daemon = ws.start();
-    wait("200 messages", 40, || fake.messages("C0SALES").len() >= 200).await;
+    wait_until("200 messages", 40, || fake.messages("C0SALES").len() >= 200).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let messages = fake.messages("C0SALES");
     assert_eq!(messages.len(), 200, "every lead once");
@@ -93,7 +82,7 @@ async fn the_default_limit_is_one_message_per_second() {
     ));
     ws.import(&leads(4));
     let daemon = ws.start();
-    wait("4 messages", 20, || fake.messages("C0DEFAULT").len() >= 4).await;
+    wait_until("4 messages", 20, || fake.messages("C0DEFAULT").len() >= 4).await;
     assert_eq!(fake.rate_limited(), 0);
     drop(daemon);
 }
@@ -122,7 +111,7 @@ async fn group_wait_turns_a_burst_into_digests() {
             .parse::<usize>()
             .unwrap()
     };
-    wait("digests of all 200 leads", 30, || {
+    wait_until("digests of all 200 leads", 30, || {
         fake.messages("C0DIGEST").iter().map(count).sum::<usize>() >= 200
     })
     .await;
@@ -172,7 +161,7 @@ async fn lead_text_cannot_ping_the_channel_or_plant_a_link() {
     lead["firstName"] = json!("<@U123>");
     ws.import(&[lead]);
     let daemon = ws.start();
-    wait("the message", 15, || !fake.messages("C0ESC").is_empty()).await;
+    wait_until("the message", 15, || !fake.messages("C0ESC").is_empty()).await;
     let raw = fake.messages("C0ESC")[0].to_string();
     assert!(
         !raw.contains("<!channel>") && !raw.contains("<https://evil") && !raw.contains("<@U123>"),

@@ -66,7 +66,7 @@ pub trait Connector: Send + Sync {
     }
 
     /// Vendor limits the connector last saw, as `(name, value)` pairs exported as metrics
-    /// (e.g. `daily_used`, `daily_limit`, `window_remaining`).
+    /// (e.g. `daily_used`, `daily_limit`, `window_remaining`); the dispatcher adds `parked`.
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }

@@ -304,9 +304,6 @@ impl Connector for Parked {
     fn parked_until(&self) -> Option<std::time::Instant> {
         (std::time::Instant::now() < self.until).then_some(self.until)
     }
-    fn gauges(&self) -> Vec<(&'static str, f64)> {
-        vec![("parked", f64::from(u8::from(self.parked_until().is_some())))]
-    }
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
         self.sent_at.lock().unwrap().push(std::time::Instant::now());
         vec![Outcome::Delivered { record_id: None }; batch.len()]

@@ -137,6 +137,11 @@ impl Dispatcher {
 
     /// Copies the vendor limits the connector last saw into the metrics.
     fn export_vendor(&self, rt: &ConnectorRuntime) {
+        let parked = rt.connector.parked_until().is_some();
+        self.metrics
+            .vendor
+            .with_label_values(&[&rt.name, "parked"])
+            .set(i64::from(parked));
         for (name, value) in rt.connector.gauges() {
             self.metrics
                 .vendor

@@ -345,6 +345,18 @@ impl Drop for Daemon {
     }
 }
 
+/// Polls `done` every 50 ms; fails the test after `secs` seconds.
+pub async fn wait_until(what: &str, secs: u64, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A hot lead.
 pub fn hot_lead(id: &str) -> serde_json::Value {
     serde_json::json!({"visitorId": id, "email": format!("{id}@example.com"), "firstName": "Test",

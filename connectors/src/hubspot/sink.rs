@@ -283,22 +283,16 @@ impl Connector for HubSpot {
 
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         let seen = self.window.seen();
-        let mut out = vec![(
-            "parked",
-            if self.window.parked_until().is_some() {
-                1.0
-            } else {
-                0.0
-            },
-        )];
         let known = [
             ("window_limit", seen.window_max),
             ("window_remaining", seen.window_remaining),
             ("daily_limit", seen.daily),
             ("daily_remaining", seen.daily_remaining),
         ];
-        out.extend(known.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))));
-        out
+        known
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n, v)))
+            .collect()
     }
 
     async fn check(&self) -> Result<String, String> {

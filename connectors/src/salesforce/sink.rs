@@ -202,19 +202,10 @@ impl Connector for Salesforce {
     }
 
     fn gauges(&self) -> Vec<(&'static str, f64)> {
-        let mut out = vec![(
-            "parked",
-            if self.limits.parked_until().is_some() {
-                1.0
-            } else {
-                0.0
-            },
-        )];
-        if let Some((used, limit)) = self.limits.usage() {
-            out.push(("daily_used", used as f64));
-            out.push(("daily_limit", limit as f64));
+        match self.limits.usage() {
+            Some((used, limit)) => vec![("daily_used", used as f64), ("daily_limit", limit as f64)],
+            None => Vec::new(),
         }
-        out
     }
 
     async fn check(&self) -> Result<String, String> {

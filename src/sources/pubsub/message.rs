@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(p.trigger.kind, TriggerKind::HotLead);
         assert_eq!(p.trigger.previous_level, Some(Level::Warm));
         assert_eq!(p.trigger.identity, "hot_lead:pubsub:ab3f9:1795700000000");
-        assert_eq!(p.trigger.at_ms, 1_795_831_200_000);
+        assert_eq!(p.trigger.at_ms, 1_795_687_200_000);
     }
 
     #[test]
