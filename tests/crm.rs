@@ -59,9 +59,11 @@ oie_visitor_id = "{{{{lead.visitorId}}}}"
     )
 }
 
-fn salesforce_config(ws: &Workspace, fake: &SalesforceFake) -> String {
+/// A workspace syncing to the Salesforce fake with the JWT bearer flow (the test key on disk).
+fn salesforce_workspace(fake: &SalesforceFake) -> Workspace {
+    let ws = Workspace::new("");
     std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
-    format!(
+    let config = format!(
         r#"{}
 [connectors.crm]
 kind = "salesforce"
@@ -78,7 +80,9 @@ OIE_Engagement_Level__c = "{{{{lead.engagementLevel}}}}"
         salesforce::CLIENT_ID,
         salesforce::USERNAME,
         fake.base
-    )
+    );
+    std::fs::write(ws.config(), config).unwrap();
+    ws
 }
 
 fn leads(n: usize, company: &str) -> Vec<Value> {
@@ -201,8 +205,7 @@ async fn hubspot_window_is_respected_and_a_shrunk_window_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn salesforce_1000_leads_in_5_calls_then_updates_after_a_token_expiry() {
     let fake = SalesforceFake::start_with_test_key().await;
-    let ws = Workspace::new("");
-    std::fs::write(ws.config(), salesforce_config(&ws, &fake)).unwrap();
+    let ws = salesforce_workspace(&fake);
     ws.import(&leads(1000, "Acme"));
     let daemon = ws.start();
     wait_until("1,000 records written back", 60, || all_synced(&ws, 1000)).await;
@@ -241,8 +244,7 @@ async fn salesforce_1000_leads_in_5_calls_then_updates_after_a_token_expiry() {
 #[tokio::test(flavor = "multi_thread")]
 async fn salesforce_record_errors_become_dead_letters_with_the_message() {
     let fake = SalesforceFake::start_with_test_key().await;
-    let ws = Workspace::new("");
-    std::fs::write(ws.config(), salesforce_config(&ws, &fake)).unwrap();
+    let ws = salesforce_workspace(&fake);
     let mut batch = leads(3, "Acme");
     batch[1]["lastName"] = Value::Null;
     fake.seed_duplicate("v0002");

@@ -207,27 +207,36 @@ fn admit(inner: &mut Inner, headers: &HeaderMap) -> Result<HeaderMap, Response> 
     }
     if inner.daily_used >= inner.daily_limit {
         inner.limited_daily += 1;
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!({"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","correlationId":"c0ffee00-fake","policyName":"DAILY"})),
-        )
-            .into_response();
-        response.headers_mut().extend(limit_headers(inner));
-        return Err(response);
+        return Err(limited(inner, "DAILY", "daily"));
     }
     if inner.sent.len() >= inner.window_max {
         inner.limited_window += 1;
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!({"status":"error","message":"You have reached your ten_secondly_rolling limit.","errorType":"RATE_LIMIT","correlationId":"c0ffee01-fake","policyName":"TEN_SECONDLY_ROLLING"})),
-        )
-            .into_response();
-        response.headers_mut().extend(limit_headers(inner));
-        return Err(response);
+        return Err(limited(
+            inner,
+            "TEN_SECONDLY_ROLLING",
+            "ten_secondly_rolling",
+        ));
     }
     inner.sent.push_back(now);
     inner.daily_used += 1;
     Ok(limit_headers(inner))
+}
+
+/// HubSpot's 429 for `policy`, with the rate-limit headers.
+fn limited(inner: &Inner, policy: &str, name: &str) -> Response {
+    let body = json!({
+        "status": "error",
+        "message": format!("You have reached your {name} limit."),
+        "errorType": "RATE_LIMIT",
+        "correlationId": "c0ffee00-fake",
+        "policyName": policy,
+    });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        limit_headers(inner),
+        Json(body),
+    )
+        .into_response()
 }
 
 fn limit_headers(inner: &Inner) -> HeaderMap {
