@@ -42,3 +42,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn client() -> reqwest::ClientBuilder {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
 }
+
+/// A client for vendor APIs: no redirects, `oie/<version>` as user agent.
+pub fn api_client() -> Result<reqwest::Client, String> {
+    client()
+        .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}

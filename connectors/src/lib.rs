@@ -17,6 +17,7 @@
 //! - `pubsub/`: routed leads published to a Pub/Sub topic (version-1 hot-lead messages).
 //! - `oauth`: token minting through our HTTP client, and a token cache.
 
+mod batch;
 mod connector;
 pub mod duration;
 pub mod file;

@@ -73,7 +73,7 @@ pub fn classify_status(status: u16, retry_after: Option<Duration>, body: &str) -
 }
 
 /// Keeps error bodies short and on one line for logs and dead letters.
-fn summarize_body(body: &str) -> String {
+pub(crate) fn summarize_body(body: &str) -> String {
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &one_line[..cut]),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::outcome::summarize_body;
 use crate::{classify_status, Outcome};
 
 /// How a 429 says to wait.
@@ -26,20 +27,12 @@ pub fn limit_policy(body: &str) -> Limit {
 /// HubSpot's `message` (and `category`) from an error body; every field is optional.
 pub fn message(body: &str) -> String {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
-        return one_line(body);
+        return summarize_body(body);
     };
     match (v["category"].as_str(), v["message"].as_str()) {
-        (Some(c), Some(m)) => format!("{c}: {}", one_line(m)),
-        (None, Some(m)) => one_line(m),
-        _ => one_line(body),
-    }
-}
-
-fn one_line(text: &str) -> String {
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
+        (Some(c), Some(m)) => format!("{c}: {}", summarize_body(m)),
+        (None, Some(m)) => summarize_body(m),
+        _ => summarize_body(body),
     }
 }
 

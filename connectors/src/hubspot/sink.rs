@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use super::classify::{self, Limit};
 use super::config::DEFAULT_PROPERTIES;
 use super::window::Window;
 use super::HubSpotConfig;
+use crate::batch::Keyed;
 use crate::templates::FieldTemplates;
 use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, TemplateSet};
 
@@ -60,10 +60,7 @@ impl HubSpot {
                 return Err(format!("note_template `{name}` does not exist"));
             }
         }
-        let client = http::client()
-            .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let client = http::api_client()?;
         Ok(HubSpot {
             client,
             objects: format!(
@@ -210,52 +207,30 @@ impl HubSpot {
     }
 }
 
-/// One contact input and the deliveries it stands for.
+/// One contact input: the upsert body, and the Note to create for it.
 struct Input {
-    id: String,
     body: Value,
     note: Option<Value>,
-    deliveries: Vec<usize>,
 }
 
-/// Parses the batch into distinct inputs (two deliveries for one e-mail become one input, the
-/// later payload winning); deliveries that do not parse get their outcome at once.
-fn inputs(batch: &[Delivery], outcomes: &mut [Option<Outcome>]) -> Vec<Input> {
-    let mut inputs: Vec<Input> = Vec::new();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
-    for (i, delivery) in batch.iter().enumerate() {
-        let parsed = serde_json::from_str::<Value>(&delivery.payload)
-            .ok()
-            .and_then(|mut v| {
-                let id = v["id"].as_str()?.to_lowercase();
-                let note = v.as_object_mut()?.remove("note");
-                Some((id, v, note))
-            });
-        let Some((id, body, note)) = parsed else {
-            outcomes[i] = Some(Outcome::permanent(
-                "the stored payload is not a HubSpot contact input",
-            ));
-            continue;
-        };
-        match by_id.get(&id) {
-            Some(&at) => {
-                let input = &mut inputs[at];
-                input.body = body;
-                input.note = note.or(input.note.take());
-                input.deliveries.push(i);
-            }
-            None => {
-                by_id.insert(id.clone(), inputs.len());
-                inputs.push(Input {
-                    id,
-                    body,
-                    note,
-                    deliveries: vec![i],
-                });
-            }
-        }
+/// Reads a stored payload: the lower-cased e-mail it upserts by, and the input.
+fn input(delivery: &Delivery) -> Result<(String, Input), Outcome> {
+    serde_json::from_str::<Value>(&delivery.payload)
+        .ok()
+        .and_then(|mut body| {
+            let id = body["id"].as_str()?.to_lowercase();
+            let note = body.as_object_mut()?.remove("note");
+            Some((id, Input { body, note }))
+        })
+        .ok_or_else(|| Outcome::permanent("the stored payload is not a HubSpot contact input"))
+}
+
+/// Two deliveries for one e-mail: the later body wins, and a Note asked for by either is kept.
+fn merge(earlier: &mut Input, later: Input) {
+    earlier.body = later.body;
+    if later.note.is_some() {
+        earlier.note = later.note;
     }
-    inputs
 }
 
 #[async_trait]
@@ -339,47 +314,39 @@ impl Connector for HubSpot {
     }
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-        let inputs = inputs(batch, &mut outcomes);
-        if !inputs.is_empty() {
-            let body = json!({"inputs": inputs.iter().map(|i| &i.body).collect::<Vec<_>>()});
-            let url = format!("{}/contacts/batch/upsert", self.objects);
-            let results = match self.call(reqwest::Method::POST, &url, Some(&body)).await {
-                Ok((_, text)) => {
-                    let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-                    let ids: Vec<String> = inputs.iter().map(|i| i.id.clone()).collect();
-                    classify::per_input(&ids, &parsed)
-                }
-                Err(outcome) => vec![outcome; inputs.len()],
-            };
-            let mut results = results;
-            let notes: Vec<(usize, String, &Value)> = inputs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, input)| match (&results[i], &input.note) {
-                    (
-                        Outcome::Delivered {
-                            record_id: Some(id),
-                        },
-                        Some(note),
-                    ) => Some((i, id.clone(), note)),
-                    _ => None,
-                })
-                .collect();
-            if let Some(failed) = self.notes(&notes).await {
-                for (i, _, _) in &notes {
-                    results[*i] = failed.clone();
-                }
+        let keyed = Keyed::new(batch, input, merge);
+        let inputs = keyed.items();
+        if inputs.is_empty() {
+            return keyed.finish(Vec::new(), "hubspot");
+        }
+        let body = json!({"inputs": inputs.iter().map(|(_, i)| &i.body).collect::<Vec<_>>()});
+        let url = format!("{}/contacts/batch/upsert", self.objects);
+        let mut results = match self.call(reqwest::Method::POST, &url, Some(&body)).await {
+            Ok((_, text)) => {
+                let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+                let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+                classify::per_input(&ids, &parsed)
             }
-            for (input, result) in inputs.iter().zip(results) {
-                for &d in &input.deliveries {
-                    outcomes[d] = Some(result.clone());
-                }
+            Err(outcome) => vec![outcome; inputs.len()],
+        };
+        let notes: Vec<(usize, String, &Value)> = inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, input))| match (&results[i], &input.note) {
+                (
+                    Outcome::Delivered {
+                        record_id: Some(id),
+                    },
+                    Some(note),
+                ) => Some((i, id.clone(), note)),
+                _ => None,
+            })
+            .collect();
+        if let Some(failed) = self.notes(&notes).await {
+            for (i, _, _) in &notes {
+                results[*i] = failed.clone();
             }
         }
-        outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Outcome::retry("hubspot: no outcome")))
-            .collect()
+        keyed.finish(results, "hubspot")
     }
 }

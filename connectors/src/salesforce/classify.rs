@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::outcome::summarize_body;
 use crate::{classify_status, Outcome};
 
 /// Codes worth another attempt.
@@ -110,7 +111,7 @@ pub fn refused(status: u16, body: &str, external_id: &str) -> Refusal {
     let errors = errors(body);
     let code = errors.first().map(|e| e.code.as_str()).unwrap_or_default();
     let text = if errors.is_empty() {
-        body.split_whitespace().collect::<Vec<_>>().join(" ")
+        summarize_body(body)
     } else {
         errors
             .iter()

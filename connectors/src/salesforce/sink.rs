@@ -10,6 +10,7 @@ use super::classify::{self, Refusal};
 use super::config::DEFAULT_FIELDS;
 use super::limits::Limits;
 use super::SalesforceConfig;
+use crate::batch::Keyed;
 use crate::templates::FieldTemplates;
 use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, Secret};
 
@@ -83,10 +84,7 @@ impl Salesforce {
         }
         let fields = FieldTemplates::compile(fields.iter().map(|(n, t)| (n, t)))
             .map_err(|e| format!("fields: {e}"))?;
-        let client = http::client()
-            .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let client = http::api_client()?;
         Ok(Salesforce {
             client,
             auth,
@@ -273,53 +271,34 @@ impl Connector for Salesforce {
     }
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
         // One record per visitor: two deliveries for one lead share the later payload.
-        let mut records: Vec<Value> = Vec::new();
-        let mut owners: Vec<Vec<usize>> = Vec::new();
-        let mut by_visitor: HashMap<String, usize> = HashMap::new();
-        for (i, delivery) in batch.iter().enumerate() {
-            let Ok(record) = serde_json::from_str::<Value>(&delivery.payload) else {
-                outcomes[i] = Some(Outcome::permanent(
-                    "the stored payload is not a Salesforce record",
-                ));
-                continue;
-            };
-            let visitor = record[&self.external_id]
-                .as_str()
-                .unwrap_or(&delivery.visitor_id)
-                .to_string();
-            match by_visitor.get(&visitor) {
-                Some(&at) => {
-                    records[at] = record;
-                    owners[at].push(i);
-                }
-                None => {
-                    by_visitor.insert(visitor, records.len());
-                    records.push(record);
-                    owners.push(vec![i]);
-                }
-            }
+        let keyed = Keyed::new(
+            batch,
+            |d| {
+                let record = serde_json::from_str::<Value>(&d.payload).map_err(|_| {
+                    Outcome::permanent("the stored payload is not a Salesforce record")
+                })?;
+                let visitor = record[&self.external_id]
+                    .as_str()
+                    .unwrap_or(&d.visitor_id)
+                    .to_string();
+                Ok((visitor, record))
+            },
+            |earlier, later| *earlier = later,
+        );
+        let records: Vec<&Value> = keyed.items().iter().map(|(_, r)| r).collect();
+        if records.is_empty() {
+            return keyed.finish(Vec::new(), "salesforce");
         }
-        if !records.is_empty() {
-            let path = format!(
-                "/services/data/{}/composite/sobjects/{}/{}",
-                self.version, self.object, self.external_id
-            );
-            let body = json!({"allOrNone": false, "records": records});
-            let results = match self.call(reqwest::Method::PATCH, &path, Some(&body)).await {
-                Ok(text) => classify::per_record(&text, records.len(), &self.external_id),
-                Err(outcome) => vec![outcome; records.len()],
-            };
-            for (owners, result) in owners.iter().zip(results) {
-                for &d in owners {
-                    outcomes[d] = Some(result.clone());
-                }
-            }
-        }
-        outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Outcome::retry("salesforce: no outcome")))
-            .collect()
+        let path = format!(
+            "/services/data/{}/composite/sobjects/{}/{}",
+            self.version, self.object, self.external_id
+        );
+        let body = json!({"allOrNone": false, "records": records});
+        let results = match self.call(reqwest::Method::PATCH, &path, Some(&body)).await {
+            Ok(text) => classify::per_record(&text, records.len(), &self.external_id),
+            Err(outcome) => vec![outcome; records.len()],
+        };
+        keyed.finish(results, "salesforce")
     }
 }

@@ -59,10 +59,7 @@ impl Slack {
                 return Err(format!("template `{name}` does not exist"));
             }
         }
-        let client = http::client()
-            .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let client = http::api_client()?;
         Ok(Slack {
             client,
             mode,

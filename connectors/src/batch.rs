@@ -1,0 +1,112 @@
+//! A batch as a vendor's bulk API sees it: one item per record key. Two deliveries for the same
+//! record (a lead's `hot_lead` and `sync` in one batch) become one item, and both get its
+//! outcome; a delivery whose stored payload cannot be read gets its outcome at once.
+
+use crate::{Delivery, Outcome};
+
+pub struct Keyed<T> {
+    items: Vec<(String, T)>,
+    owners: Vec<Vec<usize>>,
+    outcomes: Vec<Option<Outcome>>,
+}
+
+impl<T> Keyed<T> {
+    /// `parse` gives a delivery's record key and item, or the outcome of a payload that can
+    /// never be sent; `merge(earlier, later)` folds a later item into an earlier one with the
+    /// same key.
+    pub fn new(
+        batch: &[Delivery],
+        parse: impl Fn(&Delivery) -> Result<(String, T), Outcome>,
+        merge: impl Fn(&mut T, T),
+    ) -> Keyed<T> {
+        let mut keyed = Keyed {
+            items: Vec::new(),
+            owners: Vec::new(),
+            outcomes: vec![None; batch.len()],
+        };
+        let mut at: std::collections::HashMap<String, usize> = Default::default();
+        for (i, delivery) in batch.iter().enumerate() {
+            let (key, item) = match parse(delivery) {
+                Ok(parsed) => parsed,
+                Err(outcome) => {
+                    keyed.outcomes[i] = Some(outcome);
+                    continue;
+                }
+            };
+            match at.get(&key) {
+                Some(&j) => {
+                    merge(&mut keyed.items[j].1, item);
+                    keyed.owners[j].push(i);
+                }
+                None => {
+                    at.insert(key.clone(), keyed.items.len());
+                    keyed.items.push((key, item));
+                    keyed.owners.push(vec![i]);
+                }
+            }
+        }
+        keyed
+    }
+
+    /// (key, item), in the order of their first delivery.
+    pub fn items(&self) -> &[(String, T)] {
+        &self.items
+    }
+
+    /// One outcome per delivery, in order, from one result per item.
+    pub fn finish(mut self, results: Vec<Outcome>, vendor: &str) -> Vec<Outcome> {
+        for (owners, result) in self.owners.iter().zip(results) {
+            for &d in owners {
+                self.outcomes[d] = Some(result.clone());
+            }
+        }
+        self.outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::retry(format!("{vendor}: no outcome"))))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(payload: &str) -> Delivery {
+        Delivery {
+            key: payload.into(),
+            visitor_id: "v".into(),
+            payload: payload.into(),
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn one_item_per_key_and_every_delivery_answered() {
+        let batch = [d("a1"), d("b1"), d("bad"), d("a2")];
+        let keyed = Keyed::new(
+            &batch,
+            |d| match d.payload.as_str() {
+                "bad" => Err(Outcome::permanent("unreadable")),
+                p => Ok((p[..1].to_string(), p.to_string())),
+            },
+            |earlier: &mut String, later| *earlier = format!("{earlier}+{later}"),
+        );
+        let items: Vec<_> = keyed.items().to_vec();
+        assert_eq!(
+            items,
+            [
+                ("a".to_string(), "a1+a2".to_string()),
+                ("b".into(), "b1".into())
+            ]
+        );
+        let out = keyed.finish(vec![Outcome::retry("x")], "vendor");
+        assert_eq!(out[0].label(), "retry");
+        assert_eq!(out[3].label(), "retry", "both deliveries of key a");
+        assert_eq!(out[2], Outcome::permanent("unreadable"));
+        assert_eq!(
+            out[1],
+            Outcome::retry("vendor: no outcome"),
+            "b had no result"
+        );
+    }
+}
