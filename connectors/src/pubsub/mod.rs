@@ -2,6 +2,7 @@
 //! format `[sources.pubsub]` reads), so other consumers — or other `oie` deployments — get them.
 //! With `ordering = true` the visitor id is the ordering key.
 
+pub mod auth;
 mod config;
 mod sink;
 #[cfg(test)]

@@ -8,7 +8,7 @@ use google_cloud_pubsub::model::Message;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
-use super::PubSubConfig;
+use super::{auth, PubSubConfig};
 use crate::{Connector, Delivery, Outcome, RenderContext, RenderError};
 
 /// A configured topic. The client is built on first use (building it is asynchronous).
@@ -31,16 +31,11 @@ impl PubSub {
                 config.topic
             ));
         }
-        let credentials = match &config.credentials_file {
-            Some(file) => {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| format!("credentials_file {file}: {e}"))?;
-                Some(serde_json::from_str(&text).map_err(|e| {
-                    format!("credentials_file {file} is not a service-account key: {e}")
-                })?)
-            }
-            None => None,
-        };
+        let credentials = config
+            .credentials_file
+            .as_deref()
+            .map(auth::read_key)
+            .transpose()?;
         Ok(PubSub {
             topic: config.topic,
             endpoint: config.endpoint,
@@ -58,24 +53,11 @@ impl PubSub {
                 if let Some(endpoint) = &self.endpoint {
                     builder = builder.with_endpoint(endpoint.clone());
                 }
-                match (&self.credentials, &self.endpoint) {
-                    (Some(key), _) => {
-                        let credentials =
-                            google_cloud_auth::credentials::service_account::Builder::new(
-                                key.clone(),
-                            )
-                            .build()
-                            .map_err(|e| {
-                                Outcome::permanent(format!("auth: service-account key: {e}"))
-                            })?;
-                        builder = builder.with_credentials(credentials);
-                    }
-                    (None, Some(_)) => {
-                        builder = builder.with_credentials(
-                            google_cloud_auth::credentials::anonymous::Builder::new().build(),
-                        );
-                    }
-                    (None, None) => {}
+                if let Some(credentials) =
+                    auth::credentials(self.credentials.as_ref(), self.endpoint.as_deref())
+                        .map_err(|e| Outcome::permanent(format!("auth: {e}")))?
+                {
+                    builder = builder.with_credentials(credentials);
                 }
                 builder
                     .build()

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use google_cloud_pubsub::client::Subscriber;
 use google_cloud_pubsub::model::Message;
+use oie_connectors::pubsub::auth;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -70,27 +71,17 @@ impl PubSubSource {
         if let Some(endpoint) = &self.config.endpoint {
             builder = builder.with_endpoint(endpoint.clone());
         }
-        match (&self.config.credentials_file, &self.config.endpoint) {
-            (Some(file), _) => {
-                let key: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(file)
-                        .with_context(|| format!("credentials_file {file}"))?,
-                )
-                .with_context(|| format!("credentials_file {file} is not a service-account key"))?;
-                let credentials =
-                    google_cloud_auth::credentials::service_account::Builder::new(key)
-                        .build()
-                        .context("service-account credentials")?;
-                builder = builder.with_credentials(credentials);
-            }
-            // An emulator takes no credentials.
-            (None, Some(_)) => {
-                builder = builder.with_credentials(
-                    google_cloud_auth::credentials::anonymous::Builder::new().build(),
-                );
-            }
-            // Application Default Credentials.
-            (None, None) => {}
+        let key = self
+            .config
+            .credentials_file
+            .as_deref()
+            .map(auth::read_key)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        if let Some(credentials) = auth::credentials(key.as_ref(), self.config.endpoint.as_deref())
+            .map_err(anyhow::Error::msg)?
+        {
+            builder = builder.with_credentials(credentials);
         }
         builder.build().await.context("Pub/Sub client")
     }
