@@ -19,7 +19,7 @@ use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 use gcp_bigquery_client::Client;
 
 use super::client::not_found;
-use super::schema::{tables, Column, TableSpec, PAGE_CLASSES_SQL, SCHEMA_SQL};
+use super::schema::{rest_type, tables, Column, TableSpec, PAGE_CLASSES_SQL, SCHEMA_SQL};
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -85,6 +85,7 @@ pub async fn apply(
             client.dataset().create(d).await?;
         }
     }
+    let mut created = Vec::new();
     for spec in &specs {
         let existing = if dataset_exists {
             match client.table().get(project, dataset, &spec.name, None).await {
@@ -106,6 +107,7 @@ pub async fn apply(
                         .create(new_table(project, dataset, spec)?)
                         .await?;
                 }
+                created.push(spec.name.as_str());
             }
             Some(table) => {
                 let before = report.changes.len();
@@ -116,7 +118,8 @@ pub async fn apply(
             }
         }
     }
-    seed_page_classes(client, project, dataset, dry_run, &mut report).await?;
+    let new = created.contains(&"page_classes");
+    seed_page_classes(client, project, dataset, new, dry_run, &mut report).await?;
     Ok(report)
 }
 
@@ -174,24 +177,12 @@ fn new_table(project: &str, dataset: &str, spec: &TableSpec) -> anyhow::Result<T
     Ok(table)
 }
 
-/// `INT64` and `INTEGER` (and friends) are the same type.
-fn normalize(kind: &str) -> String {
-    match kind {
-        "INT64" => "INTEGER",
-        "FLOAT64" => "FLOAT",
-        "BOOL" => "BOOLEAN",
-        "STRUCT" => "RECORD",
-        other => other,
-    }
-    .to_string()
-}
-
 fn type_name(kind: &FieldType) -> String {
     let text = serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    normalize(&text)
+    rest_type(&text)
 }
 
 async fn update(
@@ -208,7 +199,7 @@ async fn update(
     let mut added = Vec::new();
     for column in &spec.columns {
         match fields.iter().find(|f| f.name == column.name) {
-            Some(f) if type_name(&f.r#type) != normalize(&column.kind) => {
+            Some(f) if type_name(&f.r#type) != column.kind => {
                 report.problems.push(format!(
                     "{}.{} is {} in BigQuery but {} in schema.sql",
                     spec.name,
@@ -296,18 +287,13 @@ async fn seed_page_classes(
     client: &Client,
     project: &str,
     dataset: &str,
+    new: bool,
     dry_run: bool,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let count_sql = format!("SELECT COUNT(*) AS n FROM `{dataset}.page_classes`");
-    let empty = if dry_run
-        && report
-            .changes
-            .iter()
-            .any(|c| c.contains("page_classes") || c.starts_with("create dataset"))
-    {
-        true
-    } else {
+    // A table created (or, in a dry run, to be created) by this run is empty.
+    let empty = new || {
+        let count_sql = format!("SELECT COUNT(*) AS n FROM `{dataset}.page_classes`");
         let mut rs = ResultSet::new_from_query_response(
             client
                 .job()

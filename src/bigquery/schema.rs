@@ -28,12 +28,13 @@ pub struct TableSpec {
     pub clustering: Vec<String>,
 }
 
-/// GoogleSQL type → the REST API's legacy type name.
-fn rest_type(sql: &str) -> String {
+/// GoogleSQL type → the REST API's legacy type name (which tables.get also answers with).
+pub fn rest_type(sql: &str) -> String {
     match sql {
         "INT64" => "INTEGER",
         "FLOAT64" => "FLOAT",
         "BOOL" => "BOOLEAN",
+        "STRUCT" => "RECORD",
         other => other,
     }
     .to_string()
