@@ -38,6 +38,15 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("changeSeq", FieldType::Integer),
 ];
 
+/// Whether `v` is a short id or visitor id as the ingest contract defines them
+/// (`^[A-Za-z0-9_.:-]{1,64}$`).
+pub fn is_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+}
+
 /// Whether `name` is a lead field.
 pub fn is_field(name: &str) -> bool {
     FIELDS.iter().any(|(f, _)| *f == name)

@@ -106,6 +106,19 @@ impl Metrics {
         m
     }
 
+    /// Counts what a source committed to the outbox: deliveries by route and connector, and
+    /// route matches `repeat_after` held back.
+    pub fn handed_over(&self, deliveries: &[crate::outbox::NewDelivery], suppressed: &[String]) {
+        for d in deliveries {
+            self.enqueued
+                .with_label_values(&[&d.route, &d.connector])
+                .inc();
+        }
+        for route in suppressed {
+            self.suppressed.with_label_values(&[route]).inc();
+        }
+    }
+
     /// Sets the outbox gauges from a fresh count.
     pub fn set_depth(&self, depth: &[Depth]) {
         self.outbox_depth.reset();

@@ -47,6 +47,19 @@ impl Pipeline {
             .any(|r| r.repeat_after.is_some())
     }
 
+    /// When each route last fired for `visitor`, read only when some route has `repeat_after`.
+    pub fn last_fires(
+        &self,
+        outbox: &crate::outbox::Outbox,
+        visitor: &str,
+    ) -> anyhow::Result<HashMap<String, LastFire>> {
+        if self.needs_fires() {
+            outbox.last_fires(visitor)
+        } else {
+            Ok(HashMap::new())
+        }
+    }
+
     /// Routes a page of work, spread over the machine's cores (each thread with its own CEL
     /// context); the result keeps the page's order.
     pub fn route_all(&self, work: &[Work], now_ms: i64) -> HandOver {

@@ -154,17 +154,25 @@ fn check_store(
             "[store] kind = \"bigquery\" needs `project` (the Google Cloud project of the dataset)",
         ));
     }
-    if let Some(file) = &store.credentials_file {
-        let full = base.join(file);
-        if !full.is_file() {
-            problems.push(Problem::at(
-                path,
-                text,
-                at,
-                format!("[store] credentials_file {} does not exist", full.display()),
-            ));
-        }
-        store.credentials_file = Some(full.to_string_lossy().into_owned());
+    if let Err(m) = key_file(base, &mut store.credentials_file) {
+        problems.push(Problem::at(path, text, at, format!("[store] {m}")));
+    }
+}
+
+/// Resolves a `credentials_file` against the config's folder; the error says it is missing.
+fn key_file(base: &Path, file: &mut Option<String>) -> Result<(), String> {
+    let Some(name) = file.as_deref() else {
+        return Ok(());
+    };
+    let full = base.join(name);
+    *file = Some(full.to_string_lossy().into_owned());
+    if full.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "credentials_file {} does not exist",
+            full.display()
+        ))
     }
 }
 
@@ -202,15 +210,8 @@ fn check_pubsub(
                 .into(),
         );
     }
-    if let Some(file) = &p.credentials_file {
-        let full = base.join(file);
-        if !full.is_file() {
-            problem(format!(
-                "credentials_file {} does not exist",
-                full.display()
-            ));
-        }
-        p.credentials_file = Some(full.to_string_lossy().into_owned());
+    if let Err(m) = key_file(base, &mut p.credentials_file) {
+        problem(m);
     }
 }
 
@@ -298,9 +299,7 @@ fn build(
         ConnectorSettings::Slack(c) => Arc::new(Slack::new(c, templates)?),
         ConnectorSettings::HubSpot(c) => Arc::new(HubSpot::new(c, templates)?),
         ConnectorSettings::PubSub(mut c) => {
-            if let Some(file) = &c.credentials_file {
-                c.credentials_file = Some(base.join(file).to_string_lossy().into_owned());
-            }
+            key_file(base, &mut c.credentials_file)?;
             Arc::new(oie_connectors::pubsub::PubSub::new(c)?)
         }
         ConnectorSettings::Salesforce(c) => {

@@ -11,15 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::{reject, Ingest};
 use crate::clock::now_ms;
+use crate::lead::is_id;
 
 type Params = Query<HashMap<String, String>>;
-
-fn is_id(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 64
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
-}
 
 fn json_no_store(value: serde_json::Value) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(value)).into_response()

@@ -3,7 +3,6 @@
 //! commits the deliveries together with its progress, so a restart never re-triggers what was
 //! already handed over.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::lead::Lead;
@@ -44,11 +43,7 @@ impl LeadsSource {
         let mut work = Vec::with_capacity(leads.len());
         for lead in &leads {
             let previous = seen.get(lead.visitor_id()).copied();
-            let fires = if self.pipeline.needs_fires() {
-                self.outbox.last_fires(lead.visitor_id())?
-            } else {
-                HashMap::new()
-            };
+            let fires = self.pipeline.last_fires(&self.outbox, lead.visitor_id())?;
             let triggers = triggers(lead, previous, now_ms);
             for t in &triggers {
                 self.metrics
@@ -79,15 +74,7 @@ impl LeadsSource {
             })
             .collect();
         let enqueued = self.outbox.hand_over(&out, now_ms)?;
-        for d in &out.deliveries {
-            self.metrics
-                .enqueued
-                .with_label_values(&[&d.route, &d.connector])
-                .inc();
-        }
-        for route in &out.suppressed {
-            self.metrics.suppressed.with_label_values(&[route]).inc();
-        }
+        self.metrics.handed_over(&out.deliveries, &out.suppressed);
         Ok(Step {
             leads: leads.len(),
             enqueued,

@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::lead::{Lead, Level};
+use crate::lead::{is_id, Lead, Level};
 use crate::routing::{Trigger, TriggerKind};
 
 /// The only version this `oie` reads.
@@ -107,13 +107,6 @@ pub fn parse(data: &[u8], fallback_id: &str, published_ms: i64) -> Result<Parsed
             identity: format!("{}:pubsub:{id}", kind.as_str()),
         },
     })
-}
-
-fn is_id(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 64
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
 }
 
 #[cfg(test)]

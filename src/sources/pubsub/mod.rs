@@ -8,7 +8,6 @@
 
 pub mod message;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,11 +185,9 @@ impl PubSubSource {
         }
         let mut work = Vec::with_capacity(parsed.len());
         for p in &parsed {
-            let fires = if self.pipeline.needs_fires() {
-                self.outbox.last_fires(p.lead.visitor_id())?
-            } else {
-                HashMap::new()
-            };
+            let fires = self
+                .pipeline
+                .last_fires(&self.outbox, p.lead.visitor_id())?;
             work.push(Work {
                 lead: &p.lead,
                 triggers: vec![p.trigger.clone()],
@@ -199,19 +196,15 @@ impl PubSubSource {
             });
         }
         let mut out = self.pipeline.route_all(&work, now);
-        let count = (out.deliveries.len(), dead.len());
-        for d in &out.deliveries {
-            self.metrics
-                .enqueued
-                .with_label_values(&[&d.route, &d.connector])
-                .inc();
-        }
+        let (routed, dead_count) = (out.deliveries.len(), dead.len());
         out.deliveries.extend(dead);
         self.outbox.hand_over(&out, now)?;
+        self.metrics
+            .handed_over(&out.deliveries[..routed], &out.suppressed);
         Ok(Committed {
             messages: messages.len(),
-            enqueued: count.0,
-            dead: count.1,
+            enqueued: routed,
+            dead: dead_count,
         })
     }
 }
