@@ -33,3 +33,8 @@ export function constantTimeEqual(a: string, b: string): boolean {
 export function isId(value: string | null): value is string {
   return value !== null && /^[A-Za-z0-9_.:-]{1,64}$/.test(value);
 }
+
+/** Lower-case hex of some bytes (digests, MACs). */
+export function hex(bytes: ArrayBuffer): string {
+  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

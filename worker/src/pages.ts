@@ -2,7 +2,7 @@
 
 import { allowedOrigin, withCors } from "./cors";
 import { type Env, type Io, list } from "./env";
-import { constantTimeEqual, isId, json, noStore, reject } from "./http";
+import { constantTimeEqual, hex, isId, json, noStore, reject } from "./http";
 import { redirectTarget } from "./redirect";
 
 /** What `IDENTITY_STORE` holds per short id (written by `oie` or the outbound tool). */
@@ -95,8 +95,7 @@ export async function go(request: Request, env: Env, io: Io): Promise<Response> 
 }
 
 async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
 }
 
 /** Erasure: removes the visitor's KV entries and records the request (by a hash of the id, so

@@ -1,5 +1,7 @@
 /** HMAC signing for server-side senders: `X-OIE-Signature: sha256=<hex of HMAC-SHA256(body)>`. */
 
+import { hex } from "./http";
+
 export const SIGNATURE_HEADER = "x-oie-signature";
 
 async function key(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
@@ -10,10 +12,6 @@ async function key(secret: string, usage: "sign" | "verify"): Promise<CryptoKey>
     false,
     [usage],
   );
-}
-
-function hex(bytes: ArrayBuffer): string {
-  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The header value for `body` (what a server-side sender computes). */
