@@ -272,16 +272,10 @@ async fn connectors_check_reports_each_connector() {
     let sf = SalesforceFake::start_with_test_key().await;
     std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
     std::env::set_var("OIE_TEST_HUBSPOT_WRONG", "pat-wrong-secret-value");
-    let ws = Workspace::new("");
-    let config = format!(
-        r#"{}
-[connectors.crm]
-kind = "salesforce"
-client_id = "{}"
-username = "{}"
-private_key_file = "sf-key.pem"
-login_url = "{}"
-
+    let ws = salesforce_workspace(&sf);
+    let mut config = std::fs::read_to_string(ws.config()).unwrap();
+    config.push_str(&format!(
+        r#"
 [connectors.hs]
 kind = "hubspot"
 base_url = "{}"
@@ -292,14 +286,8 @@ kind = "hubspot"
 base_url = "{}"
 token = "${{OIE_TEST_HUBSPOT_WRONG}}"
 "#,
-        header(500),
-        salesforce::CLIENT_ID,
-        salesforce::USERNAME,
-        sf.base,
-        hs.base,
-        hs.base
-    );
-    std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
+        hs.base, hs.base
+    ));
     std::fs::write(ws.config(), config).unwrap();
     let out = ws.oie(&["connectors", "check"]);
     let text = String::from_utf8_lossy(&out.stdout);
