@@ -81,6 +81,17 @@ fn new_events_change_only_their_visitor() {
 }
 
 #[test]
+fn updated_at_moves_only_when_the_profile_changes() {
+    let Some(mut bq) = warehouse("updated") else {
+        return;
+    };
+    scoring::fixture_scores(&mut bq);
+    // BigQuery rescores every visitor with events in the last 2 days on each run.
+    let rescored = scoring::updated_only_on_change(&mut bq);
+    assert!(!rescored.is_empty(), "recent visitors are rescored");
+}
+
+#[test]
 fn rises_alert_once_and_falls_never() {
     let Some(mut bq) = warehouse("alerts") else {
         return;

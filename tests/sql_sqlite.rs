@@ -27,6 +27,13 @@ fn new_events_change_only_their_visitor() {
 }
 
 #[test]
+fn updated_at_moves_only_when_the_profile_changes() {
+    let mut wh = Sqlite::new();
+    scoring::fixture_scores(&mut wh);
+    scoring::updated_only_on_change(&mut wh);
+}
+
+#[test]
 fn rises_alert_once_and_falls_never() {
     scoring::hot_lead_alerts(&mut Sqlite::new());
 }

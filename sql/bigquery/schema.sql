@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS `${dataset}.lead_profiles` (
   maxScrollDepth     INT64 NOT NULL,
   lastPageUrl        STRING,
   scoredAt           INT64 NOT NULL,   -- @now of the run that last scored this lead
-  updatedAt          TIMESTAMP NOT NULL
+  updatedAt          TIMESTAMP NOT NULL -- @now of the run that last changed a profile field
 )
 CLUSTER BY visitorId;
 

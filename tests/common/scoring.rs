@@ -156,6 +156,53 @@ pub fn incrementality(wh: &mut dyn Warehouse) {
     assert_eq!(get(&v01[0], "pricingPageVisits"), Some("1"));
 }
 
+/// A later run rescores recent visitors; `updatedAt` moves only for those whose profile changed,
+/// so a reader of changes is not handed unchanged leads again. Returns the visitors that were
+/// rescored without a change.
+pub fn updated_only_on_change(wh: &mut dyn Warehouse) -> Vec<String> {
+    let f = fixture();
+    let now = f["nowMs"].as_i64().unwrap();
+    let before = wh.table("lead_profiles", "visitorId");
+    let late = events(
+        Some("v01"),
+        &json!([["s1", "+30s", "pageview", "/pricing"]]),
+        now,
+        now + 30_000,
+    );
+    wh.insert_events(
+        &late
+            .into_iter()
+            .map(|mut e| {
+                e.event_id = "v01-later".into();
+                e
+            })
+            .collect::<Vec<_>>(),
+    );
+    wh.run_all(now + 60_000);
+    let after = wh.table("lead_profiles", "visitorId");
+    assert_eq!(before.len(), after.len());
+    let ignored = ["scoredAt", "updatedAt", "changeSeq"];
+    let (mut changed, mut rescored_only) = (Vec::new(), Vec::new());
+    for (b, a) in before.iter().zip(&after) {
+        let id = get(b, "visitorId").unwrap().to_string();
+        let fields_moved = b
+            .iter()
+            .any(|(k, v)| !ignored.contains(&k.as_str()) && a.get(k) != Some(v));
+        let updated = get(b, "updatedAt") != get(a, "updatedAt");
+        assert_eq!(
+            fields_moved, updated,
+            "{id}: updatedAt moved = {updated}, fields moved = {fields_moved}"
+        );
+        if updated {
+            changed.push(id);
+        } else if get(b, "scoredAt") != get(a, "scoredAt") {
+            rescored_only.push(id);
+        }
+    }
+    assert!(changed.contains(&"v01".to_string()), "{changed:?}");
+    rescored_only
+}
+
 /// A rise from warm to burning gives one alert row; a second run gives none; a fall gives none.
 pub fn hot_lead_alerts(wh: &mut dyn Warehouse) {
     let t1: i64 = 1_793_534_400_000;

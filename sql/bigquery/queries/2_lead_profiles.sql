@@ -6,7 +6,8 @@
 --   (c) leads with an event that has left the 90-day window (firstVisitAt older than 90 days).
 --   The score is the formula of sql/README.md, computed in integer milliseconds of points so
 --   rounding is exact and identical to the SQLite version. previousLevel and levelChangedAt
---   record level changes for 3_hot_lead_alerts.sql.
+--   record level changes for 3_hot_lead_alerts.sql. scoredAt is stamped on every rescored lead;
+--   updatedAt only when a profile field changed (what `oie` polls for sync triggers).
 -- When: every 15 minutes, after 1_sessions.sql.
 -- Reads: `events` of the last 2 days (partition filter) to find touched visitors, then the
 --   rescored visitors' events and sessions of the last 91 days (clustered by visitorId);
@@ -202,7 +203,31 @@ WHEN MATCHED THEN UPDATE SET
   maxScrollDepth = S.maxScrollDepth,
   lastPageUrl = COALESCE(S.lastPageUrl, T.lastPageUrl),
   scoredAt = S.nowMs,
-  updatedAt = TIMESTAMP_MILLIS(S.nowMs)
+  -- updatedAt moves only when the profile changed (as the SQLite triggers do), so a reader of
+  -- changes (oie's BigQuery lead source) is not handed every rescored lead again.
+  updatedAt = IF(
+    T.email IS DISTINCT FROM COALESCE(S.email, T.email)
+       OR T.firstName IS DISTINCT FROM COALESCE(S.firstName, T.firstName)
+       OR T.lastName IS DISTINCT FROM COALESCE(S.lastName, T.lastName)
+       OR T.company IS DISTINCT FROM COALESCE(S.company, T.company)
+       OR T.title IS DISTINCT FROM COALESCE(S.title, T.title)
+       OR T.campaignId IS DISTINCT FROM COALESCE(S.campaignId, T.campaignId)
+       OR T.campaignName IS DISTINCT FROM COALESCE(S.campaignName, T.campaignName)
+       OR T.intentScore IS DISTINCT FROM S.intentScore
+       OR T.engagementLevel IS DISTINCT FROM S.engagementLevel
+       OR T.firstVisitAt IS DISTINCT FROM S.firstVisitAt
+       OR T.lastVisitAt IS DISTINCT FROM S.lastVisitAt
+       OR T.totalSessions IS DISTINCT FROM S.sessions
+       OR T.totalPageviews IS DISTINCT FROM S.pageviews
+       OR T.totalActiveSeconds IS DISTINCT FROM DIV(S.activeMs, 1000)
+       OR T.pricingPageVisits IS DISTINCT FROM S.pricing
+       OR T.caseStudyViews IS DISTINCT FROM S.caseStudies
+       OR T.productPageViews IS DISTINCT FROM S.products
+       OR T.formSubmissions IS DISTINCT FROM S.forms
+       OR T.videosCompleted IS DISTINCT FROM S.videosCompleted
+       OR T.maxScrollDepth IS DISTINCT FROM S.maxScrollDepth
+       OR T.lastPageUrl IS DISTINCT FROM COALESCE(S.lastPageUrl, T.lastPageUrl),
+    TIMESTAMP_MILLIS(S.nowMs), T.updatedAt)
 WHEN NOT MATCHED THEN INSERT
   (visitorId, email, firstName, lastName, company, title, campaignId, campaignName,
    intentScore, engagementLevel, previousLevel, levelChangedAt, firstVisitAt, lastVisitAt,
