@@ -3,4 +3,5 @@
 
 pub mod apply;
 pub mod client;
+pub mod query;
 pub mod schema;

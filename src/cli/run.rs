@@ -5,12 +5,6 @@ use crate::daemon;
 
 pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
     let loaded = super::load(config)?;
-    if loaded.config.store.kind == crate::config::StoreKind::Bigquery {
-        anyhow::bail!(
-            "[store] kind = \"bigquery\" is used by `oie bigquery apply`; `oie run` does not poll or write back to BigQuery yet. \
-             For cloud mode, run oie with the default [store] and [sources.pubsub] (see the README)"
-        );
-    }
     super::logging::init(
         loaded.config.engine.log_format,
         &loaded.config.engine.log_level,

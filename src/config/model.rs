@@ -106,6 +106,18 @@ pub struct StoreConfig {
     /// sent then).
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// BigQuery: whether `oie run` folds `crm_sync_log` into `crm_sync_state`
+    /// (queries/5_crm_sync_state.sql) itself (default true; set false when a scheduled query
+    /// does it, or on all replicas but one).
+    #[serde(default = "yes")]
+    pub fold: bool,
+    /// BigQuery: how often to fold (default 15m).
+    #[serde(default = "default_fold", deserialize_with = "duration::deserialize")]
+    pub fold_interval: Duration,
+    /// BigQuery: each query's `maximumBytesBilled`; a query that would bill more fails rather
+    /// than cost more (default: no cap).
+    #[serde(default)]
+    pub max_bytes_billed: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -220,12 +232,23 @@ pub struct LeadsSourceConfig {
     /// Set to false to stop polling (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// How often to look for changed leads (default 5s).
-    #[serde(default = "default_poll", deserialize_with = "duration::deserialize")]
-    pub interval: Duration,
+    /// How often to look for changed leads (default 5s on SQLite, 1m on BigQuery, where every
+    /// poll is a billed query).
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub interval: Option<Duration>,
     /// How many changed leads to read and hand over per transaction (default 500).
     #[serde(default = "default_page")]
     pub batch_size: usize,
+}
+
+impl LeadsSourceConfig {
+    /// The poll interval for `store`.
+    pub fn interval(&self, store: StoreKind) -> Duration {
+        self.interval.unwrap_or(match store {
+            StoreKind::Sqlite => Duration::from_secs(5),
+            StoreKind::Bigquery => Duration::from_secs(60),
+        })
+    }
 }
 
 /// `[delivery]`: retry defaults for every connector.
@@ -366,8 +389,8 @@ fn default_queue() -> usize {
 fn yes() -> bool {
     true
 }
-fn default_poll() -> Duration {
-    Duration::from_secs(5)
+fn default_fold() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 fn default_dataset() -> String {
     "oie".to_string()

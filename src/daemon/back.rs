@@ -1,5 +1,6 @@
 //! The delivery side of the daemon: the lead source, one dispatch loop per connector, the
-//! recorder of outcomes, and pruning of old delivered rows.
+//! recorder of outcomes, pruning of old delivered rows, and (on BigQuery) the fold of the
+//! outcome log into `crm_sync_state`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,9 +18,16 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::routing::Router;
+use crate::sources::bigquery::BigQuerySource;
 use crate::sources::leads::LeadsSource;
 use crate::sources::pubsub::PubSubSource;
-use crate::store::{LeadStore, SqliteStore};
+use crate::store::{BigQueryStore, LeadStore, SqliteStore, Writeback};
+
+/// The lead store the daemon reads and writes back to.
+pub enum Leads {
+    Embedded(Arc<SqliteStore>),
+    Warehouse(Arc<BigQueryStore>),
+}
 
 pub struct Back {
     work: CancellationToken,
@@ -34,18 +42,17 @@ impl Back {
         config: &Config,
         router: Router,
         connectors: BTreeMap<String, ConnectorHandle>,
-        store: &Arc<SqliteStore>,
+        leads: &Leads,
         outbox: &Arc<Outbox>,
         metrics: &Arc<Metrics>,
         lead_wake: Arc<Notify>,
     ) -> Back {
         let (records, rx) = mpsc::channel(4096);
-        let lead_store: Arc<dyn LeadStore> = store.clone();
-        let recorder = tokio::spawn(dispatch::run_recorder(
-            rx,
-            outbox.clone(),
-            lead_store.clone(),
-        ));
+        let writeback: Arc<dyn Writeback> = match leads {
+            Leads::Embedded(s) => s.clone(),
+            Leads::Warehouse(s) => s.clone(),
+        };
+        let recorder = tokio::spawn(dispatch::run_recorder(rx, outbox.clone(), writeback));
         let work = CancellationToken::new();
         let dispatcher = Dispatcher {
             outbox: outbox.clone(),
@@ -79,22 +86,52 @@ impl Back {
             });
             loops.spawn(source.run(runtimes.clone(), work.clone()));
         }
-        if config.sources.leads.enabled {
-            let source = Arc::new(LeadsSource {
-                store: lead_store,
-                outbox: outbox.clone(),
-                pipeline,
-                metrics: metrics.clone(),
-                page: config.sources.leads.batch_size.max(1),
-            });
-            let interval = config.sources.leads.interval;
-            loops.spawn(poll_leads(
-                source,
-                interval,
-                runtimes.clone(),
-                lead_wake,
-                work.clone(),
-            ));
+        let leads_config = &config.sources.leads;
+        let interval = leads_config.interval(config.store.kind);
+        let page = leads_config.batch_size.max(1);
+        match leads {
+            Leads::Embedded(store) if leads_config.enabled => {
+                let lead_store: Arc<dyn LeadStore> = store.clone();
+                let source = Arc::new(LeadsSource {
+                    store: lead_store,
+                    outbox: outbox.clone(),
+                    pipeline,
+                    metrics: metrics.clone(),
+                    page,
+                });
+                loops.spawn(poll_leads(
+                    source,
+                    interval,
+                    runtimes.clone(),
+                    lead_wake,
+                    work.clone(),
+                ));
+            }
+            Leads::Warehouse(store) => {
+                if leads_config.enabled {
+                    let source = BigQuerySource {
+                        store: store.clone(),
+                        outbox: outbox.clone(),
+                        pipeline,
+                        metrics: metrics.clone(),
+                        page,
+                    };
+                    loops.spawn(poll_bigquery(
+                        source,
+                        interval,
+                        runtimes.clone(),
+                        work.clone(),
+                    ));
+                }
+                if config.store.fold {
+                    loops.spawn(fold(
+                        store.clone(),
+                        config.store.fold_interval,
+                        work.clone(),
+                    ));
+                }
+            }
+            Leads::Embedded(_) => {}
         }
         loops.spawn(prune(
             outbox.clone(),
@@ -174,6 +211,75 @@ async fn poll_leads(
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = wake.notified() => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+}
+
+/// Polls BigQuery: every page of new alerts, then every page of changed profiles, then waits.
+async fn poll_bigquery(
+    source: BigQuerySource,
+    interval: Duration,
+    runtimes: Vec<Arc<ConnectorRuntime>>,
+    stop: CancellationToken,
+) {
+    let wake = |enqueued: usize| {
+        if enqueued > 0 {
+            runtimes.iter().for_each(|rt| rt.wake());
+        }
+    };
+    while !stop.is_cancelled() {
+        let polled: anyhow::Result<(usize, usize)> = async {
+            let (mut alerts, mut profiles) = (0, 0);
+            loop {
+                let page = source.alerts_page(now_ms()).await?;
+                wake(page.enqueued);
+                alerts += page.rows;
+                if !page.full(source.page) || stop.is_cancelled() {
+                    break;
+                }
+            }
+            let mut continuing = false;
+            loop {
+                let page = source.profiles_page(now_ms(), continuing).await?;
+                wake(page.enqueued);
+                profiles += page.rows;
+                continuing = page.full(source.page);
+                if !continuing || stop.is_cancelled() {
+                    break;
+                }
+            }
+            Ok((alerts, profiles))
+        }
+        .await;
+        match polled {
+            Ok((alerts, profiles)) if alerts + profiles > 0 => {
+                tracing::info!(alerts, profiles, "BigQuery changes handed over")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reading BigQuery failed; will try again")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+}
+
+/// Folds `crm_sync_log` into `crm_sync_state` at start and every `interval`.
+async fn fold(store: Arc<BigQueryStore>, interval: Duration, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        match store.fold(now_ms()).await {
+            Ok(()) => tracing::debug!("crm_sync_log folded into crm_sync_state"),
+            // Another replica folding at the same moment makes BigQuery abort one of the two.
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "folding CRM outcomes failed; will try again")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
             _ = stop.cancelled() => {}
         }
     }

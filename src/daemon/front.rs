@@ -1,5 +1,6 @@
 //! The HTTP side of the daemon: the ingest API and health/metrics on one listener, the event
-//! writer behind `/track`, and scoring after writes.
+//! writer behind `/track`, and scoring after writes. In cloud mode (no embedded store) only
+//! health and metrics are served: the Worker ingests and BigQuery scores.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,17 +26,23 @@ pub struct Front {
     ready: Arc<AtomicBool>,
     server_stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
+    ingest: Option<IngestTasks>,
+}
+
+/// The event writer and the scorer of embedded mode.
+struct IngestTasks {
     writer: JoinHandle<()>,
     scoring_stop: CancellationToken,
     scorer: JoinHandle<()>,
 }
 
 impl Front {
-    /// Binds the listener (writing the address to `<data_dir>/server.addr`) and starts serving.
+    /// Binds the listener (writing the address to `<data_dir>/server.addr`) and starts serving;
+    /// with an embedded `store`, also the ingest API, the event writer and scoring.
     pub async fn start(
         config: &Config,
         data_dir: &Path,
-        store: &Arc<SqliteStore>,
+        store: Option<&Arc<SqliteStore>>,
         outbox: &Arc<Outbox>,
         metrics: &Arc<Metrics>,
         lead_wake: Arc<Notify>,
@@ -51,35 +58,44 @@ impl Front {
             metrics: metrics.clone(),
             outbox: outbox.clone(),
         };
-        // Events are written in batches; each write wakes scoring.
-        let written = Written::default();
-        let (events, writer) = ingest::start_writer(
-            store.clone(),
-            config.server.max_queued_requests,
-            written.clone(),
-        );
-        let ingest = Ingest {
-            events,
-            allowed_origins: Arc::new(config.server.allowed_origins.clone()),
-            redirect_hosts: Arc::new(config.server.redirect_hosts.clone()),
-            admin_token: config.server.admin_token.clone(),
-            store: store.clone(),
-            outbox: outbox.clone(),
-        };
-        let app = server::router(health).merge(ingest::router(ingest));
+        let mut app = server::router(health);
+        let mut ingest_tasks = None;
+        if let Some(store) = store {
+            // Events are written in batches; each write wakes scoring.
+            let written = Written::default();
+            let (events, writer) = ingest::start_writer(
+                store.clone(),
+                config.server.max_queued_requests,
+                written.clone(),
+            );
+            let ingest = Ingest {
+                events,
+                allowed_origins: Arc::new(config.server.allowed_origins.clone()),
+                redirect_hosts: Arc::new(config.server.redirect_hosts.clone()),
+                admin_token: config.server.admin_token.clone(),
+                store: store.clone(),
+                outbox: outbox.clone(),
+            };
+            app = app.merge(ingest::router(ingest));
+            let scoring_stop = CancellationToken::new();
+            let scorer = tokio::spawn(score_after_writes(
+                store.clone(),
+                config.scoring.debounce,
+                written,
+                lead_wake,
+                scoring_stop.clone(),
+            ));
+            ingest_tasks = Some(IngestTasks {
+                writer,
+                scoring_stop,
+                scorer,
+            });
+        }
         let server_stop = CancellationToken::new();
         let server = tokio::spawn(server::serve(
             listener,
             app,
             server_stop.clone().cancelled_owned(),
-        ));
-        let scoring_stop = CancellationToken::new();
-        let scorer = tokio::spawn(score_after_writes(
-            store.clone(),
-            config.scoring.debounce,
-            written,
-            lead_wake,
-            scoring_stop.clone(),
         ));
         ready.store(true, Ordering::Relaxed);
         Ok(Front {
@@ -87,9 +103,7 @@ impl Front {
             ready,
             server_stop,
             server,
-            writer,
-            scoring_stop,
-            scorer,
+            ingest: ingest_tasks,
         })
     }
 
@@ -99,9 +113,11 @@ impl Front {
         self.ready.store(false, Ordering::Relaxed);
         self.server_stop.cancel();
         let _ = self.server.await;
-        let _ = self.writer.await;
-        self.scoring_stop.cancel();
-        let _ = self.scorer.await;
+        if let Some(t) = self.ingest {
+            let _ = t.writer.await;
+            t.scoring_stop.cancel();
+            let _ = t.scorer.await;
+        }
     }
 }
 

@@ -15,10 +15,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
-use crate::config::Loaded;
+use crate::config::{Loaded, StoreKind};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::store::SqliteStore;
+use crate::store::{BigQueryStore, SqliteStore};
+
+pub use back::Leads;
 
 /// The file that holds the bound address (useful with port 0).
 pub const ADDR_FILE: &str = "server.addr";
@@ -42,10 +44,20 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         ..
     } = loaded;
     let _lock = lock(&data_dir)?;
-    let (store, outbox) = open(&data_dir)?;
-    if let Some(classes) = &config.scoring.page_classes {
-        store.set_page_classes(&classes.rows())?;
-    }
+    let (leads, outbox) = match config.store.kind {
+        StoreKind::Sqlite => {
+            let (store, outbox) = open(&data_dir)?;
+            if let Some(classes) = &config.scoring.page_classes {
+                store.set_page_classes(&classes.rows())?;
+            }
+            (Leads::Embedded(store), outbox)
+        }
+        StoreKind::Bigquery => {
+            let outbox = Arc::new(Outbox::open(&data_dir.join("outbox.db"))?);
+            let store = BigQueryStore::connect(&config.store).await?;
+            (Leads::Warehouse(Arc::new(store)), outbox)
+        }
+    };
     let recovered = outbox.recover_inflight()?;
     if recovered > 0 {
         tracing::info!(
@@ -60,13 +72,17 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         &config,
         router,
         connectors,
-        &store,
+        &leads,
         &outbox,
         &metrics,
         lead_wake.clone(),
     );
+    let embedded = match &leads {
+        Leads::Embedded(store) => Some(store),
+        Leads::Warehouse(_) => None,
+    };
     let front =
-        front::Front::start(&config, &data_dir, &store, &outbox, &metrics, lead_wake).await?;
+        front::Front::start(&config, &data_dir, embedded, &outbox, &metrics, lead_wake).await?;
     tracing::info!(addr = %front.addr, connectors = back.connectors(), routes = config.routes.len(), "oie is running");
 
     shutdown.await;

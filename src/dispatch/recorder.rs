@@ -8,7 +8,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::mpsc;
 
 use crate::outbox::{Outbox, Report};
-use crate::store::{LeadStore, SyncRecord};
+use crate::store::{SyncRecord, Writeback};
 
 /// One attempt's result on its way to disk.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub struct Record {
 const BATCH: usize = 500;
 
 /// Runs until every sender is dropped and the channel is drained.
-pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc<dyn LeadStore>) {
+pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc<dyn Writeback>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -33,7 +33,7 @@ pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc
     }
 }
 
-async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn LeadStore>) {
+async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn Writeback>) {
     let reports: Arc<Vec<Report>> = Arc::new(batch.iter().map(|r| r.report.clone()).collect());
     let syncs: Arc<Vec<SyncRecord>> =
         Arc::new(batch.into_iter().filter_map(|r| r.writeback).collect());

@@ -481,6 +481,7 @@ fn writeback(
         Applied::Retry { .. } | Applied::Released => return None,
     };
     Some(SyncRecord {
+        delivery_id: c.key.clone(),
         visitor_id: c.visitor_id.clone(),
         connector: rt.name.clone(),
         at_ms: now,

@@ -55,6 +55,8 @@ pub struct HandOver {
     pub fires: Vec<Fire>,
     /// (source name, position) to remember.
     pub position: Option<(String, i64)>,
+    /// (source name, cursor) to remember, for sources that page by a compound key.
+    pub cursors: Vec<(String, String)>,
     /// Routes whose match `repeat_after` held back (for metrics; nothing is stored).
     pub suppressed: Vec<String>,
 }
@@ -89,6 +91,13 @@ impl Outbox {
                     params![source, position],
                 )?;
             }
+            for (source, cursor) in &h.cursors {
+                tx.execute(
+                    "INSERT INTO source_cursor (source, cursor) VALUES (?1, ?2)
+                     ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+                    params![source, cursor],
+                )?;
+            }
             tx.commit()?;
             Ok(added)
         })
@@ -104,6 +113,18 @@ impl Outbox {
             )
             .optional()
             .map(|p| p.unwrap_or(0))
+        })
+    }
+
+    /// Where a paging source left off (`None` when it never ran).
+    pub fn cursor(&self, source: &str) -> anyhow::Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT cursor FROM source_cursor WHERE source = ?1",
+                [source],
+                |r| r.get(0),
+            )
+            .optional()
         })
     }
 

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS source_state (
   source    TEXT PRIMARY KEY,
   position  INTEGER NOT NULL
 );
+-- Where a source that pages by a compound key (BigQuery: "updatedAt ms:visitorId") left off.
+CREATE TABLE IF NOT EXISTS source_cursor (
+  source  TEXT PRIMARY KEY,
+  cursor  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS lead_seen (
   visitor_id  TEXT PRIMARY KEY,
   level       TEXT NOT NULL,

@@ -59,6 +59,24 @@ impl Trigger {
         }
     }
 
+    /// A moment named by its publisher (a `hot_lead_alerts.alertId`, a Pub/Sub message's `id`):
+    /// the same id gives the same identity whichever source or replica reads it.
+    pub fn moment(
+        kind: TriggerKind,
+        level: Level,
+        previous: Option<Level>,
+        id: &str,
+        at_ms: i64,
+    ) -> Trigger {
+        Trigger {
+            kind,
+            level,
+            previous_level: previous,
+            at_ms,
+            identity: format!("{}:moment:{id}", kind.as_str()),
+        }
+    }
+
     /// A profile change, for the profile version `version`.
     pub fn sync(level: Level, version: i64, at_ms: i64) -> Trigger {
         Trigger {

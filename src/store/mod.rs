@@ -1,11 +1,13 @@
 //! The lead store: where profiles are read from and CRM outcomes are written back.
-//! Embedded mode uses SQLite (`<data_dir>/oie.db`).
+//! Embedded mode uses SQLite (`<data_dir>/oie.db`); cloud mode BigQuery.
 
+mod bigquery;
 mod events;
 mod identity;
 mod import;
 mod sqlite;
 
+pub use bigquery::{Alert, BigQueryStore, Cursor, ALERT_LOOKBACK_MS};
 pub use events::EventRow;
 pub use identity::{public_identity, public_personalization, Erased};
 pub use import::{import_file, import_identities, ImportReport};
@@ -18,6 +20,8 @@ use crate::lead::Lead;
 /// The outcome of one CRM delivery, for `crm_sync_state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRecord {
+    /// The delivery's idempotency key (BigQuery's `crm_sync_log.deliveryId` and insertId).
+    pub delivery_id: String,
     pub visitor_id: String,
     pub connector: String,
     pub at_ms: i64,
@@ -25,8 +29,14 @@ pub struct SyncRecord {
     pub result: Result<Option<String>, String>,
 }
 
-/// What the daemon needs from a lead store.
-pub trait LeadStore: Send + Sync {
+/// Where CRM outcomes are written back (blocking: the recorder calls it off the runtime).
+pub trait Writeback: Send + Sync {
+    /// Writes CRM outcomes back. A failure never marks a lead as synced.
+    fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()>;
+}
+
+/// What the embedded daemon needs from a lead store.
+pub trait LeadStore: Writeback {
     /// Leads whose `changeSeq` is above `after`, in change order, at most `limit`.
     fn changed_leads(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Lead>>;
 
@@ -35,9 +45,6 @@ pub trait LeadStore: Send + Sync {
         &self,
         visitor_ids: &[&str],
     ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>>;
-
-    /// Writes CRM outcomes back. A failure never marks a lead as synced.
-    fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()>;
 }
 
 #[cfg(test)]

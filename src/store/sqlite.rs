@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::{LeadStore, SyncRecord};
+use super::{LeadStore, SyncRecord, Writeback};
 use crate::lead::{FieldType, Lead, FIELDS};
 
 const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
@@ -169,7 +169,9 @@ impl LeadStore for SqliteStore {
             Ok(out)
         })
     }
+}
 
+impl Writeback for SqliteStore {
     fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
@@ -210,6 +212,7 @@ mod tests {
 
     fn record(result: Result<Option<String>, String>, at_ms: i64) -> SyncRecord {
         SyncRecord {
+            delivery_id: format!("d{at_ms}"),
             visitor_id: "v1".into(),
             connector: "crm".into(),
             at_ms,

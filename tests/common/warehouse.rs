@@ -288,6 +288,16 @@ impl BigQuery {
         bq
     }
 
+    /// A dataset made by someone else (`oie bigquery apply`), used as it is.
+    pub fn existing(base: &str, dataset: &str) -> BigQuery {
+        BigQuery {
+            base: base.trim_end_matches('/').to_string(),
+            project: "test-proj".to_string(),
+            dataset: dataset.to_string(),
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/bigquery/v2/projects/{}{path}", self.base, self.project);
         let mut req = self

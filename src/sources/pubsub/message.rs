@@ -99,13 +99,7 @@ pub fn parse(data: &[u8], fallback_id: &str, published_ms: i64) -> Result<Parsed
         .or_insert_with(|| Value::String(level.as_str().to_string()));
     Ok(Parsed {
         lead: Lead::from_json(&fields),
-        trigger: Trigger {
-            kind,
-            level,
-            previous_level,
-            at_ms,
-            identity: format!("{}:pubsub:{id}", kind.as_str()),
-        },
+        trigger: Trigger::moment(kind, level, previous_level, id, at_ms),
     })
 }
 
@@ -135,7 +129,7 @@ mod tests {
         assert_eq!(p.lead.level(), Level::Burning);
         assert_eq!(p.trigger.kind, TriggerKind::HotLead);
         assert_eq!(p.trigger.previous_level, Some(Level::Warm));
-        assert_eq!(p.trigger.identity, "hot_lead:pubsub:ab3f9:1795700000000");
+        assert_eq!(p.trigger.identity, "hot_lead:moment:ab3f9:1795700000000");
         assert_eq!(p.trigger.at_ms, 1_795_687_200_000);
     }
 
@@ -148,7 +142,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.trigger.level, Level::Hot);
-        assert_eq!(p.trigger.identity, "hot_lead:pubsub:m42");
+        assert_eq!(p.trigger.identity, "hot_lead:moment:m42");
         assert_eq!(p.trigger.at_ms, 1234);
     }
 

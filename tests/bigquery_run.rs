@@ -1,0 +1,258 @@
+//! Black-box cloud mode on the BigQuery emulator: `oie bigquery apply` → events inserted →
+//! the scoring SQL run → `oie run` (store = BigQuery) polls → a webhook receiver gets each hot
+//! lead once and the HubSpot fake each lead once → outcomes land in `crm_sync_log` and, after
+//! `oie`'s fold, in `crm_sync_state`. A later scoring run hands over only the lead that changed;
+//! a second replica computes the same idempotency keys.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use common::warehouse::{emulator, events, fixture, BigQuery, Row, Warehouse};
+use common::{Receiver, Workspace};
+use oie_fakes::hubspot::{self, HubSpotFake};
+use serde_json::json;
+
+fn config(endpoint: &str, dataset: &str, receiver: &Receiver, crm: &HubSpotFake) -> String {
+    std::env::set_var("OIE_TEST_BQ_HUBSPOT_TOKEN", hubspot::TOKEN);
+    format!(
+        r#"
+[engine]
+log_level = "oie=debug,info"
+shutdown_timeout = "5s"
+
+[server]
+listen = "127.0.0.1:0"
+
+[store]
+kind = "bigquery"
+project = "test-proj"
+dataset = "{dataset}"
+endpoint = "{endpoint}"
+fold_interval = "1s"
+
+[sources.leads]
+interval = "300ms"
+
+[delivery]
+max_attempts = 5
+backoff_base = "100ms"
+backoff_max = "400ms"
+
+[[routes]]
+name = "hot"
+when = 'trigger.kind == "hot_lead"'
+to = ["hook"]
+
+[[routes]]
+name = "crm"
+when = 'trigger.kind == "sync" && lead.email != null'
+to = ["crm"]
+
+[connectors.hook]
+kind = "webhook"
+url = "{}"
+
+[connectors.crm]
+kind = "hubspot"
+base_url = "{}"
+token = "${{OIE_TEST_BQ_HUBSPOT_TOKEN}}"
+
+[connectors.crm.properties]
+oie_intent_score = "{{{{lead.intentScore}}}}"
+oie_visitor_id = "{{{{lead.visitorId}}}}"
+"#,
+        receiver.url("hook"),
+        crm.base
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn wait(what: &str, secs: u64, ws: &Workspace, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}\n{}",
+            ws.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn text<'a>(row: &'a Row, column: &str) -> &'a str {
+    row.get(column).and_then(|v| v.as_deref()).unwrap_or("")
+}
+
+/// The fixture's visitors (every one with an e-mail), scored at `now`; returns the expected
+/// level per visitor.
+fn load(bq: &mut BigQuery, now: i64) -> HashMap<String, String> {
+    let f = fixture();
+    let mut all = Vec::new();
+    let mut levels = HashMap::new();
+    for v in f["visitors"].as_array().unwrap() {
+        let id = v["id"].as_str().unwrap();
+        all.extend(events(Some(id), &v["events"], now, now));
+        bq.insert_identity(
+            &json!({"shortId": id, "email": format!("{id}@example.com"), "firstName": id}),
+        );
+        levels.insert(id.to_string(), v["level"].as_str().unwrap().to_string());
+    }
+    bq.insert_events(&all);
+    for step in 1..=3 {
+        bq.run(step, now);
+    }
+    levels
+}
+
+#[test]
+fn cloud_mode_polls_delivers_once_and_writes_back() {
+    let Some(endpoint) = emulator() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(Receiver::start(&[]));
+    let crm = rt.block_on(HubSpotFake::start());
+    let dataset = format!("run_{}", std::process::id());
+    let ws = Workspace::new(&config(&endpoint, &dataset, &receiver, &crm));
+    let out = ws.oie(&["bigquery", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bq = BigQuery::existing(&endpoint, &dataset);
+    let now = now_ms();
+    let levels = load(&mut bq, now);
+    let hot: BTreeSet<String> = levels
+        .iter()
+        .filter(|(_, l)| *l == "hot" || *l == "burning")
+        .map(|(v, _)| v.clone())
+        .collect();
+    assert_eq!(hot.len(), 5, "the fixture's hot and burning visitors");
+
+    let daemon = ws.start();
+    wait(
+        "every lead in HubSpot and every hot lead at the webhook",
+        60,
+        &ws,
+        || crm.contacts().len() == levels.len() && receiver.hits("hook").len() >= hot.len(),
+    );
+    wait("crm_sync_state folded", 60, &ws, || {
+        bq.select("SELECT visitorId FROM {}crm_sync_state WHERE syncedToCRM")
+            .len()
+            == levels.len()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Each hot lead once, keyed by its alert.
+    let hits = receiver.hits("hook");
+    let visitors: BTreeSet<String> = hits.iter().map(|h| h.visitor()).collect();
+    assert_eq!(visitors, hot);
+    assert_eq!(hits.len(), hot.len(), "no hot lead twice");
+    let first_ids: BTreeSet<String> = hits.iter().map(|h| h.id()).collect();
+    assert_eq!(first_ids.len(), hot.len());
+    for h in &hits {
+        assert_eq!(h.body["data"]["trigger"]["kind"], "hot_lead");
+    }
+
+    // Every lead once in the CRM; the log and the folded state hold HubSpot's ids.
+    assert_eq!(crm.upsert_calls(), 1, "38 leads fit one batch upsert");
+    let log = bq.select("SELECT deliveryId, visitorId, connector, success, crmContactId, error FROM {}crm_sync_log ORDER BY visitorId");
+    assert_eq!(log.len(), levels.len(), "one outcome per lead");
+    let state = bq.select("SELECT visitorId, connector, crmContactId, syncedToCRM, lastSyncedAt, lastError FROM {}crm_sync_state ORDER BY visitorId");
+    assert_eq!(state.len(), levels.len());
+    for (l, s) in log.iter().zip(&state) {
+        let visitor = text(l, "visitorId");
+        let contact = crm.contact(&format!("{visitor}@example.com")).unwrap();
+        assert_eq!(text(l, "success"), "1");
+        assert_eq!(text(l, "connector"), "crm");
+        assert_eq!(text(l, "crmContactId"), contact.id);
+        assert_eq!(text(s, "visitorId"), visitor);
+        assert_eq!(text(s, "crmContactId"), contact.id, "{visitor}");
+        assert_eq!(text(s, "syncedToCRM"), "1");
+        assert_eq!(text(s, "lastError"), "");
+        assert_eq!(contact.updates, 0);
+    }
+
+    // A new event for one lead and the next scoring run, which rescores every recent visitor:
+    // only the leads whose profile changed are handed over again.
+    let updated_at = |bq: &mut BigQuery| -> HashMap<String, String> {
+        bq.select("SELECT visitorId, updatedAt FROM {}lead_profiles")
+            .iter()
+            .map(|r| {
+                (
+                    text(r, "visitorId").to_string(),
+                    text(r, "updatedAt").to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = updated_at(&mut bq);
+    let later = events(
+        Some("v01"),
+        &json!([["s9", "+30s", "pageview", "/pricing", null, "v01-later"]]),
+        now,
+        now + 30_000,
+    );
+    bq.insert_events(&later);
+    for step in 1..=3 {
+        bq.run(step, now + 60_000);
+    }
+    let after = updated_at(&mut bq);
+    let changed: BTreeSet<String> = after
+        .iter()
+        .filter(|(v, at)| before.get(*v) != Some(*at))
+        .map(|(v, _)| format!("{v}@example.com"))
+        .collect();
+    assert!(changed.contains("v01@example.com"), "{changed:?}");
+    assert!(changed.len() < levels.len() / 2, "{changed:?}");
+    wait("the changed leads updated in HubSpot", 60, &ws, || {
+        crm.contacts().values().filter(|c| c.updates > 0).count() == changed.len()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let updated: BTreeSet<String> = crm
+        .contacts()
+        .into_iter()
+        .filter(|(_, c)| c.updates > 0)
+        .map(|(email, _)| email)
+        .collect();
+    assert_eq!(updated, changed, "only the changed leads, once each");
+    assert!(crm.contacts().values().all(|c| c.updates <= 1));
+    assert_eq!(
+        receiver.hits("hook").len(),
+        hot.len(),
+        "no new rise, no new alert"
+    );
+    wait("the update's outcome folded", 60, &ws, || {
+        bq.select("SELECT visitorId FROM {}crm_sync_log WHERE visitorId = 'v01'")
+            .len()
+            == 2
+    });
+    assert!(ws.dead_letters().is_empty());
+    assert!(daemon.terminate().success());
+
+    // A restart reads on from its cursors: nothing is handed over twice.
+    let daemon = ws.start();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(receiver.hits("hook").len(), hot.len());
+    assert_eq!(crm.upsert_calls(), 2);
+    assert!(daemon.terminate().success());
+
+    // A second replica (its own data dir) computes the same idempotency keys for the same
+    // alerts, so a receiver that de-duplicates by webhook-id sees each moment once.
+    let replica = Workspace::new(&config(&endpoint, &dataset, &receiver, &crm));
+    let daemon = replica.start();
+    wait("the replica's hot leads", 60, &replica, || {
+        receiver.hits("hook").len() >= 2 * hot.len()
+    });
+    assert!(daemon.terminate().success());
+    let all_ids: BTreeSet<String> = receiver.hits("hook").iter().map(|h| h.id()).collect();
+    assert_eq!(all_ids, first_ids, "the same webhook-id for the same alert");
+    drop(rt);
+}
