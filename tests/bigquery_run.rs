@@ -126,6 +126,15 @@ fn cloud_mode_polls_delivers_once_and_writes_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let leads = ws.path("leads.jsonl");
+    std::fs::write(&leads, "{\"visitorId\": \"x1\"}\n").unwrap();
+    let out = ws.oie(&["leads", "import", leads.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("leads and identities live in BigQuery"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut bq = BigQuery::existing(&endpoint, &dataset);
     let now = now_ms();
     let levels = load(&mut bq, now);
