@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::warehouse::{emulator, events, fixture, BigQuery, Row, Warehouse};
 use common::{Receiver, Workspace};
+use oie_fakes::google::GoogleTokenFake;
 use oie_fakes::hubspot::{self, HubSpotFake};
 use serde_json::json;
 
@@ -263,5 +264,83 @@ fn cloud_mode_polls_delivers_once_and_writes_back() {
     assert!(daemon.terminate().success());
     let all_ids: BTreeSet<String> = receiver.hits("hook").iter().map(|h| h.id()).collect();
     assert_eq!(all_ids, first_ids, "the same webhook-id for the same alert");
+    drop(rt);
+}
+
+#[test]
+fn a_service_account_key_signs_in_once_per_process_and_a_wrong_key_is_refused() {
+    let Some(endpoint) = emulator() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let google = rt.block_on(GoogleTokenFake::start());
+    let dataset = format!("sa_{}", std::process::id());
+    let ws = Workspace::new(&format!(
+        r#"
+[engine]
+log_level = "oie=debug,info"
+
+[server]
+listen = "127.0.0.1:0"
+
+[store]
+kind = "bigquery"
+project = "test-proj"
+dataset = "{dataset}"
+endpoint = "{endpoint}"
+credentials_file = "sa.json"
+fold_interval = "200ms"
+
+[sources.leads]
+interval = "200ms"
+
+[[routes]]
+name = "hot"
+to = ["out"]
+
+[connectors.out]
+kind = "file"
+path = "out.jsonl"
+"#
+    ));
+    google.key_file(&ws.path("sa.json"));
+    let out = ws.oie(&["bigquery", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        google.granted(),
+        vec!["https://www.googleapis.com/auth/bigquery".to_string()]
+    );
+
+    // Many polls and folds, one token.
+    let daemon = ws.start();
+    let start = Instant::now();
+    while ws.logs().matches("folded into crm_sync_state").count() < 5 {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", ws.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(daemon.terminate().success());
+    assert_eq!(google.granted().len(), 2, "one token per process");
+    assert!(!ws.logs().contains("failed"), "{}", ws.logs());
+
+    // A key the account does not have: refused, and the error says so without the key.
+    let wrong = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fakes/keys/wrong_private.pem"),
+    )
+    .unwrap();
+    let mut key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path("sa.json")).unwrap()).unwrap();
+    key["private_key"] = json!(wrong);
+    std::fs::write(ws.path("sa.json"), key.to_string()).unwrap();
+    let out = ws.oie(&["bigquery", "apply"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(google.refused().len(), 1, "{stderr}");
+    assert!(
+        stderr.contains("invalid_grant") || stderr.contains("Invalid JWT"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
     drop(rt);
 }
