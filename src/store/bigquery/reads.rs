@@ -1,0 +1,204 @@
+//! Reading BigQuery: changed profiles, new alerts, profiles and CRM record ids by visitor.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::{Alert, BigQueryStore, Cursor};
+use crate::bigquery::query::{Param, Row};
+use crate::lead::{Lead, Level, FIELDS};
+
+impl BigQueryStore {
+    /// The newest `updatedAt` in `lead_profiles` (ms), `None` when it is empty.
+    pub async fn latest_change(&self) -> anyhow::Result<Option<i64>> {
+        let rows = self
+            .wh
+            .query(
+                "SELECT UNIX_MILLIS(MAX(updatedAt)) AS latest FROM `${dataset}.lead_profiles`",
+                vec![],
+            )
+            .await
+            .context("probing lead_profiles for changes")?;
+        Ok(rows.first().and_then(|r| r["latest"].as_i64()))
+    }
+
+    /// Profiles changed after `after`, in `(updatedAt, visitorId)` order, at most `limit`.
+    pub async fn changed_profiles(
+        &self,
+        after: &Cursor,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Lead>> {
+        let sql = format!(
+            "SELECT {} FROM `${{dataset}}.lead_profiles`
+             WHERE (updatedAt > TIMESTAMP_MILLIS(@ms)) OR (updatedAt = TIMESTAMP_MILLIS(@ms) AND visitorId > @id)
+             ORDER BY updatedAt, visitorId
+             LIMIT {limit}",
+            profile_columns()
+        );
+        let rows = self
+            .wh
+            .query(
+                &sql,
+                vec![Param::int("ms", after.ms), Param::string("id", &after.id)],
+            )
+            .await
+            .context("reading changed lead_profiles")?;
+        Ok(rows.iter().map(lead).collect())
+    }
+
+    /// The profiles of `visitor_ids` (those that exist).
+    pub async fn profiles(&self, visitor_ids: &[&str]) -> anyhow::Result<HashMap<String, Lead>> {
+        if visitor_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT {} FROM `${{dataset}}.lead_profiles` WHERE visitorId IN UNNEST(@ids)",
+            profile_columns()
+        );
+        let rows = self
+            .wh
+            .query(&sql, vec![Param::strings("ids", visitor_ids)])
+            .await
+            .context("reading lead_profiles")?;
+        Ok(rows
+            .iter()
+            .map(lead)
+            .map(|l| (l.visitor_id().to_string(), l))
+            .collect())
+    }
+
+    /// Alerts after `after`, in `(alertedAt, alertId)` order, at most `limit`; only the
+    /// partitions since the cursor are read.
+    pub async fn alerts_after(&self, after: &Cursor, limit: usize) -> anyhow::Result<Vec<Alert>> {
+        let sql = format!(
+            "SELECT alertId, visitorId, newLevel, previousLevel, alertedAt
+             FROM `${{dataset}}.hot_lead_alerts`
+             WHERE alertTime >= TIMESTAMP_MILLIS(@ms)
+               AND ((alertedAt > @ms) OR (alertedAt = @ms AND alertId > @id))
+             ORDER BY alertedAt, alertId
+             LIMIT {limit}"
+        );
+        let rows = self
+            .wh
+            .query(
+                &sql,
+                vec![Param::int("ms", after.ms), Param::string("id", &after.id)],
+            )
+            .await
+            .context("reading hot_lead_alerts")?;
+        rows.iter()
+            .map(|r| {
+                let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+                Ok(Alert {
+                    alert_id: text("alertId").to_string(),
+                    visitor_id: text("visitorId").to_string(),
+                    level: Level::parse(text("newLevel")).with_context(|| {
+                        format!("alert {}: newLevel {:?}", text("alertId"), text("newLevel"))
+                    })?,
+                    previous_level: Level::parse(text("previousLevel")),
+                    alerted_at: r["alertedAt"].as_i64().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// The known CRM record ids of each lead, newest first: from `crm_sync_state` and the
+    /// outcomes of the last 2 days not folded yet.
+    pub async fn crm_ids(
+        &self,
+        visitor_ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
+        if visitor_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self
+            .wh
+            .query(
+                "SELECT visitorId, connector, crmContactId, lastSyncedAt AS at
+                 FROM `${dataset}.crm_sync_state`
+                 WHERE visitorId IN UNNEST(@ids) AND crmContactId IS NOT NULL
+                 UNION ALL
+                 SELECT visitorId, connector, crmContactId, syncedAt AS at
+                 FROM `${dataset}.crm_sync_log`
+                 WHERE syncTime >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 2 DAY)
+                   AND visitorId IN UNNEST(@ids) AND success AND crmContactId IS NOT NULL",
+                vec![Param::strings("ids", visitor_ids)],
+            )
+            .await
+            .context("reading CRM record ids")?;
+        Ok(newest_ids(&rows))
+    }
+}
+
+/// The `lead_profiles` columns a [`Lead`] has, `updatedAt` as epoch ms.
+fn profile_columns() -> String {
+    FIELDS
+        .iter()
+        .filter(|(name, _)| *name != "changeSeq")
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A lead from a `lead_profiles` row; its version (`changeSeq`) is `updatedAt`.
+fn lead(row: &Row) -> Lead {
+    let mut fields = row.clone();
+    fields.insert(
+        "changeSeq".into(),
+        row.get("updatedAt").cloned().unwrap_or(Value::Null),
+    );
+    Lead::from_json(&fields)
+}
+
+/// visitorId → [(connector, record id)], newest first, one per connector.
+fn newest_ids(rows: &[Row]) -> HashMap<String, Vec<(String, String)>> {
+    let mut all: Vec<(&str, &str, &str, i64)> = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.get("visitorId")?.as_str()?,
+                r.get("connector")?.as_str()?,
+                r.get("crmContactId")?.as_str()?,
+                r.get("at").and_then(Value::as_i64).unwrap_or(0),
+            ))
+        })
+        .collect();
+    all.sort_by_key(|r| std::cmp::Reverse(r.3));
+    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (visitor, connector, id, _) in all {
+        let ids = out.entry(visitor.to_string()).or_default();
+        if !ids.iter().any(|(c, _)| c == connector) {
+            ids.push((connector.to_string(), id.to_string()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_newest_id_per_connector_wins() {
+        let row = |v: &str, c: &str, id: &str, at: i64| -> Row {
+            json!({"visitorId": v, "connector": c, "crmContactId": id, "at": at})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let ids = newest_ids(&[
+            row("v1", "hubspot", "old", 1),
+            row("v1", "hubspot", "new", 5),
+            row("v1", "salesforce", "00Q", 3),
+        ]);
+        assert_eq!(
+            ids["v1"],
+            vec![
+                ("hubspot".to_string(), "new".to_string()),
+                ("salesforce".to_string(), "00Q".to_string())
+            ]
+        );
+    }
+}
