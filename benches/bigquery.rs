@@ -1,0 +1,205 @@
+//! Prints cloud mode's throughput on the BigQuery emulator: `n` changed profiles (one scoring
+//! run's worth: same `updatedAt`) and `n / 10` hot-lead alerts loaded into the emulator, then
+//! `oie run` on the BigQuery store pages through them, delivers the alerts to a webhook receiver
+//! and the profiles to the HubSpot fake, and appends every CRM outcome to `crm_sync_log`.
+//! Needs the emulator: run `bench/bigquery.sh`.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use oie_fakes::hubspot::{self, HubSpotFake};
+use serde_json::{json, Value};
+
+fn main() {
+    let Ok(endpoint) = std::env::var("OIE_BQ_EMULATOR") else {
+        println!("bigquery bench skipped: run bench/bigquery.sh (it starts the BigQuery emulator)");
+        return;
+    };
+    let n: usize = if std::env::args().any(|a| a == "quick") {
+        1_000
+    } else {
+        5_000
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(run(&endpoint, n));
+}
+
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64))
+        .to_string()
+}
+
+async fn insert_all(http: &reqwest::Client, base: &str, table: &str, rows: Vec<Value>) {
+    for chunk in rows.chunks(500) {
+        let rows: Vec<Value> = chunk.iter().map(|r| json!({"json": r})).collect();
+        let answer: Value = http
+            .post(format!("{base}/tables/{table}/insertAll"))
+            .json(&json!({ "rows": rows }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            answer["insertErrors"]
+                .as_array()
+                .is_none_or(|e| e.is_empty()),
+            "{answer}"
+        );
+    }
+}
+
+async fn count(http: &reqwest::Client, endpoint: &str, sql: String) -> usize {
+    let answer: Value = http
+        .post(format!("{endpoint}/bigquery/v2/projects/test-proj/queries"))
+        .json(&json!({"query": sql, "useLegacySql": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["rows"][0]["f"][0]["v"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn run(endpoint: &str, n: usize) {
+    let http = reqwest::Client::new();
+    let dataset = format!("bench_{}", std::process::id());
+    let crm = HubSpotFake::start().await;
+    std::env::set_var("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN);
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move || {
+            let c = counter.clone();
+            async move {
+                c.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[engine]
+log_level = "warn"
+[server]
+listen = "127.0.0.1:0"
+[store]
+kind = "bigquery"
+project = "test-proj"
+dataset = "{dataset}"
+endpoint = "{endpoint}"
+fold = false
+[sources.leads]
+interval = "200ms"
+[[routes]]
+name = "hot"
+when = 'trigger.kind == "hot_lead"'
+to = ["hook"]
+[[routes]]
+name = "crm"
+when = 'trigger.kind == "sync"'
+to = ["crm"]
+[connectors.hook]
+kind = "webhook"
+url = "http://{addr}/hook"
+concurrency = 64
+[connectors.crm]
+kind = "hubspot"
+base_url = "{}"
+token = "${{OIE_BENCH_HUBSPOT_TOKEN}}"
+"#,
+            crm.base
+        ),
+    )
+    .unwrap();
+    let applied = Command::new(env!("CARGO_BIN_EXE_oie"))
+        .args(["bigquery", "apply", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{applied:?}");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let base = format!("{endpoint}/bigquery/v2/projects/test-proj/datasets/{dataset}");
+    let profiles: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"visitorId": format!("b{i:06}"), "email": format!("b{i}@acme.example"),
+                   "intentScore": 50, "engagementLevel": "warm", "totalSessions": 1, "totalPageviews": 3,
+                   "totalActiveSeconds": 60, "pricingPageVisits": 1, "caseStudyViews": 0,
+                   "productPageViews": 1, "formSubmissions": 0, "videosCompleted": 0,
+                   "maxScrollDepth": 50, "scoredAt": now, "updatedAt": rfc3339(now)})
+        })
+        .collect();
+    let alerts: Vec<Value> = (0..n / 10)
+        .map(|i| {
+            json!({"alertId": format!("b{i:06}:{now}"), "visitorId": format!("b{i:06}"),
+                   "newLevel": "hot", "intentScore": 65, "levelChangedAt": now,
+                   "alertedAt": now, "alertTime": rfc3339(now)})
+        })
+        .collect();
+    let loading = Instant::now();
+    insert_all(&http, &base, "lead_profiles", profiles).await;
+    insert_all(&http, &base, "hot_lead_alerts", alerts).await;
+    let loaded = loading.elapsed();
+
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oie"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut hot_done = None;
+    while crm.contacts().len() < n && Instant::now() < deadline {
+        if hot_done.is_none() && received.load(Ordering::Relaxed) >= n / 10 {
+            hot_done = Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered = start.elapsed();
+    let hot_done = hot_done.unwrap_or(delivered);
+    let logged_sql = format!("SELECT COUNT(*) FROM `{dataset}.crm_sync_log`");
+    while count(&http, endpoint, logged_sql.clone()).await < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logged = start.elapsed();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let contacts = crm.contacts().len();
+    let logged_rows = count(&http, endpoint, logged_sql).await;
+    println!(
+        "BigQuery emulator → oie → webhook + HubSpot fake ({} upsert calls): {} of {} hot leads in {:.2} s; {contacts} of {n} profiles synced in {:.2} s = {:.0} leads/s; {logged_rows} outcomes in crm_sync_log after {:.2} s = {:.0} leads/s written back (loading the emulator took {:.2} s beforehand)",
+        crm.upsert_calls(),
+        received.load(Ordering::Relaxed),
+        n / 10,
+        hot_done.as_secs_f64(),
+        delivered.as_secs_f64(),
+        contacts as f64 / delivered.as_secs_f64(),
+        logged.as_secs_f64(),
+        logged_rows as f64 / logged.as_secs_f64(),
+        loaded.as_secs_f64()
+    );
+}
