@@ -5,13 +5,16 @@
 //! Needs the emulator: run `bench/bigquery.sh`.
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
+use oie::clock::now_ms;
+use oie::routing::trigger_rfc3339 as rfc3339;
 use oie_fakes::hubspot::{self, HubSpotFake};
 use serde_json::{json, Value};
+
+#[path = "common/receiver.rs"]
+mod receiver;
 
 fn main() {
     let Ok(endpoint) = std::env::var("OIE_BQ_EMULATOR") else {
@@ -25,11 +28,6 @@ fn main() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(run(&endpoint, n));
-}
-
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64))
-        .to_string()
 }
 
 async fn insert_all(http: &reqwest::Client, base: &str, table: &str, rows: Vec<Value>) {
@@ -74,21 +72,7 @@ async fn run(endpoint: &str, n: usize) {
     let dataset = format!("bench_{}", std::process::id());
     let crm = HubSpotFake::start().await;
     std::env::set_var("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN);
-    let received = Arc::new(AtomicUsize::new(0));
-    let counter = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move || {
-            let c = counter.clone();
-            async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (hook, received) = receiver::counting_hook().await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
@@ -118,7 +102,7 @@ when = 'trigger.kind == "sync"'
 to = ["crm"]
 [connectors.hook]
 kind = "webhook"
-url = "http://{addr}/hook"
+url = "{hook}"
 concurrency = 64
 [connectors.crm]
 kind = "hubspot"
@@ -136,10 +120,7 @@ token = "${{OIE_BENCH_HUBSPOT_TOKEN}}"
         .unwrap();
     assert!(applied.status.success(), "{applied:?}");
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let base = format!("{endpoint}/bigquery/v2/projects/test-proj/datasets/{dataset}");
     let profiles: Vec<Value> = (0..n)
         .map(|i| {

@@ -4,13 +4,14 @@
 //! receiver. Needs the emulator: run `bench/pubsub.sh`.
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
 use base64::Engine;
 use serde_json::json;
+
+#[path = "common/receiver.rs"]
+mod receiver;
 
 fn main() {
     let (Ok(grpc), Ok(rest)) = (
@@ -45,21 +46,7 @@ async fn run(grpc: &str, rest: &str, n: usize) {
         .await
         .unwrap();
 
-    let received = Arc::new(AtomicUsize::new(0));
-    let counter = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move || {
-            let c = counter.clone();
-            async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (hook, received) = receiver::counting_hook().await;
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -81,7 +68,7 @@ when = 'trigger.kind == "hot_lead"'
 to = ["hook"]
 [connectors.hook]
 kind = "webhook"
-url = "http://{addr}/hook"
+url = "{hook}"
 concurrency = 64
 "#
         ),

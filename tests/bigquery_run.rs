@@ -70,13 +70,6 @@ oie_visitor_id = "{{{{lead.visitorId}}}}"
     )
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 fn wait(what: &str, secs: u64, ws: &Workspace, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -138,7 +131,7 @@ fn cloud_mode_polls_delivers_once_and_writes_back() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut bq = BigQuery::existing(&endpoint, &dataset);
-    let now = now_ms();
+    let now = oie::clock::now_ms();
     let levels = load(&mut bq, now);
     let hot: BTreeSet<String> = levels
         .iter()

@@ -261,10 +261,7 @@ async fn poll_bigquery(
                 tracing::error!(error = %format!("{e:#}"), "reading BigQuery failed; will try again")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.cancelled() => {}
-        }
+        pause(interval, &stop).await;
     }
 }
 
@@ -278,10 +275,7 @@ async fn fold(store: Arc<BigQueryStore>, interval: Duration, stop: CancellationT
                 tracing::warn!(error = %format!("{e:#}"), "folding CRM outcomes failed; will try again")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.cancelled() => {}
-        }
+        pause(interval, &stop).await;
     }
 }
 
@@ -294,9 +288,14 @@ async fn prune(outbox: Arc<Outbox>, retain: Duration, stop: CancellationToken) {
             Ok(Err(e)) => tracing::warn!(error = %e, "pruning the outbox failed"),
             _ => {}
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-            _ = stop.cancelled() => {}
-        }
+        pause(Duration::from_secs(600), &stop).await;
+    }
+}
+
+/// Waits `interval`, or less if `stop` comes first.
+async fn pause(interval: Duration, stop: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(interval) => {}
+        _ = stop.cancelled() => {}
     }
 }

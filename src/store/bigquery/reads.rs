@@ -29,22 +29,16 @@ impl BigQueryStore {
         after: &Cursor,
         limit: usize,
     ) -> anyhow::Result<Vec<Lead>> {
-        let sql = format!(
-            "SELECT {} FROM `${{dataset}}.lead_profiles`
-             WHERE (updatedAt > TIMESTAMP_MILLIS(@ms)) OR (updatedAt = TIMESTAMP_MILLIS(@ms) AND visitorId > @id)
-             ORDER BY updatedAt, visitorId
-             LIMIT {limit}",
-            profile_columns()
-        );
-        let rows = self
-            .wh
-            .query(
-                &sql,
-                vec![Param::int("ms", after.ms), Param::string("id", &after.id)],
-            )
-            .await
-            .context("reading changed lead_profiles")?;
-        Ok(rows.iter().map(lead).collect())
+        self.select_profiles(
+            &format!(
+                "WHERE (updatedAt > TIMESTAMP_MILLIS(@ms)) OR (updatedAt = TIMESTAMP_MILLIS(@ms) AND visitorId > @id)
+                 ORDER BY updatedAt, visitorId
+                 LIMIT {limit}"
+            ),
+            keyset(after),
+            "reading changed lead_profiles",
+        )
+        .await
     }
 
     /// The profiles of `visitor_ids` (those that exist).
@@ -52,20 +46,32 @@ impl BigQueryStore {
         if visitor_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let sql = format!(
-            "SELECT {} FROM `${{dataset}}.lead_profiles` WHERE visitorId IN UNNEST(@ids)",
-            profile_columns()
-        );
-        let rows = self
-            .wh
-            .query(&sql, vec![Param::strings("ids", visitor_ids)])
-            .await
-            .context("reading lead_profiles")?;
-        Ok(rows
-            .iter()
-            .map(lead)
+        let leads = self
+            .select_profiles(
+                "WHERE visitorId IN UNNEST(@ids)",
+                vec![Param::strings("ids", visitor_ids)],
+                "reading lead_profiles",
+            )
+            .await?;
+        Ok(leads
+            .into_iter()
             .map(|l| (l.visitor_id().to_string(), l))
             .collect())
+    }
+
+    /// `SELECT <lead columns> FROM lead_profiles <tail>`, as leads.
+    async fn select_profiles(
+        &self,
+        tail: &str,
+        params: Vec<Param>,
+        what: &'static str,
+    ) -> anyhow::Result<Vec<Lead>> {
+        let sql = format!(
+            "SELECT {} FROM `${{dataset}}.lead_profiles` {tail}",
+            profile_columns()
+        );
+        let rows = self.wh.query(&sql, params).await.context(what)?;
+        Ok(rows.iter().map(lead).collect())
     }
 
     /// Alerts after `after`, in `(alertedAt, alertId)` order, at most `limit`; only the
@@ -81,10 +87,7 @@ impl BigQueryStore {
         );
         let rows = self
             .wh
-            .query(
-                &sql,
-                vec![Param::int("ms", after.ms), Param::string("id", &after.id)],
-            )
+            .query(&sql, keyset(after))
             .await
             .context("reading hot_lead_alerts")?;
         rows.iter()
@@ -129,6 +132,11 @@ impl BigQueryStore {
             .context("reading CRM record ids")?;
         Ok(newest_ids(&rows))
     }
+}
+
+/// `@ms` and `@id`: the cursor a keyset page starts after.
+fn keyset(after: &Cursor) -> Vec<Param> {
+    vec![Param::int("ms", after.ms), Param::string("id", &after.id)]
 }
 
 /// The `lead_profiles` columns a [`Lead`] has, `updatedAt` as epoch ms.
