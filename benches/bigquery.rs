@@ -108,6 +108,7 @@ concurrency = 64
 kind = "hubspot"
 base_url = "{}"
 token = "${{OIE_BENCH_HUBSPOT_TOKEN}}"
+batch_wait = "0s"
 "#,
             crm.base
         ),

@@ -20,7 +20,7 @@ fn main() {
         let hs = HubSpotFake::with_window(190, Duration::from_secs(10)).await;
         std::env::set_var("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN);
         let connector = format!(
-            "kind = \"hubspot\"\nbase_url = \"{}\"\ntoken = \"${{OIE_BENCH_HUBSPOT_TOKEN}}\"\nwindow_limit = 190\n\n[connectors.crm.properties]\noie_intent_score = \"{{{{lead.intentScore}}}}\"\noie_engagement_level = \"{{{{lead.engagementLevel}}}}\"",
+            "kind = \"hubspot\"\nbase_url = \"{}\"\ntoken = \"${{OIE_BENCH_HUBSPOT_TOKEN}}\"\nwindow_limit = 190\nbatch_wait = \"0s\"\n\n[connectors.crm.properties]\noie_intent_score = \"{{{{lead.intentScore}}}}\"\noie_engagement_level = \"{{{{lead.engagementLevel}}}}\"",
             hs.base
         );
         let n = 10_000 / scale;
@@ -31,7 +31,7 @@ fn main() {
         let sf = SalesforceFake::start_with_test_key().await;
         std::env::set_var("OIE_BENCH_SF_KEY", salesforce::TEST_PRIVATE_KEY);
         let connector = format!(
-            "kind = \"salesforce\"\nclient_id = \"{}\"\nusername = \"{}\"\nprivate_key = \"${{OIE_BENCH_SF_KEY}}\"\nlogin_url = \"{}\"\n\n[connectors.crm.fields]\nOIE_Intent_Score__c = \"{{{{lead.intentScore}}}}\"",
+            "kind = \"salesforce\"\nclient_id = \"{}\"\nusername = \"{}\"\nprivate_key = \"${{OIE_BENCH_SF_KEY}}\"\nlogin_url = \"{}\"\nbatch_wait = \"0s\"\n\n[connectors.crm.fields]\nOIE_Intent_Score__c = \"{{{{lead.intentScore}}}}\"",
             salesforce::CLIENT_ID,
             salesforce::USERNAME,
             sf.base

@@ -110,7 +110,7 @@ fn enqueue_rate(n: usize, receiver: &str) {
         let out = pipeline.route_all(&work, now);
         routing += t.elapsed();
         let t = Instant::now();
-        enqueued += outbox.hand_over(&out, now).unwrap();
+        enqueued += outbox.hand_over(&out, now).unwrap().added;
         writing += t.elapsed();
     }
     let secs = start.elapsed().as_secs_f64();

@@ -104,6 +104,16 @@ pub struct Lead {
 }
 
 impl Lead {
+    /// Builds a lead from `FIELDS`' values, in `FIELDS`' order (as a store reads them).
+    pub fn from_values(values: impl IntoIterator<Item = Value>) -> Lead {
+        let fields = FIELDS
+            .iter()
+            .zip(values)
+            .map(|((name, _), value)| (name.to_string(), value))
+            .collect();
+        Lead { fields }
+    }
+
     /// Builds a lead from a JSON object; unknown keys are dropped, missing ones become null.
     pub fn from_json(object: &Map<String, Value>) -> Lead {
         let fields = FIELDS

@@ -8,7 +8,8 @@ use crate::outbox::Depth;
 
 pub struct Metrics {
     registry: Registry,
-    /// Attempt results after the retry policy: delivered, retry, dead.
+    /// Attempt results after the retry policy (delivered, retry, held, dead; superseded at
+    /// hand-over), with the failure's reason.
     pub deliveries: IntCounterVec,
     pub attempt_seconds: HistogramVec,
     pub enqueued: IntCounterVec,
@@ -17,7 +18,9 @@ pub struct Metrics {
     pub outbox_depth: IntGaugeVec,
     pub dead_letters: IntGaugeVec,
     pub circuit: IntGaugeVec,
-    pub disabled: IntGaugeVec,
+    /// 1 for each connector's current state (ok, throttled, open, half_open, parked), 0 for
+    /// the others.
+    pub connector_state: IntGaugeVec,
     /// Vendor limits as connectors last saw them (`daily_used`, `window_remaining`, `parked`…).
     pub vendor: IntGaugeVec,
 }
@@ -28,8 +31,8 @@ impl Metrics {
         let m = Metrics {
             deliveries: counter(
                 "oie_deliveries_total",
-                "Delivery attempts by route, connector and result (delivered, retry, dead)",
-                &["route", "connector", "outcome"],
+                "Delivery attempts by route, connector, result (delivered, retry, held, dead, superseded) and failure reason (transport, timeout, throttled, server_error, auth, not_found, gone, redirect, quota, invalid_item, render, superseded; empty when delivered)",
+                &["route", "connector", "outcome", "reason"],
             ),
             attempt_seconds: HistogramVec::new(
                 HistogramOpts::new(
@@ -72,14 +75,14 @@ impl Metrics {
                 "Circuit breaker: 0 closed, 1 half-open, 2 open",
                 &["connector"],
             ),
-            disabled: gauge(
-                "oie_connector_disabled",
-                "1 when a connector was disabled (HTTP 410)",
-                &["connector"],
+            connector_state: gauge(
+                "oie_connector_state",
+                "1 for the state each connector is in (ok, throttled, open, half_open, parked), 0 for the others",
+                &["connector", "state"],
             ),
             vendor: gauge(
                 "oie_connector_vendor_limit",
-                "Vendor API limits as last reported (daily_used, daily_limit, daily_remaining, window_limit, window_remaining) and parked (1 while a used-up daily allocation holds the connector)",
+                "Vendor API limits as last reported (daily_used, daily_limit, daily_remaining, window_limit, window_remaining)",
                 &["connector", "name"],
             ),
             registry,
@@ -93,7 +96,7 @@ impl Metrics {
             &m.outbox_depth,
             &m.dead_letters,
             &m.circuit,
-            &m.disabled,
+            &m.connector_state,
             &m.vendor,
         ] {
             m.registry
@@ -106,9 +109,14 @@ impl Metrics {
         m
     }
 
-    /// Counts what a source committed to the outbox: deliveries by route and connector, and
-    /// route matches `repeat_after` held back.
-    pub fn handed_over(&self, deliveries: &[crate::outbox::NewDelivery], suppressed: &[String]) {
+    /// Counts what a source committed to the outbox: deliveries by route and connector, route
+    /// matches `repeat_after` held back, and queued syncs a newer one superseded.
+    pub fn handed_over(
+        &self,
+        deliveries: &[crate::outbox::NewDelivery],
+        suppressed: &[String],
+        superseded: &[(String, String)],
+    ) {
         for d in deliveries {
             self.enqueued
                 .with_label_values(&[&d.route, &d.connector])
@@ -116,6 +124,11 @@ impl Metrics {
         }
         for route in suppressed {
             self.suppressed.with_label_values(&[route]).inc();
+        }
+        for (route, connector) in superseded {
+            self.deliveries
+                .with_label_values(&[route, connector, "superseded", "superseded"])
+                .inc();
         }
     }
 

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::ConnectorHandle;
 use crate::lead::Lead;
-use crate::outbox::{Fire, Group, HandOver, NewDelivery};
-use crate::routing::{Evaluator, LastFire, Router, Trigger};
+use crate::outbox::{Fire, HandOver, NewDelivery};
+use crate::routing::{Evaluator, LastFire, Route, Router, Trigger, TriggerKind};
 
 /// Router plus connectors.
 pub struct Pipeline {
@@ -35,7 +35,8 @@ const PARALLEL_FROM: usize = 64;
 pub struct Routed {
     pub route: String,
     pub suppressed: bool,
-    pub deliveries: Vec<NewDelivery>,
+    /// This match's deliveries, as positions in the hand-over's `deliveries`.
+    pub deliveries: std::ops::Range<usize>,
 }
 
 impl Pipeline {
@@ -47,14 +48,15 @@ impl Pipeline {
             .any(|r| r.repeat_after.is_some())
     }
 
-    /// When each route last fired for `visitor`, read only when some route has `repeat_after`.
+    /// When each route last fired for each of `visitors`, read only when some route has
+    /// `repeat_after`; leads that never fired are absent.
     pub fn last_fires(
         &self,
         outbox: &crate::outbox::Outbox,
-        visitor: &str,
-    ) -> anyhow::Result<HashMap<String, LastFire>> {
+        visitors: &[&str],
+    ) -> anyhow::Result<HashMap<String, HashMap<String, LastFire>>> {
         if self.needs_fires() {
-            outbox.last_fires(visitor)
+            outbox.last_fires(visitors)
         } else {
             Ok(HashMap::new())
         }
@@ -91,18 +93,21 @@ impl Pipeline {
         let eval = self.router.evaluator();
         let mut out = HandOver::default();
         for w in work {
+            let lead = self.router.lead_input(w.lead);
             for trigger in &w.triggers {
-                self.route_into(&eval, w, trigger, now_ms, &mut out);
+                self.route_into(&eval, w, &lead, trigger, now_ms, &mut out);
             }
         }
         out
     }
 
-    /// Routes one trigger and adds its deliveries and fires to `out`.
+    /// Routes one trigger and adds its deliveries and fires to `out`. `lead` is the lead's
+    /// CEL input ([`Router::lead_input`]), made once for all its triggers.
     pub fn route_into(
         &self,
         eval: &Evaluator,
         work: &Work,
+        lead_input: &cel::Value,
         trigger: &Trigger,
         now_ms: i64,
         out: &mut HandOver,
@@ -110,11 +115,11 @@ impl Pipeline {
         let Work {
             lead, fires, crm, ..
         } = work;
-        let input = self.router.input(lead, trigger, now_ms);
+        let input = self.router.input(lead_input.clone(), trigger, now_ms);
         let mut routed = Vec::new();
         for m in eval.evaluate(&input, |r| fires.get(r).copied()) {
             let route = &m.route.name;
-            let mut deliveries = Vec::new();
+            let first = out.deliveries.len();
             if !m.suppressed {
                 let crm: Vec<Value> = crm
                     .iter()
@@ -126,14 +131,10 @@ impl Pipeline {
                     "route": route,
                     "crm": crm,
                 }));
+                let input = context.data().to_string();
                 for connector in &m.route.to {
-                    let mut d = self.delivery(route, connector, lead, trigger, &context);
-                    d.group = m.route.group_wait.map(|wait| Group {
-                        key: route.clone(),
-                        wait_ms: wait.as_millis() as i64,
-                        context: context.data().to_string(),
-                    });
-                    deliveries.push(d);
+                    out.deliveries
+                        .push(self.delivery(m.route, connector, lead, trigger, &context, &input));
                 }
                 if m.route.repeat_after.is_some() {
                     out.fires.push(Fire {
@@ -147,38 +148,46 @@ impl Pipeline {
             if m.suppressed {
                 out.suppressed.push(route.clone());
             }
-            out.deliveries.extend(deliveries.iter().cloned());
             routed.push(Routed {
                 route: route.clone(),
                 suppressed: m.suppressed,
-                deliveries,
+                deliveries: first..out.deliveries.len(),
             });
         }
         routed
     }
 
+    /// One connector's delivery of a route match: rendered, keyed, and told how long to wait
+    /// (the route's `group_wait` for a digest, else the connector's `batch_wait`).
     fn delivery(
         &self,
-        route: &str,
+        route: &Route,
         connector: &str,
         lead: &Lead,
         trigger: &Trigger,
         context: &RenderContext,
+        input: &str,
     ) -> NewDelivery {
         // Config validation guarantees every route target exists.
         let handle = &self.connectors[connector];
-        let payload = handle
-            .connector
-            .render(context)
-            .map_err(|e| (context.data().to_string(), e.to_string()));
+        let payload = handle.connector.render(context).map_err(|e| e.to_string());
+        let wait = route.group_wait.unwrap_or_else(|| {
+            handle
+                .delivery
+                .batch_wait
+                .unwrap_or_else(|| handle.connector.default_batch_wait())
+        });
         NewDelivery {
-            key: idempotency_key(route, connector, lead.visitor_id(), &trigger.identity),
-            route: route.to_string(),
+            key: idempotency_key(&route.name, connector, lead.visitor_id(), &trigger.identity),
+            route: route.name.clone(),
             connector: connector.to_string(),
             visitor_id: lead.visitor_id().to_string(),
             trigger_kind: trigger.kind.as_str().to_string(),
             payload,
-            group: None,
+            context: input.to_string(),
+            delay_ms: wait.as_millis() as i64,
+            group_key: route.group_wait.map(|_| route.name.clone()),
+            supersedes: trigger.kind == TriggerKind::Sync && handle.connector.is_crm(),
         }
     }
 }

@@ -67,17 +67,76 @@ fn add_missing_columns(conn: &Connection, schema: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Recreates `table` from `schema` and copies its rows over, for a change `ALTER TABLE` cannot
+/// make (a new value in a CHECK constraint). One transaction; the table's indexes are made
+/// again by the schema.
+pub fn rebuild(conn: &mut Connection, schema: &str, table: &str) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    let indexes: Vec<String> = tx
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")?
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for index in indexes {
+        tx.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+    }
+    let old = format!("{table}__before_upgrade");
+    tx.execute_batch(&format!("ALTER TABLE \"{table}\" RENAME TO \"{old}\""))?;
+    tx.execute_batch(schema)?;
+    let columns: Vec<String> = tx
+        .prepare(&format!("PRAGMA table_info(\"{table}\")"))?
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<_>>()?;
+    let list = columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tx.execute_batch(&format!(
+        "INSERT INTO \"{table}\" ({list}) SELECT {list} FROM \"{old}\"; DROP TABLE \"{old}\";"
+    ))?;
+    tx.commit()?;
+    tracing::info!(table, "rebuilt a table an older oie made, keeping its rows");
+    Ok(())
+}
+
 /// WAL with `synchronous = NORMAL`: a commit survives a process crash (the WAL is written
 /// before commit returns) and costs no fsync; wait instead of failing when another process
-/// (e.g. `oie deadletters replay`) holds the write lock.
+/// (e.g. `oie deadletters replay`) holds the write lock. A writer checkpoints the WAL itself
+/// only past 10,000 pages (40 MB), as a backstop: the daemon's [`Checkpointer`] does it sooner.
 fn tune(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 10000;",
     )
+}
+
+/// Copies the WAL back into the database from a connection of its own. SQLite's automatic
+/// checkpoint runs inside whichever commit crosses the threshold, so under load a source's
+/// hand-over or the recorder would do it while every other writer waits; a passive checkpoint
+/// here waits for nobody and runs beside them.
+pub struct Checkpointer {
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl Checkpointer {
+    pub fn open(path: &Path) -> anyhow::Result<Checkpointer> {
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_millis(100))?;
+        Ok(Checkpointer {
+            conn: std::sync::Mutex::new(conn),
+        })
+    }
+
+    /// One passive checkpoint: copies what no reader still needs, without waiting.
+    pub fn run(&self) -> rusqlite::Result<()> {
+        // A panic mid-checkpoint leaves the connection usable: SQLite rolled it back.
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +177,47 @@ mod tests {
             format!("{e:#}").contains("t.d is new and NOT NULL"),
             "{e:#}"
         );
+    }
+
+    #[test]
+    fn a_rebuilt_table_keeps_its_rows_and_gets_the_new_constraint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT CHECK (s IN ('a', 'b')));
+             CREATE INDEX t_by_s ON t (s);
+             INSERT INTO t (id, s) VALUES (1, 'a'), (2, 'b');",
+        )
+        .unwrap();
+        drop(old);
+        let schema = "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, s TEXT CHECK (s IN ('a', 'b', 'c')), n INTEGER NOT NULL DEFAULT 0);
+                      CREATE INDEX IF NOT EXISTS t_by_s ON t (s);";
+        let mut conn = open(&path, schema).unwrap();
+        assert!(conn
+            .execute("INSERT INTO t (id, s) VALUES (3, 'c')", [])
+            .is_err());
+        rebuild(&mut conn, schema, "t").unwrap();
+        conn.execute("INSERT INTO t (id, s) VALUES (3, 'c')", [])
+            .unwrap();
+        let rows: Vec<(i64, String)> = conn
+            .prepare("SELECT id, s FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![(1, "a".into()), (2, "b".into()), (3, "c".into())]
+        );
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM t WHERE s = 'a'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("t_by_s"), "the index is back: {plan}");
     }
 }

@@ -60,6 +60,7 @@ url = "{}"
 kind = "hubspot"
 base_url = "{}"
 token = "${{OIE_TEST_BQ_HUBSPOT_TOKEN}}"
+batch_wait = "100ms"
 
 [connectors.crm.properties]
 oie_intent_score = "{{{{lead.intentScore}}}}"

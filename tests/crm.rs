@@ -7,6 +7,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use common::{wait_until, Workspace};
 use oie_fakes::hubspot::{self, HubSpotFake};
 use oie_fakes::salesforce::{self, SalesforceFake};
@@ -47,6 +49,7 @@ fn hubspot_config(fake: &HubSpotFake, extra: &str) -> String {
 kind = "hubspot"
 base_url = "{}"
 token = "${{OIE_TEST_HUBSPOT_TOKEN}}"
+batch_wait = "100ms"
 {extra}
 
 [connectors.crm.properties]
@@ -71,6 +74,7 @@ client_id = "{}"
 username = "{}"
 private_key_file = "sf-key.pem"
 login_url = "{}"
+batch_wait = "100ms"
 
 [connectors.crm.fields]
 OIE_Intent_Score__c = "{{{{lead.intentScore}}}}"
@@ -262,7 +266,7 @@ async fn salesforce_record_errors_become_dead_letters_with_the_message() {
     );
     assert!(error.as_deref().unwrap().contains("REQUIRED_FIELD_MISSING"));
     let (_, _, _, error) = &state["v0002"];
-    assert!(error.as_deref().unwrap().contains("several_records"));
+    assert!(error.as_deref().unwrap().contains("several records"));
     assert!(daemon.terminate().success());
 }
 
@@ -298,7 +302,7 @@ token = "${{OIE_TEST_HUBSPOT_WRONG}}"
     );
     assert!(text.contains("hs (hubspot): ok — authenticated"), "{text}");
     assert!(
-        text.contains("hs_wrong (hubspot): FAILED — http_401"),
+        text.contains("hs_wrong (hubspot): FAILED — auth: HTTP 401"),
         "{text}"
     );
     assert!(!text.contains("pat-wrong-secret-value"));
@@ -336,4 +340,173 @@ oie_intent_score = "{{{{lead.intentScore}}}}"
     assert!(out.status.success(), "{text}");
     assert!(text.contains(r#""idProperty": "email""#), "{text}");
     assert!(text.contains(r#""oie_intent_score": "20""#), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hubspot_refusing_the_token_for_a_few_seconds_loses_nothing() {
+    let fake = HubSpotFake::start().await;
+    let ws = Workspace::new(&hubspot_config(&fake, ""));
+    // The private-app token is being rotated: 401 to everything for 3 s.
+    fake.refuse_tokens_for(Duration::from_secs(3));
+    ws.import(&leads(500, "Acme"));
+    let daemon = ws.start();
+    wait_until("parked", 10, || {
+        ws.connector_status("crm")["state"] == "parked"
+    })
+    .await;
+    assert_eq!(ws.connector_status("crm")["reason"], "auth");
+    wait_until("500 contacts written back", 30, || all_synced(&ws, 500)).await;
+    assert_eq!(fake.contacts().len(), 500);
+    assert!(ws.dead_letters().is_empty(), "nothing dead-lettered");
+    assert!(
+        sync_state(&ws)
+            .values()
+            .all(|(_, _, _, error)| error.is_none()),
+        "no lead got lastError for a problem of the connector"
+    );
+    assert!(
+        (1..=8).contains(&fake.refused()),
+        "probes, not one request per batch: {}",
+        fake.refused()
+    );
+    assert_eq!(
+        fake.upsert_calls(),
+        6,
+        "the probe that got through carried one lead, then 499 in 5 calls"
+    );
+    assert_eq!(ws.connector_status("crm")["state"], "ok");
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salesforce_refusing_tokens_for_a_few_seconds_loses_nothing() {
+    let fake = SalesforceFake::start_with_test_key().await;
+    let ws = salesforce_workspace(&fake);
+    // The app's certificate is being rotated: sessions revoked, new tokens refused for 3 s.
+    fake.refuse_tokens_for(Duration::from_secs(3));
+    ws.import(&leads(400, "Acme"));
+    let daemon = ws.start();
+    wait_until("parked", 10, || {
+        ws.connector_status("crm")["state"] == "parked"
+    })
+    .await;
+    let status = ws.connector_status("crm");
+    assert_eq!(status["reason"], "auth", "{status}");
+    assert!(
+        status["detail"].as_str().unwrap().contains("invalid_grant"),
+        "{status}"
+    );
+    wait_until("400 records written back", 30, || all_synced(&ws, 400)).await;
+    assert_eq!(fake.records().len(), 400);
+    assert!(ws.dead_letters().is_empty(), "nothing dead-lettered");
+    assert!(sync_state(&ws)
+        .values()
+        .all(|(_, _, _, error)| error.is_none()));
+    assert_eq!(
+        fake.collection_calls(),
+        3,
+        "a one-record probe, then 399 in 2 calls once a token is granted"
+    );
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_after_fixing_the_mapping_sends_the_corrected_payload() {
+    let fake = HubSpotFake::start().await;
+    // A typo in the mapping: HubSpot refuses the unknown property, input by input.
+    let broken = hubspot_config(&fake, "").replace(
+        "oie_visitor_id = \"{{lead.visitorId}}\"",
+        "oie_visitorid = \"{{lead.visitorId}}\"",
+    );
+    let ws = Workspace::new(&broken);
+    ws.import(&leads(3, "Acme"));
+    let daemon = ws.start();
+    wait_until("three dead letters", 20, || ws.dead_letters().len() == 3).await;
+    let letter = &ws.dead_letters()[0];
+    assert_eq!(letter["reason"], "invalid_item", "{letter}");
+    assert!(
+        letter["error"].as_str().unwrap().contains("oie_visitorid"),
+        "{letter}"
+    );
+    // Fix the config; a dry run shows the payload sent before beside the one a replay sends.
+    std::fs::write(ws.config(), hubspot_config(&fake, "")).unwrap();
+    let dry = ws.oie(&["deadletters", "replay", "--all", "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{text}");
+    let first = text.split("dead letter ").nth(1).expect("the first letter");
+    let (before, now) = first.split_once("would send now:").expect("both payloads");
+    assert!(before.contains("\"oie_visitorid\""), "{text}");
+    assert!(
+        now.contains("\"oie_visitor_id\"") && !now.contains("\"oie_visitorid\""),
+        "{text}"
+    );
+    assert!(text.contains("would requeue 3 dead letter(s)"), "{text}");
+    assert_eq!(ws.dead_letters().len(), 3, "a dry run changes nothing");
+
+    let out = ws.oie(&["deadletters", "replay", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("three contacts", 20, || fake.contacts().len() == 3).await;
+    let contact = fake.contact("lead0000@acme.example").unwrap();
+    assert_eq!(contact.properties["oie_visitor_id"], "v0000");
+    assert!(ws.dead_letters().is_empty());
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_changes_of_a_lead_inside_the_batch_window_are_one_input() {
+    let fake = HubSpotFake::start().await;
+    let ws = Workspace::new(
+        &hubspot_config(&fake, "").replace("batch_wait = \"100ms\"", "batch_wait = \"5s\""),
+    );
+    let daemon = ws.start();
+    let lead = |score: u32| {
+        json!({"visitorId": "v0001", "email": "lead0001@acme.example", "firstName": "Jane",
+               "lastName": "Doe", "company": "Acme", "intentScore": score, "engagementLevel": "warm"})
+    };
+    let mut seen = 0;
+    for (i, score) in [41, 42, 43, 44, 45].into_iter().enumerate() {
+        ws.import(&[lead(score)]);
+        // Each change reaches the source (and becomes a sync) before the next.
+        let want = i + 1;
+        let start = Instant::now();
+        loop {
+            let (_, m) = daemon.get("/metrics").await;
+            seen = m
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(r#"oie_triggers_total{kind="sync",source="leads"} "#)
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                })
+                .unwrap_or(0);
+            if seen >= want {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "change {want} not seen"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    wait_until("the contact written back", 20, || all_synced(&ws, 1)).await;
+    assert_eq!(seen, 5);
+    assert_eq!(fake.upsert_calls(), 1, "five changes, one CRM write");
+    let contact = fake.contact("lead0001@acme.example").unwrap();
+    assert_eq!(
+        contact.properties["oie_intent_score"], "45",
+        "the newest change"
+    );
+    assert_eq!(contact.updates, 0, "created once, never updated");
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"oie_deliveries_total{connector="crm",outcome="superseded",reason="superseded",route="crm"} 4"#
+        ),
+        "{metrics}"
+    );
+    assert!(daemon.terminate().success());
 }

@@ -22,7 +22,6 @@ to = ["{case}"]
 kind = "webhook"
 url = "{url}"
 timeout = "1s"
-breaker_threshold = 100
 "#,
             url = receiver.url(case)
         ));
@@ -103,85 +102,82 @@ async fn misbehaving_receivers() {
     }
     let hang = dead_letter_for(&ws, "hang").unwrap();
     assert_eq!(hang["attempts"], 2);
-    assert!(
-        hang["error"]
-            .as_str()
-            .unwrap()
-            .contains("gave up after 2 attempts: timeout"),
+    assert_eq!(hang["reason"], "timeout");
+    assert_eq!(
+        hang["error"], "gave up after 2 attempts: no answer within 1s",
         "{hang}"
     );
 
-    // 410: dead letter at once, connector disabled.
-    let gone = dead_letter_for(&ws, "gone").expect("410 dead-lettered");
+    // 410 and a redirect: the connector as a whole is wrong, so it is parked and keeps its
+    // queue; nothing is dead-lettered.
+    for (case, reason) in [("gone", "gone"), ("redirect", "redirect")] {
+        common::wait_until(&format!("{case} parked"), 10, || {
+            ws.connector_status(case)["state"] == "parked"
+        })
+        .await;
+        let status = ws.connector_status(case);
+        assert_eq!(status["reason"], reason, "{status}");
+        assert_eq!(status["queued"], 1, "{status}");
+        assert!(dead_letter_for(&ws, case).is_none());
+    }
+    let redirect = ws.connector_status("redirect");
     assert!(
-        gone["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("gone: HTTP 410"),
-        "{gone}"
-    );
-    assert_eq!(rx.hits("gone").len(), 1);
-
-    // Redirect: not followed, dead letter saying why.
-    let redirect = dead_letter_for(&ws, "redirect").expect("redirect dead-lettered");
-    assert!(
-        redirect["error"]
+        redirect["detail"]
             .as_str()
             .unwrap()
             .contains("does not follow redirects"),
         "{redirect}"
     );
-    assert_eq!(rx.hits("redirect").len(), 1);
     assert!(rx.hits("elsewhere").is_empty());
 
-    // Other 4xx: permanent at once, with the status and body.
+    // Other 4xx: this delivery is refused, a dead letter at once with the status and body.
     let invalid = dead_letter_for(&ws, "invalid").expect("400 dead-lettered");
     assert_eq!(invalid["attempts"], 1);
-    assert_eq!(invalid["error"], "http_400: no");
+    assert_eq!(invalid["reason"], "invalid_item");
+    assert_eq!(invalid["error"], "HTTP 400 no");
 
-    // A second lead for the disabled connector waits in the outbox instead of being sent.
+    // A second lead for the parked connector waits in the outbox with the first.
     ws.import(&[hot_lead("gone-2")]);
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        rx.hits("gone").len(),
-        1,
-        "a disabled connector sends nothing"
-    );
+    common::wait_until("gone-2 queued", 10, || {
+        ws.connector_status("gone")["queued"] == 2
+    })
+    .await;
     let (_, metrics) = daemon.get("/metrics").await;
     assert!(
-        metrics.contains("oie_connector_disabled{connector=\"gone\"} 1"),
+        metrics.contains("oie_connector_state{connector=\"gone\",state=\"parked\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("oie_outbox_depth{connector=\"gone\",state=\"queued\"} 1"),
+        metrics.contains("oie_connector_state{connector=\"flaky\",state=\"ok\"} 1"),
         "{metrics}"
     );
     assert!(
         metrics.contains(
-            "oie_deliveries_total{connector=\"flaky\",outcome=\"retry\",route=\"to-flaky\"} 2"
+            "oie_deliveries_total{connector=\"flaky\",outcome=\"retry\",reason=\"throttled\",route=\"to-flaky\"} 2"
         ),
         "{metrics}"
     );
     assert!(
         metrics.contains(
-            "oie_deliveries_total{connector=\"flaky\",outcome=\"delivered\",route=\"to-flaky\"} 1"
+            "oie_deliveries_total{connector=\"flaky\",outcome=\"delivered\",reason=\"\",route=\"to-flaky\"} 1"
         ),
         "{metrics}"
     );
     assert!(
-        metrics.contains("oie_dead_letters{connector=\"redirect\"} 1"),
+        metrics.contains("oie_dead_letters{connector=\"invalid\"} 1"),
         "{metrics}"
     );
 
-    // The dead letter keeps the payload and every attempt's error.
+    // The dead letter keeps the payload, its render input and every attempt's reason.
     let out = ws.oie(&["deadletters", "show", &hang["id"].to_string()]);
     let detail: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(detail["payload"]["data"]["lead"]["visitorId"], "hang-1");
-    assert_eq!(detail["attempt_log"].as_array().unwrap().len(), 2);
-    assert!(detail["attempt_log"][0]["error"]
-        .as_str()
-        .unwrap()
-        .starts_with("timeout"));
+    assert_eq!(detail["context"]["lead"]["visitorId"], "hang-1");
+    let log = detail["attempt_log"].as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0]["reason"], "timeout");
+    assert_eq!(log[0]["outcome"], "retry");
+    assert_eq!(log[1]["outcome"], "dead");
 
     assert!(daemon.terminate().success());
 }

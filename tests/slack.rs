@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::slack_fake::{SlackFake, TOKEN};
 use common::{hot_lead, wait_until, Workspace, FAST};
@@ -138,7 +138,7 @@ async fn group_wait_turns_a_burst_into_digests() {
     let (_, metrics) = daemon.get("/metrics").await;
     assert!(
         metrics.contains(
-            "oie_deliveries_total{connector=\"sales\",outcome=\"delivered\",route=\"hot\"} 200"
+            "oie_deliveries_total{connector=\"sales\",outcome=\"delivered\",reason=\"\",route=\"hot\"} 200"
         ),
         "{metrics}"
     );
@@ -175,7 +175,7 @@ async fn lead_text_cannot_ping_the_channel_or_plant_a_link() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn configuration_errors_are_dead_lettered_with_what_to_fix() {
+async fn a_channel_the_app_cannot_post_to_parks_the_connector_with_what_to_fix() {
     let fake = SlackFake::start(Duration::from_millis(10)).await;
     std::env::set_var("OIE_TEST_SLACK_TOKEN_OK", TOKEN);
     let ws = Workspace::new(&config(
@@ -183,21 +183,56 @@ async fn configuration_errors_are_dead_lettered_with_what_to_fix() {
         "token = \"${OIE_TEST_SLACK_TOKEN_OK}\"\nchannel = \"private\"",
         "",
     ));
-    ws.import(&leads(1));
+    ws.import(&leads(3));
     let daemon = ws.start();
-    let start = Instant::now();
-    while ws.dead_letters().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "never dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let letter = &ws.dead_letters()[0];
-    assert_eq!(letter["attempts"], 1);
-    let error = letter["error"].as_str().unwrap();
-    assert!(error.starts_with("slack not_in_channel"), "{error}");
-    assert!(error.contains("/invite"), "{error}");
+    wait_until("parked", 15, || {
+        ws.connector_status("sales")["state"] == "parked"
+    })
+    .await;
+    let status = ws.connector_status("sales");
+    assert_eq!(status["reason"], "auth", "{status}");
+    let detail = status["detail"].as_str().unwrap();
+    assert!(detail.starts_with("slack not_in_channel"), "{detail}");
+    assert!(detail.contains("/invite"), "{detail}");
+    assert_eq!(
+        status["queued"], 3,
+        "every message would fail the same way: all kept"
+    );
+    assert!(ws.dead_letters().is_empty());
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_refused_for_a_few_seconds_loses_nothing() {
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    std::env::set_var("OIE_TEST_SLACK_TOKEN_ROTATE", TOKEN);
+    let ws = Workspace::new(&config(
+        &fake,
+        "token = \"${OIE_TEST_SLACK_TOKEN_ROTATE}\"\nchannel = \"C0ROT\"\nrate_limit = 50",
+        "",
+    ));
+    fake.refuse_tokens_for(Duration::from_secs(3));
+    ws.import(&leads(20));
+    let daemon = ws.start();
+    wait_until("20 messages after the rotation", 30, || {
+        fake.messages("C0ROT").len() == 20
+    })
+    .await;
+    assert!(fake.refused() >= 1, "the token was refused at first");
+    assert!(
+        fake.refused() <= 8,
+        "a parked connector probes, it does not hammer: {}",
+        fake.refused()
+    );
+    assert!(ws.dead_letters().is_empty(), "nothing dead-lettered");
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"oie_deliveries_total{connector="sales",outcome="held",reason="auth",route="hot"}"#
+        ),
+        "{metrics}"
+    );
+    assert_eq!(ws.connector_status("sales")["state"], "ok");
     drop(daemon);
 }
 
@@ -254,7 +289,9 @@ async fn connectors_check_signs_in_with_the_bot_token() {
         "{text}"
     );
     assert!(
-        text.contains("other (slack): FAILED — slack auth.test: HTTP 200 invalid_auth"),
+        text.contains(
+            "other (slack): FAILED — auth: auth.test: slack invalid_auth (HTTP 200): the token is invalid or revoked"
+        ),
         "{text}"
     );
     assert!(fake.messages("C0SALES").is_empty(), "a check posts nothing");

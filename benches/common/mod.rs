@@ -46,7 +46,8 @@ pub async fn deliver_all(
             fires: HashMap::new(),
             crm: Vec::new(),
         };
-        pipeline.route_into(&eval, &work, &t, now_ms(), &mut out);
+        let input = pipeline.router.lead_input(&l);
+        pipeline.route_into(&eval, &work, &input, &t, now_ms(), &mut out);
     }
     drop(eval);
     outbox.hand_over(&out, now_ms()).unwrap();
@@ -66,6 +67,7 @@ pub async fn deliver_all(
         records: tx,
         tasks: TaskTracker::new(),
         stop: stop.clone(),
+        clock: oie::clock::Clock::System,
     };
     let start = Instant::now();
     let worker = tokio::spawn(d.clone().run(rt));

@@ -2,7 +2,7 @@
 //! record (a lead's `hot_lead` and `sync` in one batch) become one item, and both get its
 //! outcome; a delivery whose stored payload cannot be read gets its outcome at once.
 
-use crate::{Delivery, Outcome};
+use crate::{Delivery, Outcome, Reason};
 
 pub struct Keyed<T> {
     items: Vec<(String, T)>,
@@ -62,7 +62,11 @@ impl<T> Keyed<T> {
         }
         self.outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Outcome::retry(format!("{vendor}: no outcome"))))
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Outcome::failed(Reason::ServerError, format!("{vendor}: no outcome"))
+                })
+            })
             .collect()
     }
 }
@@ -86,7 +90,7 @@ mod tests {
         let keyed = Keyed::new(
             &batch,
             |d| match d.payload.as_str() {
-                "bad" => Err(Outcome::permanent("unreadable")),
+                "bad" => Err(Outcome::failed(Reason::InvalidItem, "unreadable")),
                 p => Ok((p[..1].to_string(), p.to_string())),
             },
             |earlier: &mut String, later| *earlier = format!("{earlier}+{later}"),
@@ -99,13 +103,13 @@ mod tests {
                 ("b".into(), "b1".into())
             ]
         );
-        let out = keyed.finish(vec![Outcome::retry("x")], "vendor");
-        assert_eq!(out[0].label(), "retry");
-        assert_eq!(out[3].label(), "retry", "both deliveries of key a");
-        assert_eq!(out[2], Outcome::permanent("unreadable"));
+        let out = keyed.finish(vec![Outcome::failed(Reason::Timeout, "x")], "vendor");
+        assert_eq!(out[0].label(), "timeout");
+        assert_eq!(out[3].label(), "timeout", "both deliveries of key a");
+        assert_eq!(out[2], Outcome::failed(Reason::InvalidItem, "unreadable"));
         assert_eq!(
             out[1],
-            Outcome::retry("vendor: no outcome"),
+            Outcome::failed(Reason::ServerError, "vendor: no outcome"),
             "b had no result"
         );
     }

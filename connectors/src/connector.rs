@@ -1,8 +1,8 @@
-use std::time::Instant;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::Outcome;
+use crate::{Failure, Outcome};
 
 /// One payload on its way to a destination.
 #[derive(Debug, Clone)]
@@ -59,26 +59,33 @@ pub trait Connector: Send + Sync {
         })
     }
 
-    /// While `Some(t)` with `t` in the future, the vendor asked for a pause longer than a retry
-    /// (a daily API allocation is used up): the dispatcher claims nothing for this connector.
-    fn parked_until(&self) -> Option<Instant> {
-        None
+    /// How long deliveries wait for others to share their request when the config sets no
+    /// `batch_wait` (CRMs: long enough that a lead's changes in quick succession cost one write).
+    fn default_batch_wait(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// The longest one vendor request may take (the connector's `timeout`). The dispatcher
+    /// gives a whole `send` a few of these, then counts it as timed out.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
     }
 
     /// Vendor limits the connector last saw, as `(name, value)` pairs exported as metrics
-    /// (e.g. `daily_used`, `daily_limit`, `window_remaining`); the dispatcher adds `parked`.
+    /// (e.g. `daily_used`, `daily_limit`, `window_remaining`).
     fn gauges(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
 
     /// Authenticates and makes one harmless read call; `Ok` says what was checked.
-    async fn check(&self) -> Result<String, String> {
+    async fn check(&self) -> Result<String, Failure> {
         Ok("not checked: this connector has no harmless read call".to_string())
     }
 
     /// Renders the payload for one delivery from `{lead, trigger, route}`.
     fn render(&self, context: &crate::RenderContext) -> Result<String, crate::RenderError>;
 
-    /// Sends a batch; returns exactly one outcome per delivery, in order.
+    /// Sends a batch; returns exactly one outcome per delivery, in order. A failure of the
+    /// request as a whole (no connection, a refused token) is every delivery's outcome.
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome>;
 }

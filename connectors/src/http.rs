@@ -4,19 +4,23 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-use crate::{parse_retry_after, Outcome};
+use crate::{parse_retry_after, Failure, Reason};
 
-/// Transport errors are retried; the URL is stripped because it may carry a token.
-pub fn transport_outcome(error: reqwest::Error, timeout: Duration) -> Outcome {
+/// A request that got no answer: `timeout`, or `transport` (the URL is stripped because it may
+/// carry a token).
+pub fn transport_failure(error: reqwest::Error, timeout: Duration) -> Failure {
     if error.is_timeout() {
-        return Outcome::retry(format!("timeout: no answer within {timeout:?}"));
+        return Failure::new(Reason::Timeout, format!("no answer within {timeout:?}"));
     }
     let kind = if error.is_connect() {
-        "connect"
+        "cannot connect"
     } else {
-        "transport"
+        "connection failed"
     };
-    Outcome::retry(format!("{kind}: {}", error_chain(&error.without_url())))
+    Failure::new(
+        Reason::Transport,
+        format!("{kind}: {}", error_chain(&error.without_url())),
+    )
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - `connector`: the [`Connector`] trait and the [`Delivery`] it sends.
-//! - `outcome`: the retry vocabulary and the shared HTTP status table.
+//! - `reason`: why an attempt failed (a closed set) and what that does; [`Failure`].
+//! - `outcome`: [`Outcome`] and the shared HTTP status table.
 //! - `secret`: a string that never prints.
 //! - `templates`: handlebars templates, strict, with per-destination escaping.
 //! - `webhook/`: signed JSON POSTs (Standard Webhooks).
@@ -26,6 +27,7 @@ pub mod hubspot;
 pub mod oauth;
 mod outcome;
 pub mod pubsub;
+mod reason;
 pub mod salesforce;
 pub mod secret;
 pub mod slack;
@@ -34,5 +36,6 @@ pub mod webhook;
 
 pub use connector::{Connector, Delivery};
 pub use outcome::{classify_status, parse_retry_after, Outcome};
+pub use reason::{Effect, Failure, Reason};
 pub use secret::Secret;
 pub use templates::{RenderContext, RenderError, TemplateSet};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use oauth2::{HttpRequest, HttpResponse, RequestTokenError};
 use tokio::sync::Mutex;
 
-use crate::{Outcome, Secret};
+use crate::{Failure, Reason, Secret};
 
 /// Renew a token this long before the vendor says it expires.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(60);
@@ -23,10 +23,6 @@ pub struct Token {
     pub renew_at: Option<Instant>,
 }
 
-/// Why a token could not be minted, already classified for the deliveries waiting on it.
-#[derive(Debug, Clone)]
-pub struct TokenError(pub Outcome);
-
 /// Holds the current token; concurrent callers wait for one mint instead of starting their own.
 #[derive(Default)]
 pub struct TokenCache {
@@ -36,10 +32,10 @@ pub struct TokenCache {
 
 impl TokenCache {
     /// The cached token, or a new one from `mint` when there is none or it is due for renewal.
-    pub async fn get<F, Fut>(&self, mint: F) -> Result<Arc<Token>, TokenError>
+    pub async fn get<F, Fut>(&self, mint: F) -> Result<Arc<Token>, Failure>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Token, TokenError>>,
+        Fut: Future<Output = Result<Token, Failure>>,
     {
         let mut current = self.current.lock().await;
         if let Some(token) = current.as_ref() {
@@ -102,7 +98,7 @@ async fn send(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| TransportError(crate::http::transport_outcome(e, timeout).reason()))?;
+        .map_err(|e| TransportError(crate::http::transport_failure(e, timeout).detail))?;
     let mut builder = http_response(response.status().as_u16());
     for (name, value) in response.headers() {
         builder = builder.header(name, value);
@@ -110,7 +106,7 @@ async fn send(
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| TransportError(crate::http::transport_outcome(e, timeout).reason()))?;
+        .map_err(|e| TransportError(crate::http::transport_failure(e, timeout).detail))?;
     builder
         .body(bytes.to_vec())
         .map_err(|e| TransportError(e.to_string()))
@@ -121,20 +117,27 @@ fn http_response(status: u16) -> oauth2::http::response::Builder {
 }
 
 /// Classifies a failed `oauth2` token request: the server's refusal (bad credentials, a revoked
-/// grant) is permanent and says what the server said; transport and 5xx failures are retried.
-pub fn classify<RE, T>(vendor: &str, error: RequestTokenError<RE, T>) -> TokenError
+/// grant) is `auth` and says what the server said; no answer is `transport`; an answer that is
+/// not a token response is the vendor's `server_error`.
+pub fn classify<RE, T>(vendor: &str, error: RequestTokenError<RE, T>) -> Failure
 where
     RE: std::error::Error + 'static,
     T: oauth2::ErrorResponse + 'static,
 {
-    TokenError(match error {
-        RequestTokenError::ServerResponse(e) => Outcome::permanent(format!(
-            "auth: {vendor} refused the token request: {e}; check the connector's credentials"
-        )),
-        RequestTokenError::Request(e) => Outcome::retry(format!("auth: token request failed: {e}")),
-        RequestTokenError::Parse(e, _) => {
-            Outcome::retry(format!("auth: unreadable token response: {e}"))
+    match error {
+        RequestTokenError::ServerResponse(e) => Failure::new(
+            Reason::Auth,
+            format!("{vendor} refused the token request: {e}; check the connector's credentials"),
+        ),
+        RequestTokenError::Request(e) => {
+            Failure::new(Reason::Transport, format!("token request failed: {e}"))
         }
-        RequestTokenError::Other(e) => Outcome::retry(format!("auth: {e}")),
-    })
+        RequestTokenError::Parse(e, _) => Failure::new(
+            Reason::ServerError,
+            format!("unreadable token response: {e}"),
+        ),
+        RequestTokenError::Other(e) => {
+            Failure::new(Reason::Transport, format!("token request: {e}"))
+        }
+    }
 }

@@ -1,75 +1,72 @@
 use std::time::{Duration, SystemTime};
 
-/// What happened to one delivery. The reason's first word is a short label fit for metrics.
+use crate::{Failure, Reason};
+
+/// What happened to one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Accepted by the destination; CRMs report the record id.
     Delivered { record_id: Option<String> },
-    /// Worth another attempt, no sooner than `after` when the destination said so.
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
-    /// Will never succeed as it is: dead-letter it.
-    Permanent { reason: String },
-    /// The destination is gone (HTTP 410): dead-letter it and disable the connector.
-    Gone { reason: String },
+    /// Not delivered, and why; the reason says what happens next.
+    Failed(Failure),
 }
 
 impl Outcome {
-    /// A bounded label for metrics: `delivered`, `retry`, `permanent` or `gone`.
+    pub fn failed(reason: Reason, detail: impl Into<String>) -> Outcome {
+        Outcome::Failed(Failure::new(reason, detail))
+    }
+
+    /// A bounded label for metrics and logs: `delivered`, or the failure's reason.
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Delivered { .. } => "delivered",
-            Outcome::Retry { .. } => "retry",
-            Outcome::Permanent { .. } => "permanent",
-            Outcome::Gone { .. } => "gone",
+            Outcome::Failed(f) => f.reason.as_str(),
         }
     }
 
-    /// Why it was not delivered (empty for a delivery).
-    pub fn reason(&self) -> String {
+    pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Outcome::Delivered { .. } => String::new(),
-            Outcome::Retry { reason, .. }
-            | Outcome::Permanent { reason }
-            | Outcome::Gone { reason } => reason.clone(),
+            Outcome::Delivered { .. } => None,
+            Outcome::Failed(f) => Some(f),
         }
     }
+}
 
-    pub fn retry(reason: impl Into<String>) -> Self {
-        Outcome::Retry {
-            reason: reason.into(),
-            after: None,
-        }
-    }
-
-    pub fn permanent(reason: impl Into<String>) -> Self {
-        Outcome::Permanent {
-            reason: reason.into(),
-        }
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Outcome {
+        Outcome::Failed(f)
     }
 }
 
 /// The one table that maps an HTTP status to an outcome, shared by every HTTP connector:
-/// 2xx delivered; 3xx permanent (redirects are never followed); 410 gone; 408, 425, 429 and
-/// 5xx retry (honouring `Retry-After`); any other 4xx permanent.
+/// 2xx delivered; 3xx `redirect` (never followed); 401 and 403 `auth`; 404 `not_found`;
+/// 410 `gone`; 408 `timeout`; 425, 429, 502, 503, 504 `throttled` (honouring `Retry-After`);
+/// other 5xx `server_error`, or `throttled` when they carry `Retry-After`; any other 4xx
+/// `invalid_item`.
 pub fn classify_status(status: u16, retry_after: Option<Duration>, body: &str) -> Outcome {
-    let detail = summarize_body(body);
-    match status {
-        200..=299 => Outcome::Delivered { record_id: None },
-        300..=399 => Outcome::permanent(format!(
-            "redirect: HTTP {status}; oie does not follow redirects, set the url to the final address"
-        )),
-        410 => Outcome::Gone {
-            reason: format!("gone: HTTP 410 {detail}"),
-        },
-        408 | 425 | 429 | 500..=599 => Outcome::Retry {
-            reason: format!("http_{status}: {detail}"),
-            after: retry_after,
-        },
-        _ => Outcome::permanent(format!("http_{status}: {detail}")),
-    }
+    let detail = format!("HTTP {status} {}", summarize_body(body))
+        .trim_end()
+        .to_string();
+    let reason = match status {
+        200..=299 => return Outcome::Delivered { record_id: None },
+        300..=399 => {
+            return Outcome::failed(
+                Reason::Redirect,
+                format!(
+                    "{detail}; oie does not follow redirects, set the url to the final address"
+                ),
+            )
+        }
+        401 | 403 => Reason::Auth,
+        404 => Reason::NotFound,
+        410 => Reason::Gone,
+        408 => Reason::Timeout,
+        425 | 429 | 502..=504 => Reason::Throttled,
+        500..=599 if retry_after.is_some() => Reason::Throttled,
+        500..=599 => Reason::ServerError,
+        _ => Reason::InvalidItem,
+    };
+    Outcome::Failed(Failure::new(reason, detail).after(retry_after))
 }
 
 /// Keeps error bodies short and on one line for logs and dead letters.
@@ -135,20 +132,33 @@ mod tests {
         let cases = [
             (200, "delivered"),
             (204, "delivered"),
-            (301, "permanent"),
-            (302, "permanent"),
-            (400, "permanent"),
-            (401, "permanent"),
-            (404, "permanent"),
-            (408, "retry"),
+            (301, "redirect"),
+            (302, "redirect"),
+            (400, "invalid_item"),
+            (401, "auth"),
+            (403, "auth"),
+            (404, "not_found"),
+            (408, "timeout"),
             (410, "gone"),
-            (429, "retry"),
-            (500, "retry"),
-            (503, "retry"),
+            (422, "invalid_item"),
+            (425, "throttled"),
+            (429, "throttled"),
+            (500, "server_error"),
+            (501, "server_error"),
+            (502, "throttled"),
+            (503, "throttled"),
+            (504, "throttled"),
         ];
         for (status, label) in cases {
             assert_eq!(classify_status(status, None, "").label(), label, "{status}");
         }
+        // A server that says when to come back is throttling, whatever the status.
+        let later = Some(Duration::from_secs(5));
+        let Outcome::Failed(f) = classify_status(500, later, "maintenance") else {
+            panic!("500 is a failure");
+        };
+        assert_eq!((f.reason, f.after), (Reason::Throttled, later));
+        assert_eq!(f.detail, "HTTP 500 maintenance");
     }
 
     #[test]
@@ -176,9 +186,9 @@ mod tests {
     #[test]
     fn long_bodies_are_cut() {
         let body = "x".repeat(1000);
-        let Outcome::Permanent { reason } = classify_status(400, None, &body) else {
-            panic!("400 is permanent");
+        let Outcome::Failed(f) = classify_status(400, None, &body) else {
+            panic!("400 is a failure");
         };
-        assert!(reason.chars().count() < 320);
+        assert!(f.detail.chars().count() < 320);
     }
 }

@@ -64,6 +64,9 @@ struct Inner {
     limited_window: u64,
     limited_daily: u64,
     fail_next: VecDeque<u16>,
+    /// Every token is refused (401) until then: a rotation in progress.
+    refuse_tokens_until: Option<Instant>,
+    refused: u64,
 }
 
 /// The fake and what it saw.
@@ -97,6 +100,8 @@ impl HubSpotFake {
             limited_window: 0,
             limited_daily: 0,
             fail_next: VecDeque::new(),
+            refuse_tokens_until: None,
+            refused: 0,
         }));
         let app = Router::new()
             .route("/oauth/2026-03/token", post(token))
@@ -131,6 +136,16 @@ impl HubSpotFake {
     /// Access tokens minted from now on live this long.
     pub fn set_access_lifetime(&self, lifetime: Duration) {
         self.lock().access_lifetime = lifetime;
+    }
+
+    /// Refuses every token with 401 for `d` from now, as while a private-app token is rotated.
+    pub fn refuse_tokens_for(&self, d: Duration) {
+        self.lock().refuse_tokens_until = Some(Instant::now() + d);
+    }
+
+    /// Data calls refused with 401 so far.
+    pub fn refused(&self) -> u64 {
+        self.lock().refused
     }
 
     /// The next data calls answer these statuses (e.g. 503) before working again.
@@ -194,7 +209,9 @@ fn admit(inner: &mut Inner, headers: &HeaderMap) -> Result<HeaderMap, Response> 
         .to_string();
     let now = Instant::now();
     let valid = bearer == TOKEN || inner.access_tokens.get(&bearer).is_some_and(|t| *t > now);
-    if !valid {
+    let rotating = inner.refuse_tokens_until.is_some_and(|t| now < t);
+    if !valid || rotating {
+        inner.refused += 1;
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "INVALID_AUTHENTICATION",

@@ -65,6 +65,8 @@ struct Inner {
     collection_calls: u64,
     calls: u64,
     concurrent_limit_next: u32,
+    /// Sessions are revoked and new tokens refused until then (a certificate rotation).
+    refuse_tokens_until: Option<std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -99,6 +101,7 @@ impl SalesforceFake {
             collection_calls: 0,
             calls: 0,
             concurrent_limit_next: 0,
+            refuse_tokens_until: None,
         }));
         let data = "/services/data/{version}";
         let app = Router::new()
@@ -133,6 +136,14 @@ impl SalesforceFake {
     /// Every issued token stops working (a session timeout mid-run).
     pub fn expire_tokens(&self) {
         self.lock().tokens.clear();
+    }
+
+    /// Revokes every session and refuses new tokens for `d` (the app's certificate is being
+    /// rotated), then issues them again.
+    pub fn refuse_tokens_for(&self, d: std::time::Duration) {
+        let mut s = self.lock();
+        s.tokens.clear();
+        s.refuse_tokens_until = Some(std::time::Instant::now() + d);
     }
 
     /// Sets the org's API usage, as `Sforce-Limit-Info` reports it.
@@ -217,6 +228,14 @@ async fn token(
             .into_response()
     };
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if s.refuse_tokens_until
+        .is_some_and(|t| std::time::Instant::now() < t)
+    {
+        return refuse(
+            "invalid_grant",
+            "invalid assertion: signature does not match the app's certificate",
+        );
+    }
     match field("grant_type") {
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
             let mut validation = Validation::new(Algorithm::RS256);

@@ -84,6 +84,15 @@ pub enum BigqueryCommand {
 pub enum ConnectorsCommand {
     /// Authenticate with every connector and make one harmless read call; exit 1 if any fails.
     Check,
+    /// Each connector's state (ok, throttled, open, half_open, parked) with its reason, queue,
+    /// oldest queued delivery and next probe, as the running `oie run` recorded them.
+    Status {
+        /// One JSON object per connector instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the running `oie run` to probe a held (parked or open) connector now.
+    Resume { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +166,12 @@ pub fn main(cli: Cli) -> ExitCode {
             prefix,
         } => simulate::simulate(&cli.config, *visitors, *rate, target.as_deref(), prefix),
         Command::Connectors(ConnectorsCommand::Check) => connectors::check(&cli.config),
+        Command::Connectors(ConnectorsCommand::Status { json }) => {
+            connectors::status(&cli.config, *json)
+        }
+        Command::Connectors(ConnectorsCommand::Resume { name }) => {
+            connectors::resume(&cli.config, name)
+        }
         Command::Bigquery(BigqueryCommand::Apply { dry_run }) => {
             bigquery::apply(&cli.config, *dry_run)
         }

@@ -35,7 +35,9 @@ pub fn test(
         fires: HashMap::new(),
         crm: Vec::new(),
     };
-    let routed = pipeline.route_into(&eval, &work, &trigger, now, &mut HandOver::default());
+    let mut out = HandOver::default();
+    let lead_input = pipeline.router.lead_input(&lead);
+    let routed = pipeline.route_into(&eval, &work, &lead_input, &trigger, now, &mut out);
     println!("trigger: {}", trigger.to_json());
     if routed.is_empty() {
         println!("no route matches; nothing would be sent");
@@ -54,7 +56,7 @@ pub fn test(
                 humantime::format_duration(wait)
             );
         }
-        for d in &r.deliveries {
+        for d in &out.deliveries[r.deliveries.clone()] {
             let kind = pipeline.connectors[&d.connector].connector.kind();
             println!(
                 "→ connector `{}` ({kind}), idempotency key {}:",
@@ -62,7 +64,7 @@ pub fn test(
             );
             match &d.payload {
                 Ok(p) => println!("{}", pretty(p)),
-                Err((_, e)) => println!("  cannot render: {e}"),
+                Err(e) => println!("  cannot render: {e}"),
             }
         }
     }

@@ -255,10 +255,12 @@ impl LeadsSourceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Attempts before a delivery becomes a dead letter (default 10).
+    /// Attempts before a delivery becomes a dead letter (default 10). Only attempts that say
+    /// something about the delivery count: not those a throttle answered, not those held back
+    /// while the connector was parked or its breaker open, not probes.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
-    /// Age after which a delivery is not retried any more (default 24h).
+    /// Age after which a delivery is given up, attempted or not (default 24h).
     #[serde(
         default = "default_max_age",
         deserialize_with = "duration::deserialize"
@@ -330,22 +332,34 @@ pub struct ConnectorDelivery {
     /// channel; none for webhooks and files).
     #[serde(default)]
     pub rate_limit: Option<f64>,
-    /// Requests in flight at once (default 8; Slack 1, to keep messages in order).
+    /// Requests in flight at once (default 8; Slack 1, to keep messages in order; HubSpot 4,
+    /// Salesforce 2).
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// Deliveries per request, up to the connector's own maximum.
+    /// Deliveries per request, up to the connector's own maximum (HubSpot 100, Salesforce 200,
+    /// file and Pub/Sub 100, webhooks and Slack 1).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// How long a new delivery waits for others to share its request (default 0; HubSpot and
+    /// Salesforce 10s). A queued CRM sync that a newer sync of the same lead replaces within
+    /// this time is dropped as `superseded`: a lead that changes five times costs one write.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub batch_wait: Option<Duration>,
     /// Overrides `[delivery] max_attempts`.
     #[serde(default)]
     pub max_attempts: Option<u32>,
     /// Overrides `[delivery] max_age`.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub max_age: Option<Duration>,
-    /// Consecutive failed attempts that open the circuit breaker (default 5).
-    #[serde(default = "default_breaker")]
-    pub breaker_threshold: u32,
-    /// How long the breaker stays open before one probe is let through (default 30s).
+    /// The circuit breaker opens when at least this share of the last 20 requests failed
+    /// (no connection, no answer, a server error; default 0.8). A failed batch is one request.
+    #[serde(default = "default_failure_rate")]
+    pub breaker_failure_rate: f64,
+    /// ...counted once at least this many requests answered (1–20, default 5).
+    #[serde(default = "default_min_requests")]
+    pub breaker_min_requests: usize,
+    /// The longest the breaker stays open before a probe: the cool-down starts at 1s and
+    /// doubles with every failed probe up to this (default 30s).
     #[serde(
         default = "default_cooldown",
         deserialize_with = "duration::deserialize"
@@ -359,11 +373,19 @@ pub const DELIVERY_KEYS: &[&str] = &[
     "rate_limit",
     "concurrency",
     "batch_size",
+    "batch_wait",
     "max_attempts",
     "max_age",
-    "breaker_threshold",
+    "breaker_failure_rate",
+    "breaker_min_requests",
     "breaker_cooldown",
 ];
+
+/// Keys of earlier releases, with what replaced them.
+pub const RETIRED_KEYS: &[(&str, &str)] = &[(
+    "breaker_threshold",
+    "the circuit breaker now judges the share of failed requests, not a streak of failed deliveries: use `breaker_failure_rate` (default 0.8) and `breaker_min_requests` (default 5)",
+)];
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
@@ -434,7 +456,10 @@ fn default_retain() -> Duration {
 fn default_when() -> Spanned<String> {
     Spanned::new(0..0, "true".to_string())
 }
-fn default_breaker() -> u32 {
+fn default_failure_rate() -> f64 {
+    0.8
+}
+fn default_min_requests() -> usize {
     5
 }
 fn default_cooldown() -> Duration {

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::model::{Config, ConnectorEntry, ConnectorSettings, DELIVERY_KEYS};
+use super::model::{Config, ConnectorEntry, ConnectorSettings, DELIVERY_KEYS, RETIRED_KEYS};
 use super::problem::line_of;
 use super::Problem;
 
@@ -189,7 +189,13 @@ fn read_connector(
         match key.get_ref().as_ref() {
             "kind" => kind = Some(value),
             k if DELIVERY_KEYS.contains(&k) => drop(delivery.insert(key, value)),
-            _ => drop(own.insert(key, value)),
+            k => match RETIRED_KEYS.iter().find(|(old, _)| *old == k) {
+                Some((old, instead)) => ctx.problem(
+                    key.span().start,
+                    format!("{label}: `{old}` is no longer read: {instead}"),
+                ),
+                None => drop(own.insert(key, value)),
+            },
         }
     }
     let delivery = read(

@@ -344,5 +344,17 @@ fn check_delivery(d: &ConnectorDelivery, connector: &dyn Connector) -> Result<()
     if d.max_attempts == Some(0) {
         return Err("max_attempts must be at least 1".into());
     }
+    if !(d.breaker_failure_rate > 0.0 && d.breaker_failure_rate <= 1.0) {
+        return Err("breaker_failure_rate must be a share above 0 and at most 1, like 0.8".into());
+    }
+    let window = crate::dispatch::BREAKER_WINDOW;
+    if !(1..=window).contains(&d.breaker_min_requests) {
+        return Err(format!(
+            "breaker_min_requests must be between 1 and {window} (the breaker judges the last {window} requests)"
+        ));
+    }
+    if d.breaker_cooldown.is_zero() {
+        return Err("breaker_cooldown must be longer than 0s".into());
+    }
     Ok(())
 }

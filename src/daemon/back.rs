@@ -38,8 +38,12 @@ pub struct Back {
 }
 
 impl Back {
+    /// `databases` are the SQLite files to checkpoint in the background (the outbox, and the
+    /// embedded lead store).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         config: &Config,
+        databases: Vec<crate::sqlite::Checkpointer>,
         router: Router,
         connectors: BTreeMap<String, ConnectorHandle>,
         leads: &Leads,
@@ -60,6 +64,7 @@ impl Back {
             records,
             tasks: TaskTracker::new(),
             stop: work.clone(),
+            clock: crate::clock::Clock::System,
         };
         let runtimes: Vec<Arc<ConnectorRuntime>> = connectors
             .values()
@@ -138,6 +143,7 @@ impl Back {
             config.delivery.retain_delivered,
             work.clone(),
         ));
+        loops.spawn(checkpoint(databases, work.clone()));
         Back {
             work,
             loops,
@@ -181,32 +187,28 @@ async fn poll_leads(
     stop: CancellationToken,
 ) {
     while !stop.is_cancelled() {
-        loop {
-            let s = source.clone();
-            let step = tokio::task::spawn_blocking(move || s.step(now_ms())).await;
-            match step {
-                Ok(Ok(step)) => {
+        let (s, rts, halt) = (source.clone(), runtimes.clone(), stop.clone());
+        let drained = tokio::task::spawn_blocking(move || {
+            s.drain(
+                now_ms,
+                || !halt.is_cancelled(),
+                |step| {
                     if step.enqueued > 0 {
-                        runtimes.iter().for_each(|rt| rt.wake());
+                        rts.iter().for_each(|rt| rt.wake());
                         tracing::debug!(
                             leads = step.leads,
                             enqueued = step.enqueued,
                             "leads handed over"
                         );
                     }
-                    if step.leads < source.page || stop.is_cancelled() {
-                        break;
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "lead source failed; will try again");
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "lead source task failed");
-                    break;
-                }
-            }
+                },
+            )
+        })
+        .await;
+        match drained {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "lead source failed; will try again"),
+            Err(e) => tracing::error!(error = %e, "lead source task failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -289,6 +291,22 @@ async fn prune(outbox: Arc<Outbox>, retain: Duration, stop: CancellationToken) {
             _ => {}
         }
         pause(Duration::from_secs(600), &stop).await;
+    }
+}
+
+/// How often the WAL of each database is copied back.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Passive WAL checkpoints beside the writers, so commits never pay for them.
+async fn checkpoint(databases: Vec<crate::sqlite::Checkpointer>, stop: CancellationToken) {
+    let databases = Arc::new(databases);
+    while !stop.is_cancelled() {
+        let dbs = databases.clone();
+        let done = tokio::task::spawn_blocking(move || dbs.iter().try_for_each(|d| d.run())).await;
+        if let Ok(Err(e)) = done {
+            tracing::debug!(error = %e, "WAL checkpoint skipped; the next one catches up");
+        }
+        pause(CHECKPOINT_EVERY, &stop).await;
     }
 }
 

@@ -68,8 +68,15 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     let metrics = Arc::new(Metrics::new());
     // A scoring run wakes the lead source, so a level rise is routed at once.
     let lead_wake = Arc::new(Notify::new());
+    let mut databases = vec![crate::sqlite::Checkpointer::open(
+        &data_dir.join("outbox.db"),
+    )?];
+    if config.store.kind == StoreKind::Sqlite {
+        databases.push(crate::sqlite::Checkpointer::open(&data_dir.join("oie.db"))?);
+    }
     let back = back::Back::start(
         &config,
+        databases,
         router,
         connectors,
         &leads,
@@ -92,6 +99,14 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     let released = outbox.recover_inflight()?;
     tracing::info!(released, "stopped");
     Ok(())
+}
+
+/// Whether an `oie run` holds the lock of `data_dir`.
+pub fn running(data_dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(data_dir.join("oie.lock")) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 /// One daemon per data folder: two would both claim the same deliveries. The lock is released

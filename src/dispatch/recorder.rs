@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::outbox::{Outbox, Report};
 use crate::store::{SyncRecord, Writeback};
@@ -15,6 +15,10 @@ use crate::store::{SyncRecord, Writeback};
 pub struct Record {
     pub report: Report,
     pub writeback: Option<SyncRecord>,
+    /// For a delivery queued again (a retry, a hold, a release): its connector's loop, woken
+    /// once this is on disk. Otherwise a loop that looked for due work while it was still in
+    /// flight sleeps its whole idle poll past the retry's time.
+    pub requeued: Option<Arc<Notify>>,
 }
 
 const BATCH: usize = 500;
@@ -34,6 +38,12 @@ pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc
 }
 
 async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn Writeback>) {
+    let mut wake: Vec<Arc<Notify>> = Vec::new();
+    for n in batch.iter().filter_map(|r| r.requeued.as_ref()) {
+        if !wake.iter().any(|w| Arc::ptr_eq(w, n)) {
+            wake.push(n.clone());
+        }
+    }
     let reports: Arc<Vec<Report>> = Arc::new(batch.iter().map(|r| r.report.clone()).collect());
     let syncs: Arc<Vec<SyncRecord>> =
         Arc::new(batch.into_iter().filter_map(|r| r.writeback).collect());
@@ -67,4 +77,5 @@ async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn Writeba
     if let Err(e) = result {
         tracing::error!(error = %e, "delivery outcomes not recorded; they will be attempted again after restart");
     }
+    wake.iter().for_each(|w| w.notify_one());
 }

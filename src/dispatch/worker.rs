@@ -1,37 +1,52 @@
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use oie_connectors::{Connector, Delivery, Outcome};
+use oie_connectors::Connector;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Breaker, Permit, Record, RetryPolicy};
-use crate::clock::now_ms;
+use super::breaker;
+use super::health::{Gate, Health, Pick};
+use super::pacer::Pacer;
+use super::retry::Mode;
+use super::send::Unit;
+use super::state::Published;
+use super::{Record, RetryPolicy};
+use crate::clock::Clock;
 use crate::config::{ConnectorDelivery, DeliveryConfig};
 use crate::metrics::Metrics;
-use crate::outbox::{Applied, Claimed, Outbox, Report};
-use crate::redact;
-use crate::store::SyncRecord;
+use crate::outbox::{Applied, Claimed, Outbox, ProbeFrom, Report};
 
-/// The longest a loop sleeps before looking at the queue again (replays from the CLI and
-/// retries that came due are found this way).
+/// The longest a loop sleeps before looking at the queue again (replays and resume requests
+/// from the CLI, and retries that came due, are found this way).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// One connector and everything that paces it.
+/// A step claims this many rounds of requests (every slot busy once) at a time, up to
+/// [`CLAIM_AHEAD_MAX`] deliveries beyond one round: one claim per delivery would make the
+/// outbox, not the destination, the bottleneck, and work in hand keeps the slots busy while a
+/// source's hand-over holds the outbox.
+const CLAIM_ROUNDS: usize = 16;
+const CLAIM_AHEAD_MAX: usize = 512;
+
+/// A claim made while the previous one is still being sent.
+type Ahead = tokio::task::JoinHandle<anyhow::Result<Vec<Claimed>>>;
+
+/// One connector and everything that paces and guards it.
 pub struct ConnectorRuntime {
     pub name: String,
     pub connector: Arc<dyn Connector>,
-    policy: RetryPolicy,
-    batch: usize,
-    slots: Arc<Semaphore>,
-    limiter: Option<DefaultDirectRateLimiter>,
-    breaker: Mutex<Breaker>,
-    wake: Notify,
-    disabled: AtomicBool,
+    pub(super) policy: RetryPolicy,
+    pub(super) batch: usize,
+    pub(super) concurrency: usize,
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) pacer: Option<Pacer>,
+    health: Mutex<Health>,
+    /// A whole `send` may take this long before its deliveries count as timed out.
+    pub(super) deadline: Duration,
+    /// Wakes the loop: new work, a state change, or a delivery queued again.
+    pub(super) wake: Arc<Notify>,
+    pub(super) published: Mutex<Option<Published>>,
 }
 
 impl ConnectorRuntime {
@@ -53,16 +68,27 @@ impl ConnectorRuntime {
             .unwrap_or(connector.default_concurrency())
             .max(1);
         let rate = d.rate_limit.or(connector.default_rate_limit());
+        // Token, call and follow-up call (HubSpot's notes) each within the vendor timeout.
+        let deadline = connector.timeout() * 3 + Duration::from_secs(10);
+        let settings = breaker::Settings {
+            failure_rate: d.breaker_failure_rate,
+            min_requests: d.breaker_min_requests,
+            max_cooldown: d.breaker_cooldown,
+            // The send's own deadline answers first; this only guards against a lost probe.
+            probe_timeout: deadline + Duration::from_secs(1),
+        };
         ConnectorRuntime {
             name: name.to_string(),
             connector,
             policy,
             batch,
+            concurrency,
             slots: Arc::new(Semaphore::new(concurrency)),
-            limiter: rate.map(limiter),
-            breaker: Mutex::new(Breaker::new(d.breaker_threshold, d.breaker_cooldown)),
-            wake: Notify::new(),
-            disabled: AtomicBool::new(false),
+            pacer: rate.map(Pacer::new),
+            health: Mutex::new(Health::new(settings)),
+            deadline,
+            wake: Arc::new(Notify::new()),
+            published: Mutex::new(None),
         }
     }
 
@@ -71,21 +97,10 @@ impl ConnectorRuntime {
         self.wake.notify_one();
     }
 
-    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
-        // The breaker holds plain data; a panic elsewhere cannot leave it inconsistent.
-        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    pub(super) fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        // Plain data; a panic elsewhere cannot leave it inconsistent.
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// `rate` requests per second, evenly spaced (no bursts): vendors such as Slack count per
-/// second per channel, so a burst would meet their limit even when the average does not.
-fn limiter(rate: f64) -> DefaultDirectRateLimiter {
-    let period = Duration::from_secs_f64(1.0 / rate);
-    // Config checks make `rate` positive and finite, so the period is non-zero.
-    let quota = Quota::with_period(period)
-        .expect("positive rate")
-        .allow_burst(NonZeroU32::MIN);
-    RateLimiter::direct(quota)
 }
 
 /// Everything the loops share.
@@ -96,97 +111,140 @@ pub struct Dispatcher {
     pub records: mpsc::Sender<Record>,
     pub tasks: TaskTracker,
     pub stop: CancellationToken,
+    pub clock: Clock,
 }
 
 impl Dispatcher {
+    pub(super) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Runs one connector's loop until `stop`; sends in flight are tracked by `tasks`.
     pub async fn run(self, rt: Arc<ConnectorRuntime>) {
-        let gauge = self.metrics.circuit.with_label_values(&[&rt.name]);
+        let mut chores = super::state::Chores::default();
+        let mut ahead: Option<Ahead> = None;
         while !self.stop.is_cancelled() {
-            if rt.disabled.load(Ordering::Relaxed) {
-                self.stop.cancelled().await;
-                break;
+            self.chores(&rt, &mut chores).await;
+            let gate = rt.health().gate(self.now());
+            self.publish(&rt).await;
+            if !matches!(gate, Gate::Go) {
+                if let Some(a) = ahead.take() {
+                    let claimed = self.claimed(&rt, a).await;
+                    self.release(&rt, claimed).await;
+                }
             }
-            if let Some(until) = rt.connector.parked_until() {
-                // A used-up daily allocation: claim nothing until the connector's next probe.
-                self.export_vendor(&rt);
-                let left = until.saturating_duration_since(Instant::now());
-                self.pause(&rt, Some(now_ms() + left.as_millis() as i64))
-                    .await;
-                continue;
-            }
-            let permit = rt.breaker().permit(now_ms());
-            gauge.set(rt.breaker().gauge());
-            let limit = match permit {
-                Permit::Go => rt.batch,
-                Permit::Probe => 1,
-                Permit::Wait(until) => {
-                    self.pause(&rt, until).await;
+            let busy = match gate {
+                Gate::Go => {
+                    let (busy, next) = self.step(&rt, ahead.take()).await;
+                    ahead = next;
+                    busy
+                }
+                Gate::Probe(pick) => {
+                    let sent = self.probe(&rt, pick).await;
+                    if !sent {
+                        rt.health().probe_unsent(self.now());
+                    }
+                    sent
+                }
+                Gate::Wait(until) => {
+                    self.pause(&rt, Some(until)).await;
                     continue;
                 }
             };
-            if !self.step(&rt, limit, permit == Permit::Probe).await {
-                if permit == Permit::Probe {
-                    rt.breaker().probe_released(now_ms());
-                }
+            if !busy {
                 let next = self.next_due(&rt).await;
                 self.pause(&rt, next).await;
             }
         }
-    }
-
-    /// Copies the vendor limits the connector last saw into the metrics.
-    fn export_vendor(&self, rt: &ConnectorRuntime) {
-        let parked = rt.connector.parked_until().is_some();
-        self.metrics
-            .vendor
-            .with_label_values(&[&rt.name, "parked"])
-            .set(i64::from(parked));
-        for (name, value) in rt.connector.gauges() {
-            self.metrics
-                .vendor
-                .with_label_values(&[&rt.name, name])
-                .set(value as i64);
+        if let Some(a) = ahead {
+            let claimed = self.claimed(&rt, a).await;
+            self.release(&rt, claimed).await;
         }
     }
 
-    /// Claims and starts sending; false when nothing was due.
-    async fn step(&self, rt: &Arc<ConnectorRuntime>, limit: usize, probe: bool) -> bool {
-        let Some(first) = self.slot(rt).await else {
-            return true;
+    /// Claims a few rounds of work and sends it as slots free up; false when nothing was due.
+    /// Once half of it is sent, the next claim is made beside the sending (and returned), so
+    /// the slots stay busy while a source's hand-over holds the outbox. `ahead` is the claim
+    /// the previous step made. What a hold (a failure of what was already sent) or shutdown
+    /// stops is released, unspent.
+    async fn step(
+        &self,
+        rt: &Arc<ConnectorRuntime>,
+        ahead: Option<Ahead>,
+    ) -> (bool, Option<Ahead>) {
+        let round = rt.batch * rt.concurrency;
+        let limit = round.max((round * CLAIM_ROUNDS).min(CLAIM_AHEAD_MAX));
+        // Whole batches only: a claim that ends in a part-batch would cost an extra request.
+        let limit = limit - limit % rt.batch;
+        let claimed = match ahead {
+            Some(a) => self.claimed(rt, a).await,
+            None => self.claimed(rt, self.claim_task(rt, limit)).await,
         };
-        let extra = if probe {
-            0
-        } else {
-            rt.slots.available_permits()
-        };
-        let claimed = self.claim(rt, limit * (1 + extra)).await;
         if claimed.is_empty() {
-            return false;
+            return (false, None);
         }
         let units = self.units(rt, claimed).await;
-        let mut slot = Some(first);
-        for unit in units {
-            let permit = match slot.take() {
-                Some(p) => p,
-                None => match rt.slots.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        self.release(unit.members()).await;
-                        continue;
-                    }
-                },
-            };
-            // Failures of the units already sent may have opened the circuit meanwhile.
-            let closed = probe || rt.breaker().state() == super::BreakerState::Closed;
-            if !closed || !self.pace(rt).await {
-                self.release(unit.members()).await;
-                continue;
+        let total = units.len();
+        let mut next = None;
+        let mut units = units.into_iter().enumerate();
+        while let Some((sent, unit)) = units.next() {
+            if next.is_none() && total >= 2 && total - sent <= total / 2 {
+                next = Some(self.claim_task(rt, limit));
             }
+            let permit = self.slot(rt).await;
+            let open = rt.health().open(self.now());
+            let paced = permit.is_some() && open && self.pace(rt).await;
+            let Some(permit) = permit.filter(|_| paced) else {
+                self.release(rt, unit.members()).await;
+                for (_, rest) in units.by_ref() {
+                    self.release(rt, rest.members()).await;
+                }
+                if let Some(a) = next.take() {
+                    let claimed = self.claimed(rt, a).await;
+                    self.release(rt, claimed).await;
+                }
+                break;
+            };
             let (this, rt) = (self.clone(), rt.clone());
             self.tasks
-                .spawn(async move { this.send(&rt, unit, permit).await });
+                .spawn(async move { this.send(&rt, unit, Mode::Normal, permit).await });
         }
+        (true, next)
+    }
+
+    /// Sends the one request a held connector is allowed; false when nothing was due.
+    async fn probe(&self, rt: &Arc<ConnectorRuntime>, pick: Pick) -> bool {
+        let Some(permit) = self.slot(rt).await else {
+            return true;
+        };
+        let from = match pick {
+            Pick::Oldest => ProbeFrom::Oldest,
+            Pick::After(id) => ProbeFrom::After(id),
+        };
+        let (outbox, name, now) = (self.outbox.clone(), rt.name.clone(), self.now());
+        let claimed = tokio::task::spawn_blocking(move || outbox.claim_probe(&name, from, now))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+        let c = match claimed {
+            Ok(Some(c)) => c,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!(connector = %rt.name, error = %e, "cannot claim a probe");
+                return false;
+            }
+        };
+        rt.health().probed(pick, c.id);
+        tracing::debug!(connector = %rt.name, delivery = c.id, "probing");
+        // A digest member goes with its group: still one request.
+        let unit = self.units(rt, vec![c]).await.remove(0);
+        if !self.pace(rt).await {
+            self.release(rt, unit.members()).await;
+            return true;
+        }
+        let (this, rt) = (self.clone(), rt.clone());
+        self.tasks
+            .spawn(async move { this.send(&rt, unit, Mode::Probe, permit).await });
         true
     }
 
@@ -208,10 +266,9 @@ impl Dispatcher {
             groups.entry(key).or_default().push(c);
         }
         for (key, mut members) in groups {
-            let (outbox, name) = (self.outbox.clone(), rt.name.clone());
+            let (outbox, name, now) = (self.outbox.clone(), rt.name.clone(), self.now());
             let rest =
-                tokio::task::spawn_blocking(move || outbox.claim_group(&name, &key, now_ms()))
-                    .await;
+                tokio::task::spawn_blocking(move || outbox.claim_group(&name, &key, now)).await;
             match rest {
                 Ok(Ok(rest)) => members.extend(rest),
                 Ok(Err(e)) => {
@@ -234,22 +291,24 @@ impl Dispatcher {
         }
     }
 
-    /// Waits for the rate limiter; false when stopping.
+    /// Waits for the rate limit; false when stopping.
     async fn pace(&self, rt: &ConnectorRuntime) -> bool {
-        let Some(limiter) = &rt.limiter else {
+        let Some(pacer) = &rt.pacer else {
             return !self.stop.is_cancelled();
         };
         tokio::select! {
-            _ = limiter.until_ready() => true,
+            _ = pacer.ready() => true,
             _ = self.stop.cancelled() => false,
         }
     }
 
-    async fn claim(&self, rt: &ConnectorRuntime, limit: usize) -> Vec<Claimed> {
-        let (outbox, name) = (self.outbox.clone(), rt.name.clone());
-        let claimed =
-            tokio::task::spawn_blocking(move || outbox.claim(&name, limit, now_ms())).await;
-        match claimed {
+    fn claim_task(&self, rt: &ConnectorRuntime, limit: usize) -> Ahead {
+        let (outbox, name, now) = (self.outbox.clone(), rt.name.clone(), self.now());
+        tokio::task::spawn_blocking(move || outbox.claim(&name, limit, now))
+    }
+
+    async fn claimed(&self, rt: &ConnectorRuntime, claim: Ahead) -> Vec<Claimed> {
+        match claim.await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 tracing::error!(connector = %rt.name, error = %e, "cannot claim deliveries");
@@ -274,7 +333,7 @@ impl Dispatcher {
     /// Sleeps until `until` (ms) at most `IDLE_POLL`, or until woken or stopped.
     async fn pause(&self, rt: &ConnectorRuntime, until: Option<i64>) {
         let wait = until
-            .map(|t| Duration::from_millis(t.saturating_sub(now_ms()).max(0) as u64))
+            .map(|t| Duration::from_millis(t.saturating_sub(self.now()).max(0) as u64))
             .unwrap_or(IDLE_POLL)
             .min(IDLE_POLL);
         tokio::select! {
@@ -284,13 +343,13 @@ impl Dispatcher {
         }
     }
 
-    async fn release(&self, chunk: Vec<Claimed>) {
+    /// Puts deliveries that were claimed but not sent back in the queue as they were.
+    pub(super) async fn release(&self, rt: &ConnectorRuntime, chunk: Vec<Claimed>) {
         for c in chunk {
             let report = Report {
                 id: c.id,
-                at_ms: now_ms(),
+                at_ms: self.now(),
                 millis: 0,
-                outcome: "released",
                 applied: Applied::Released,
             };
             // The recorder outlives every loop, so the channel is open.
@@ -299,192 +358,9 @@ impl Dispatcher {
                 .send(Record {
                     report,
                     writeback: None,
+                    requeued: Some(rt.wake.clone()),
                 })
                 .await;
         }
     }
-
-    async fn send(&self, rt: &ConnectorRuntime, unit: Unit, _permit: OwnedSemaphorePermit) {
-        let started = Instant::now();
-        let (members, outcomes) = match unit {
-            Unit::Batch(chunk) => {
-                let batch: Vec<Delivery> = chunk.iter().map(to_delivery).collect();
-                let mut outcomes = rt.connector.send(&batch).await;
-                outcomes.resize(
-                    chunk.len(),
-                    Outcome::retry("connector returned fewer outcomes than deliveries"),
-                );
-                (chunk, outcomes)
-            }
-            Unit::Digest(members) => {
-                let outcome = self.send_digest(rt, &members).await;
-                let outcomes = vec![outcome; members.len()];
-                (members, outcomes)
-            }
-        };
-        let elapsed = started.elapsed();
-        self.export_vendor(rt);
-        self.metrics
-            .attempt_seconds
-            .with_label_values(&[&rt.name])
-            .observe(elapsed.as_secs_f64());
-        for (claimed, outcome) in members.iter().zip(outcomes) {
-            self.settle(rt, claimed, &outcome, elapsed).await;
-        }
-    }
-
-    /// Renders the members' digest and sends it as one message; its outcome is every member's.
-    async fn send_digest(&self, rt: &ConnectorRuntime, members: &[Claimed]) -> Outcome {
-        let items: Vec<serde_json::Value> = members
-            .iter()
-            .filter_map(|m| {
-                m.context
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str(c).ok())
-            })
-            .collect();
-        let payload = match rt.connector.render_digest(&items) {
-            Ok(p) => p,
-            Err(e) => return Outcome::permanent(format!("render: {e}")),
-        };
-        let first = &members[0];
-        let digest = Delivery {
-            key: format!("digest_{}", first.key),
-            visitor_id: first.visitor_id.clone(),
-            payload,
-            attempt: members.iter().map(|m| m.attempts).max().unwrap_or(0) + 1,
-        };
-        tracing::debug!(connector = %rt.name, leads = members.len(), "sending a digest");
-        let mut outcomes = rt.connector.send(std::slice::from_ref(&digest)).await;
-        outcomes
-            .pop()
-            .unwrap_or_else(|| Outcome::retry("connector returned no outcome"))
-    }
-
-    /// Applies the retry policy, updates breaker and metrics, and records the result.
-    async fn settle(
-        &self,
-        rt: &ConnectorRuntime,
-        c: &Claimed,
-        outcome: &Outcome,
-        elapsed: Duration,
-    ) {
-        let now = now_ms();
-        let applied = rt.policy.decide(
-            outcome,
-            c.attempts + 1,
-            c.created_at,
-            now,
-            rand::random::<f64>(),
-        );
-        self.observe(rt, c, outcome, &applied, now);
-        let writeback = rt
-            .connector
-            .is_crm()
-            .then(|| writeback(rt, c, &applied, now))
-            .flatten();
-        let report = Report {
-            id: c.id,
-            at_ms: now,
-            millis: elapsed.as_millis() as i64,
-            outcome: outcome.label(),
-            applied,
-        };
-        // The recorder outlives every loop, so the channel is open.
-        let _ = self.records.send(Record { report, writeback }).await;
-    }
-
-    fn observe(
-        &self,
-        rt: &ConnectorRuntime,
-        c: &Claimed,
-        outcome: &Outcome,
-        applied: &Applied,
-        now: i64,
-    ) {
-        let label = match applied {
-            Applied::Delivered { .. } => "delivered",
-            Applied::Retry { .. } => "retry",
-            Applied::Dead { .. } => "dead",
-            Applied::Released => "released",
-        };
-        self.metrics
-            .deliveries
-            .with_label_values(&[&c.route, &rt.name, label])
-            .inc();
-        match outcome {
-            // Being told to slow down (429 + Retry-After) says nothing about the endpoint's health.
-            Outcome::Retry { after: Some(_), .. } => {}
-            Outcome::Retry { reason, .. } => {
-                if rt.breaker().failure(now) {
-                    let reason = redact::emails(reason);
-                    tracing::warn!(connector = %rt.name, %reason, "circuit opened after repeated failures");
-                }
-            }
-            Outcome::Gone { reason } => {
-                let reason = redact::emails(reason);
-                rt.disabled.store(true, Ordering::Relaxed);
-                self.metrics.disabled.with_label_values(&[&rt.name]).set(1);
-                tracing::error!(connector = %rt.name, reason = %reason,
-                    "destination is gone (HTTP 410): connector disabled, its queued deliveries are kept; fix the url and restart");
-            }
-            _ => rt.breaker().success(),
-        }
-        let state = rt.breaker().gauge();
-        self.metrics
-            .circuit
-            .with_label_values(&[&rt.name])
-            .set(state);
-        if let Applied::Dead { error } = applied {
-            let error = redact::emails(error);
-            tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, %error,
-                "delivery dead-lettered; see `oie deadletters show {}`", c.id);
-        }
-    }
-}
-
-/// What one request carries.
-enum Unit {
-    /// Up to `batch_size` deliveries, each with its own payload and outcome.
-    Batch(Vec<Claimed>),
-    /// A group's deliveries as one digest message with one outcome.
-    Digest(Vec<Claimed>),
-}
-
-impl Unit {
-    fn members(self) -> Vec<Claimed> {
-        match self {
-            Unit::Batch(m) | Unit::Digest(m) => m,
-        }
-    }
-}
-
-fn to_delivery(c: &Claimed) -> Delivery {
-    Delivery {
-        key: c.key.clone(),
-        visitor_id: c.visitor_id.clone(),
-        payload: c.payload.clone(),
-        attempt: c.attempts + 1,
-    }
-}
-
-/// The `crm_sync_state` update for a CRM connector's final outcome (none while retrying).
-fn writeback(
-    rt: &ConnectorRuntime,
-    c: &Claimed,
-    applied: &Applied,
-    now: i64,
-) -> Option<SyncRecord> {
-    let result = match applied {
-        Applied::Delivered { record_id } => Ok(record_id.clone()),
-        Applied::Dead { error } => Err(error.clone()),
-        Applied::Retry { .. } | Applied::Released => return None,
-    };
-    Some(SyncRecord {
-        delivery_id: c.key.clone(),
-        visitor_id: c.visitor_id.clone(),
-        connector: rt.name.clone(),
-        at_ms: now,
-        result,
-    })
 }

@@ -15,6 +15,9 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Why it failed: `invalid_item`, `render`, `timeout`, …
+    pub reason: Option<String>,
+    /// What the destination said.
     pub error: Option<String>,
 }
 
@@ -23,6 +26,7 @@ pub struct DeadLetter {
 pub struct AttemptRow {
     pub at: i64,
     pub outcome: String,
+    pub reason: Option<String>,
     pub error: Option<String>,
     pub millis: i64,
 }
@@ -34,9 +38,18 @@ pub struct DeadLetterDetail {
     pub letter: DeadLetter,
     /// The rendered payload (absent when rendering failed).
     pub payload: Option<serde_json::Value>,
-    /// The render input, kept when rendering failed.
+    /// The render input; a replay renders it again with the current config.
     pub context: Option<serde_json::Value>,
     pub attempt_log: Vec<AttemptRow>,
+}
+
+/// A dead letter's connector, render input and payload, for a replay to render again.
+#[derive(Debug, Clone)]
+pub struct RenderInput {
+    pub id: i64,
+    pub connector: String,
+    pub context: Option<String>,
+    pub payload: Option<String>,
 }
 
 /// What `replay` did (or would do, with `--dry-run`).
@@ -46,8 +59,8 @@ pub struct ReplayResult {
     pub not_found: Vec<i64>,
 }
 
-const COLUMNS: &str =
-    "id, key, route, connector, visitor_id, trigger_kind, attempts, created_at, updated_at, last_error";
+const COLUMNS: &str = "id, key, route, connector, visitor_id, trigger_kind, attempts, created_at,
+                       updated_at, reason, last_error";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
     Ok(DeadLetter {
@@ -60,7 +73,8 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
         attempts: r.get(6)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
-        error: r.get(9)?,
+        reason: r.get(9)?,
+        error: r.get(10)?,
     })
 }
 
@@ -76,23 +90,30 @@ impl Outbox {
 
     pub fn dead_letter(&self, id: i64) -> anyhow::Result<Option<DeadLetterDetail>> {
         self.with(|c| {
-            let sql = format!("SELECT {COLUMNS}, payload, context FROM deliveries WHERE state = 'dead' AND id = ?1");
+            let sql = format!(
+                "SELECT {COLUMNS}, b.payload, b.context FROM deliveries
+                 LEFT JOIN delivery_bodies b ON b.delivery_id = id
+                 WHERE state = 'dead' AND id = ?1"
+            );
             let found = c
                 .query_row(&sql, [id], |r| {
-                    Ok((row(r)?, r.get::<_, Option<String>>(10)?, r.get::<_, Option<String>>(11)?))
+                    Ok((row(r)?, r.get::<_, Option<String>>(11)?, r.get::<_, Option<String>>(12)?))
                 })
                 .optional()?;
             let Some((letter, payload, context)) = found else {
                 return Ok(None);
             };
-            let mut stmt = c.prepare("SELECT at, outcome, error, millis FROM attempts WHERE delivery_id = ?1 ORDER BY id")?;
+            let mut stmt = c.prepare(
+                "SELECT at, outcome, reason, error, millis FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+            )?;
             let attempt_log = stmt
                 .query_map([id], |r| {
                     Ok(AttemptRow {
                         at: r.get(0)?,
                         outcome: r.get(1)?,
-                        error: r.get(2)?,
-                        millis: r.get(3)?,
+                        reason: r.get(2)?,
+                        error: r.get(3)?,
+                        millis: r.get(4)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;
@@ -105,27 +126,35 @@ impl Outbox {
         })
     }
 
-    /// The render inputs of dead letters whose rendering failed, to render again on replay.
-    pub fn unrendered(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, String, String)>> {
+    /// What a replay renders again: each dead letter's connector, render input and payload.
+    pub fn render_inputs(&self, ids: &[i64]) -> anyhow::Result<Vec<RenderInput>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT connector, context FROM deliveries WHERE id = ?1 AND state = 'dead' AND payload IS NULL",
+                "SELECT connector, b.context, b.payload FROM deliveries
+                 LEFT JOIN delivery_bodies b ON b.delivery_id = id
+                 WHERE id = ?1 AND state = 'dead'",
             )?;
             let mut out = Vec::new();
             for id in ids {
-                if let Some((connector, context)) = stmt
-                    .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                if let Some((connector, context, payload)) = stmt
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?
                 {
-                    out.push((*id, connector, context));
+                    out.push(RenderInput {
+                        id: *id,
+                        connector,
+                        context,
+                        payload,
+                    });
                 }
             }
             Ok(out)
         })
     }
 
-    /// Puts the dead letters `ids` back in the queue with a fresh
-    /// attempt budget. `rendered` supplies payloads for letters whose rendering had failed.
+    /// Puts the dead letters `ids` back in the queue with a fresh attempt budget. `rendered`
+    /// supplies the payloads rendered again from their input; a letter with neither a new nor
+    /// an old payload is not replayed.
     pub fn replay(
         &self,
         ids: &[i64],
@@ -138,12 +167,19 @@ impl Outbox {
             let mut result = ReplayResult::default();
             for &id in ids {
                 let payload = rendered.iter().find(|(i, _)| *i == id).map(|(_, p)| p.as_str());
+                tx.execute(
+                    "UPDATE delivery_bodies SET payload = ?2
+                     WHERE delivery_id = ?1 AND ?2 IS NOT NULL
+                       AND EXISTS (SELECT 1 FROM deliveries WHERE id = ?1 AND state = 'dead')",
+                    params![id, payload],
+                )?;
                 let n = tx.execute(
-                    "UPDATE deliveries SET state = 'queued', attempts = 0, created_at = ?2, next_at = ?2,
-                            updated_at = ?2, payload = COALESCE(?3, payload),
-                            context = CASE WHEN ?3 IS NULL THEN context ELSE NULL END
-                     WHERE id = ?1 AND state = 'dead' AND (payload IS NOT NULL OR ?3 IS NOT NULL)",
-                    params![id, now_ms, payload],
+                    "UPDATE deliveries SET state = 'queued', attempts = 0, tries = 0, created_at = ?2,
+                            next_at = ?2, updated_at = ?2
+                     WHERE id = ?1 AND state = 'dead'
+                       AND EXISTS (SELECT 1 FROM delivery_bodies
+                                   WHERE delivery_id = ?1 AND payload IS NOT NULL)",
+                    params![id, now_ms],
                 )?;
                 if n == 1 {
                     tx.execute(

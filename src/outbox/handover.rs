@@ -14,21 +14,30 @@ pub struct NewDelivery {
     pub connector: String,
     pub visitor_id: String,
     pub trigger_kind: String,
-    /// The payload, or (render input, error) when rendering failed: such a delivery is
-    /// stored as a dead letter at once, so nothing is lost.
-    pub payload: Result<String, (String, String)>,
-    /// For routes with `group_wait`: the digest it belongs to.
-    pub group: Option<Group>,
+    /// The payload, or why rendering failed: such a delivery is stored as a dead letter at
+    /// once (reason `render`), so nothing is lost.
+    pub payload: Result<String, String>,
+    /// The render input (`{lead, trigger, route, crm}`), kept with every delivery: digests are
+    /// rendered from it, and a replay renders it again with the current config.
+    pub context: String,
+    /// How long it waits before it is due: the connector's `batch_wait`, or the route's
+    /// `group_wait` for digest members.
+    pub delay_ms: i64,
+    /// For routes with `group_wait`: the digest it belongs to (deliveries with the same key
+    /// for one connector go out as one message).
+    pub group_key: Option<String>,
+    /// A newer sync of the same lead to the same CRM connector: queued ones it replaces are
+    /// marked `superseded`, so a lead that changes five times costs one write.
+    pub supersedes: bool,
 }
 
-/// Digest membership: deliveries with the same key for one connector go out as one message,
-/// `wait_ms` after the first of them.
-#[derive(Debug, Clone)]
-pub struct Group {
-    pub key: String,
-    pub wait_ms: i64,
-    /// The render data, from which the digest is rendered.
-    pub context: String,
+/// What a hand-over committed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Deliveries that were new (an existing key is a no-op).
+    pub added: usize,
+    /// (route, connector) of each queued delivery a newer one superseded.
+    pub superseded: Vec<(String, String)>,
 }
 
 /// What a source has seen of a lead.
@@ -62,13 +71,19 @@ pub struct HandOver {
 }
 
 impl Outbox {
-    /// Commits a hand-over; returns how many deliveries were new (an existing key is a no-op).
-    pub fn hand_over(&self, h: &HandOver, now_ms: i64) -> anyhow::Result<usize> {
+    /// Commits a hand-over.
+    pub fn hand_over(&self, h: &HandOver, now_ms: i64) -> anyhow::Result<Committed> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let mut added = 0;
+            let mut committed = Committed::default();
             for d in &h.deliveries {
-                added += insert(&tx, d, now_ms)?;
+                if insert(&tx, d, now_ms)? == 0 {
+                    continue;
+                }
+                committed.added += 1;
+                if d.supersedes {
+                    committed.superseded.extend(supersede(&tx, d, now_ms)?);
+                }
             }
             for (visitor, seen) in &h.seen {
                 tx.prepare_cached(
@@ -99,7 +114,7 @@ impl Outbox {
                 )?;
             }
             tx.commit()?;
-            Ok(added)
+            Ok(committed)
         })
     }
 
@@ -147,56 +162,86 @@ impl Outbox {
         })
     }
 
-    /// When each route last fired for `visitor`.
-    pub fn last_fires(&self, visitor: &str) -> anyhow::Result<HashMap<String, LastFire>> {
+    /// When each route last fired for each of `visitors` (one lock for the whole page).
+    pub fn last_fires(
+        &self,
+        visitors: &[&str],
+    ) -> anyhow::Result<HashMap<String, HashMap<String, LastFire>>> {
         self.with(|c| {
             let mut stmt =
                 c.prepare_cached("SELECT route, at, level FROM route_fires WHERE visitor_id = ?1")?;
-            let rows = stmt.query_map([visitor], |r| {
-                let level: String = r.get(2)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    LastFire {
-                        at_ms: r.get(1)?,
-                        level: Level::parse(&level).unwrap_or(Level::Cold),
-                    },
-                ))
-            })?;
-            rows.collect()
+            let mut out = HashMap::new();
+            for v in visitors {
+                let rows = stmt.query_map([v], |r| {
+                    let level: String = r.get(2)?;
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        LastFire {
+                            at_ms: r.get(1)?,
+                            level: Level::parse(&level).unwrap_or(Level::Cold),
+                        },
+                    ))
+                })?;
+                let fires: HashMap<String, LastFire> = rows.collect::<Result<_, _>>()?;
+                if !fires.is_empty() {
+                    out.insert(v.to_string(), fires);
+                }
+            }
+            Ok(out)
         })
     }
 }
 
 fn insert(tx: &rusqlite::Transaction, d: &NewDelivery, now_ms: i64) -> rusqlite::Result<usize> {
-    let group = d.group.as_ref();
-    let (payload, context, state, error) = match &d.payload {
-        Ok(p) => (
-            Some(p.as_str()),
-            group.map(|g| g.context.as_str()),
-            "queued",
-            None,
-        ),
-        Err((context, error)) => (None, Some(context.as_str()), "dead", Some(error.as_str())),
+    let (payload, state, reason, error) = match &d.payload {
+        Ok(p) => (Some(p.as_str()), "queued", None, None),
+        Err(error) => (None, "dead", Some("render"), Some(error.as_str())),
     };
-    let next_at = now_ms + group.map_or(0, |g| g.wait_ms);
-    tx.prepare_cached(
-        "INSERT INTO deliveries (key, route, connector, visitor_id, trigger_kind, payload, context,
-                                 group_key, state, created_at, next_at, updated_at, last_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?12)
-         ON CONFLICT (key) DO NOTHING",
-    )?
-    .execute(params![
-        d.key,
-        d.route,
-        d.connector,
-        d.visitor_id,
-        d.trigger_kind,
-        payload,
-        context,
-        group.map(|g| g.key.as_str()),
-        state,
-        now_ms,
-        next_at,
-        error
-    ])
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (key, route, connector, visitor_id, trigger_kind, group_key,
+                                     state, created_at, next_at, updated_at, last_error, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10, ?11)
+             ON CONFLICT (key) DO NOTHING",
+        )?
+        .execute(params![
+            d.key,
+            d.route,
+            d.connector,
+            d.visitor_id,
+            d.trigger_kind,
+            d.group_key,
+            state,
+            now_ms,
+            now_ms + d.delay_ms.max(0),
+            error,
+            reason
+        ])?;
+    if added == 1 {
+        tx.prepare_cached(
+            "INSERT INTO delivery_bodies (delivery_id, payload, context) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![tx.last_insert_rowid(), payload, d.context])?;
+    }
+    Ok(added)
+}
+
+/// Marks the queued syncs of `d`'s lead and connector that `d` replaces; returns their
+/// (route, connector).
+fn supersede(
+    tx: &rusqlite::Transaction,
+    d: &NewDelivery,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE deliveries SET state = 'superseded', reason = 'superseded', updated_at = ?4,
+                last_error = 'a newer sync of this lead replaced it before it was sent'
+         WHERE connector = ?1 AND visitor_id = ?2 AND state = 'queued' AND trigger_kind = 'sync'
+           AND key <> ?3
+         RETURNING route, connector",
+    )?;
+    let rows = stmt.query_map(params![d.connector, d.visitor_id, d.key, now_ms], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    rows.collect()
 }

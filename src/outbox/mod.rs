@@ -2,12 +2,14 @@
 //! claim, record outcomes, dead letters. Sources hand work in; the dispatcher takes it out.
 
 mod claim;
+mod connectors;
 mod deadletters;
 mod handover;
 
-pub use claim::{Applied, Claimed, Report};
-pub use deadletters::{DeadLetter, DeadLetterDetail, ReplayResult};
-pub use handover::{Fire, Group, HandOver, NewDelivery, Seen};
+pub use claim::{Applied, Claimed, Expired, ProbeFrom, Report};
+pub use connectors::{ConnectorState, Queue};
+pub use deadletters::{DeadLetter, DeadLetterDetail, RenderInput, ReplayResult};
+pub use handover::{Committed, Fire, HandOver, NewDelivery, Seen};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -29,15 +31,53 @@ pub struct Depth {
     pub count: i64,
 }
 
+/// Brings an outbox made by an older oie to this layout, keeping every row: deliveries that
+/// carried their payload move it to `delivery_bodies`, and a CHECK without the `superseded`
+/// state is rebuilt.
+fn upgrade(conn: &mut Connection) -> anyhow::Result<()> {
+    let table: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
+        [],
+        |r| r.get(0),
+    )?;
+    let has = |column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name = ?1",
+            [column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+    };
+    let bodies_inline = has("payload")?;
+    if bodies_inline {
+        let context = if has("context")? { "context" } else { "NULL" };
+        conn.execute_batch(&format!(
+            "INSERT OR IGNORE INTO delivery_bodies (delivery_id, payload, context)
+             SELECT id, payload, {context} FROM deliveries"
+        ))?;
+    }
+    if bodies_inline || !table.contains("'superseded'") {
+        crate::sqlite::rebuild(conn, SCHEMA, "deliveries")?;
+    }
+    // Indexes of every delivery by state, replaced by the partial ones on the queue.
+    conn.execute_batch(
+        "DROP INDEX IF EXISTS deliveries_due; DROP INDEX IF EXISTS deliveries_queue;",
+    )?;
+    Ok(())
+}
+
 impl Outbox {
     pub fn open(path: &Path) -> anyhow::Result<Outbox> {
-        let conn = crate::sqlite::open(path, SCHEMA)?;
+        let mut conn = crate::sqlite::open(path, SCHEMA)?;
+        upgrade(&mut conn)?;
         Ok(Outbox {
             conn: Mutex::new(conn),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<T> {
         // A poisoned lock means a panic mid-call; SQLite rolled back, so the connection is usable.
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&mut conn)?)
@@ -74,11 +114,15 @@ impl Outbox {
     pub fn erase(&self, visitor_id: &str) -> anyhow::Result<usize> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "DELETE FROM attempts WHERE delivery_id IN
-                   (SELECT id FROM deliveries WHERE visitor_id = ?1 AND state IN ('queued', 'dead'))",
-                [visitor_id],
-            )?;
+            for table in ["attempts", "delivery_bodies"] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE delivery_id IN
+                           (SELECT id FROM deliveries WHERE visitor_id = ?1 AND state IN ('queued', 'dead'))"
+                    ),
+                    [visitor_id],
+                )?;
+            }
             let n = tx.execute(
                 "DELETE FROM deliveries WHERE visitor_id = ?1 AND state IN ('queued', 'dead')",
                 [visitor_id],
@@ -90,21 +134,91 @@ impl Outbox {
         })
     }
 
+    /// (attempts, tries) of the delivery with `key`, for tests.
+    #[cfg(test)]
+    pub fn attempts_of(&self, key: &str) -> anyhow::Result<(u32, u32)> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT attempts, tries FROM deliveries WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+    }
+
     /// Forgets delivered rows (and their keys) older than `before_ms`.
     pub fn prune_delivered(&self, before_ms: i64) -> anyhow::Result<usize> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "DELETE FROM attempts WHERE delivery_id IN
-                   (SELECT id FROM deliveries WHERE state = 'delivered' AND updated_at < ?1)",
-                [before_ms],
-            )?;
+            for table in ["attempts", "delivery_bodies"] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE delivery_id IN
+                           (SELECT id FROM deliveries WHERE state IN ('delivered', 'superseded')
+                            AND updated_at < ?1)"
+                    ),
+                    [before_ms],
+                )?;
+            }
             let n = tx.execute(
-                "DELETE FROM deliveries WHERE state = 'delivered' AND updated_at < ?1",
+                "DELETE FROM deliveries WHERE state IN ('delivered', 'superseded') AND updated_at < ?1",
                 [before_ms],
             )?;
             tx.commit()?;
             Ok(n)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `deliveries` as the first releases made it: payload and context inline, no
+    /// `superseded` state, no `tries` or `reason`.
+    const OLD: &str = "
+        CREATE TABLE deliveries (
+          id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, route TEXT NOT NULL,
+          connector TEXT NOT NULL, visitor_id TEXT NOT NULL, trigger_kind TEXT NOT NULL,
+          payload TEXT, context TEXT, group_key TEXT,
+          state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'inflight', 'delivered', 'dead')),
+          attempts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+          next_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_error TEXT, record_id TEXT);
+        CREATE INDEX deliveries_due ON deliveries (connector, state, next_at);
+        CREATE TABLE attempts (id INTEGER PRIMARY KEY, delivery_id INTEGER NOT NULL,
+          at INTEGER NOT NULL, outcome TEXT NOT NULL, error TEXT, millis INTEGER NOT NULL);
+        INSERT INTO deliveries (key, route, connector, visitor_id, trigger_kind, payload, state,
+                                attempts, created_at, next_at, updated_at)
+          VALUES ('k1', 'r', 'hook', 'v1', 'hot_lead', '{\"n\":1}', 'queued', 0, 1, 1, 1);
+        INSERT INTO deliveries (key, route, connector, visitor_id, trigger_kind, payload, context,
+                                state, attempts, created_at, next_at, updated_at, last_error)
+          VALUES ('k2', 'r', 'hook', 'v2', 'hot_lead', NULL, '{\"lead\":{}}', 'dead', 1, 1, 1, 1,
+                  'render failed');";
+
+    #[test]
+    fn an_outbox_from_an_older_oie_keeps_its_deliveries_and_payloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        Connection::open(&path).unwrap().execute_batch(OLD).unwrap();
+        let outbox = Outbox::open(&path).unwrap();
+        let claimed = outbox.claim("hook", 10, 5).unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].payload, "{\"n\":1}");
+        let letter = outbox.dead_letter(2).unwrap().unwrap();
+        assert_eq!(letter.context, Some(serde_json::json!({"lead": {}})));
+        assert_eq!(letter.letter.error.as_deref(), Some("render failed"));
+        outbox
+            .with(|c| {
+                c.execute(
+                    "UPDATE deliveries SET state = 'superseded' WHERE key = 'k1'",
+                    [],
+                )
+            })
+            .unwrap();
+        drop(outbox);
+        // Opening it again changes nothing.
+        let outbox = Outbox::open(&path).unwrap();
+        assert_eq!(outbox.dead_letters().unwrap().len(), 1);
     }
 }

@@ -1,36 +1,70 @@
 -- The outbox: the only owner of delivery state.
 
 CREATE TABLE IF NOT EXISTS deliveries (
-  id            INTEGER PRIMARY KEY,
+  id            INTEGER PRIMARY KEY,       -- also the queue's order: oldest first
   key           TEXT NOT NULL UNIQUE,      -- idempotency key (route, connector, lead, trigger)
   route         TEXT NOT NULL,
   connector     TEXT NOT NULL,
   visitor_id    TEXT NOT NULL,
   trigger_kind  TEXT NOT NULL,
-  payload       TEXT,                      -- rendered; NULL when rendering failed
-  context       TEXT,                      -- the render input, kept when rendering failed or for digests
   group_key     TEXT,                      -- routes with group_wait: members of one digest
   state         TEXT NOT NULL DEFAULT 'queued'
-                CHECK (state IN ('queued', 'inflight', 'delivered', 'dead')),
-  attempts      INTEGER NOT NULL DEFAULT 0,
+                CHECK (state IN ('queued', 'inflight', 'delivered', 'dead', 'superseded')),
+  attempts      INTEGER NOT NULL DEFAULT 0, -- attempts that counted against max_attempts
+  tries         INTEGER NOT NULL DEFAULT 0, -- failed requests that set the backoff (throttles too)
   created_at    INTEGER NOT NULL,
   next_at       INTEGER NOT NULL,
   updated_at    INTEGER NOT NULL,
   last_error    TEXT,
+  reason        TEXT,                      -- the last failure's reason (transport, auth, …)
   record_id     TEXT
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (connector, state, next_at);
+-- The queue, by due time (when to wake up) and by age (what to claim first). Partial: only
+-- queued rows are in them, so a delivery leaves them once, when claimed, and a delivered row
+-- costs them nothing.
+CREATE INDEX IF NOT EXISTS queued_by_due ON deliveries (connector, next_at) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS queued_by_age ON deliveries (connector, id) WHERE state = 'queued';
+-- Queued CRM syncs of a lead, which a newer sync supersedes.
+CREATE INDEX IF NOT EXISTS deliveries_pending_sync ON deliveries (connector, visitor_id)
+  WHERE state = 'queued' AND trigger_kind = 'sync';
 
--- Every attempt's outcome, kept with dead letters so an operator sees the whole story.
+-- What a delivery sends, written once beside its state: a claim or an outcome rewrites only
+-- the small state row above, not the payload.
+CREATE TABLE IF NOT EXISTS delivery_bodies (
+  delivery_id  INTEGER PRIMARY KEY,        -- deliveries.id
+  payload      TEXT,                       -- rendered; NULL when rendering failed
+  context      TEXT                        -- the render input {lead, trigger, route, crm}: digests
+                                           -- and replays render from it with the current config
+);
+
+-- Every failed attempt (and every hold and replay), kept so an operator sees the whole story;
+-- a delivery's success is its row's state.
 CREATE TABLE IF NOT EXISTS attempts (
   id           INTEGER PRIMARY KEY,
   delivery_id  INTEGER NOT NULL,
   at           INTEGER NOT NULL,
-  outcome      TEXT NOT NULL,
+  outcome      TEXT NOT NULL,               -- retry, held, dead, replayed
+  reason       TEXT,
   error        TEXT,
   millis       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id);
+
+-- Each connector's health as the daemon last saw it (`oie connectors status`).
+CREATE TABLE IF NOT EXISTS connector_state (
+  connector   TEXT PRIMARY KEY,
+  state       TEXT NOT NULL,               -- ok, throttled, open, half_open, parked
+  reason      TEXT,
+  detail      TEXT,
+  since       INTEGER NOT NULL,
+  next_try    INTEGER,
+  updated_at  INTEGER NOT NULL
+);
+-- `oie connectors resume NAME`: the daemon probes NAME at once and deletes the row.
+CREATE TABLE IF NOT EXISTS connector_resume (
+  connector     TEXT PRIMARY KEY,
+  requested_at  INTEGER NOT NULL
+);
 
 -- Source progress, committed in the same transaction as the deliveries it produced.
 CREATE TABLE IF NOT EXISTS source_state (
@@ -56,3 +90,5 @@ CREATE TABLE IF NOT EXISTS route_fires (
   level       TEXT NOT NULL,
   PRIMARY KEY (route, visitor_id)
 );
+-- Sources read a lead's fires by visitor, for every lead they route.
+CREATE INDEX IF NOT EXISTS route_fires_by_visitor ON route_fires (visitor_id);

@@ -91,7 +91,9 @@ impl Router {
 
     /// Converts a lead and trigger to CEL values once for all routes, with only the lead fields
     /// some route reads.
-    pub fn input(&self, lead: &Lead, trigger: &Trigger, now_ms: i64) -> Input {
+    /// The lead as CEL sees it: the fields some route reads. Made once per lead; every
+    /// trigger of the lead shares it.
+    pub fn lead_input(&self, lead: &Lead) -> Value {
         let fields: HashMap<Key, Value> = self
             .lead_fields
             .iter()
@@ -102,10 +104,14 @@ impl Router {
                 )
             })
             .collect();
+        Value::Map(Map {
+            map: Arc::new(fields),
+        })
+    }
+
+    pub fn input(&self, lead: Value, trigger: &Trigger, now_ms: i64) -> Input {
         Input {
-            lead: Value::Map(Map {
-                map: Arc::new(fields),
-            }),
+            lead,
             // Plain JSON always converts to CEL values.
             trigger: cel::to_value(trigger.to_json()).expect("JSON converts to CEL"),
             level: trigger.level,

@@ -24,7 +24,7 @@ fn input(router: &Router, score: i64, level: Level, kind: TriggerKind) -> Input 
         TriggerKind::Sync => Trigger::sync(level, 1, 1_000),
         _ => Trigger::hot_lead(level, Some(Level::Warm), 1, 1_000),
     };
-    router.input(&lead, &trigger, 10_000_000)
+    router.input(router.lead_input(&lead), &trigger, 10_000_000)
 }
 
 fn names(

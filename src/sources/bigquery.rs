@@ -140,6 +140,8 @@ impl BigQuerySource {
         );
         let cursor = (name.to_string(), cursor.encode());
         tokio::task::spawn_blocking(move || {
+            let ids: Vec<&str> = leads.iter().map(|(lead, _)| lead.visitor_id()).collect();
+            let mut fires = pipeline.last_fires(&outbox, &ids)?;
             let mut work = Vec::with_capacity(leads.len());
             for (lead, trigger) in &leads {
                 metrics
@@ -149,15 +151,15 @@ impl BigQuerySource {
                 work.push(Work {
                     lead,
                     triggers: vec![trigger.clone()],
-                    fires: pipeline.last_fires(&outbox, lead.visitor_id())?,
+                    fires: fires.remove(lead.visitor_id()).unwrap_or_default(),
                     crm: crm.get(lead.visitor_id()).cloned().unwrap_or_default(),
                 });
             }
             let mut out: HandOver = pipeline.route_all(&work, now);
             out.cursors.push(cursor);
-            let enqueued = outbox.hand_over(&out, now)?;
-            metrics.handed_over(&out.deliveries, &out.suppressed);
-            Ok(enqueued)
+            let committed = outbox.hand_over(&out, now)?;
+            metrics.handed_over(&out.deliveries, &out.suppressed, &committed.superseded);
+            Ok(committed.added)
         })
         .await?
     }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::lead::Lead;
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Seen};
+use crate::outbox::{HandOver, Outbox, Seen};
 use crate::pipeline::{Pipeline, Work};
-use crate::routing::Trigger;
+use crate::routing::{LastFire, Trigger};
 use crate::store::LeadStore;
 
 pub const SOURCE: &str = "leads";
@@ -22,28 +22,90 @@ pub struct LeadsSource {
     pub page: usize,
 }
 
-/// What one step did.
+/// What one page did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Step {
     pub leads: usize,
     pub enqueued: usize,
 }
 
+/// One page read and routed, not yet handed over.
+struct Page {
+    out: HandOver,
+    leads: usize,
+    now_ms: i64,
+}
+
+impl Page {
+    fn last_version(&self) -> i64 {
+        self.out.position.as_ref().map_or(0, |(_, p)| *p)
+    }
+}
+
 impl LeadsSource {
-    /// Reads one page of changes and hands it over. Blocking (SQLite).
-    pub fn step(&self, now_ms: i64) -> anyhow::Result<Step> {
+    /// Hands over every page of changes (blocking: SQLite), calling `handed` after each
+    /// commit. While one page is written, the next is read and routed beside it; what the
+    /// written page saw and fired is laid over the outbox's record, so the next page routes
+    /// as if the write had finished. Stops after the page in hand when `go_on` says so.
+    pub fn drain(
+        &self,
+        now_ms: impl Fn() -> i64 + Sync,
+        go_on: impl Fn() -> bool + Sync,
+        mut handed: impl FnMut(&Step),
+    ) -> anyhow::Result<()> {
         let position = self.outbox.position(SOURCE)?;
+        let mut next = self.read(position, None, now_ms())?;
+        while let Some(page) = next.take() {
+            let more = page.leads == self.page && go_on();
+            let (written, following) = std::thread::scope(|s| {
+                let writer = s.spawn(|| self.write(&page));
+                let following = if more {
+                    self.read(page.last_version(), Some(&page.out), now_ms())
+                } else {
+                    Ok(None)
+                };
+                // Writing does not panic; if it did, so should the caller.
+                (writer.join().expect("hand-over thread panicked"), following)
+            });
+            handed(&written?);
+            next = following?;
+        }
+        Ok(())
+    }
+
+    /// Reads and routes the page of changes after `position`. `pending` is the page being
+    /// written: its leads' levels and fires are newer than the outbox's.
+    fn read(
+        &self,
+        position: i64,
+        pending: Option<&HandOver>,
+        now_ms: i64,
+    ) -> anyhow::Result<Option<Page>> {
         let leads = self.store.changed_leads(position, self.page)?;
         let Some(last) = leads.last() else {
-            return Ok(Step::default());
+            return Ok(None);
         };
         let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
-        let seen = self.outbox.seen(&ids)?;
+        let mut seen = self.outbox.seen(&ids)?;
         let mut crm = self.store.crm_ids(&ids)?;
+        let mut fires = self.pipeline.last_fires(&self.outbox, &ids)?;
+        if let Some(pending) = pending {
+            // Only this page's leads are looked up; the others' entries are never read.
+            seen.extend(pending.seen.iter().map(|(v, s)| (v.clone(), *s)));
+            for f in &pending.fires {
+                fires.entry(f.visitor_id.clone()).or_default().insert(
+                    f.route.clone(),
+                    LastFire {
+                        at_ms: f.at_ms,
+                        level: f.level,
+                    },
+                );
+            }
+        }
         let mut work = Vec::with_capacity(leads.len());
         for lead in &leads {
             let previous = seen.get(lead.visitor_id()).copied();
-            let fires = self.pipeline.last_fires(&self.outbox, lead.visitor_id())?;
+            let fires = fires.remove(lead.visitor_id()).unwrap_or_default();
             let triggers = triggers(lead, previous, now_ms);
             for t in &triggers {
                 self.metrics
@@ -73,11 +135,24 @@ impl LeadsSource {
                 )
             })
             .collect();
-        let enqueued = self.outbox.hand_over(&out, now_ms)?;
-        self.metrics.handed_over(&out.deliveries, &out.suppressed);
-        Ok(Step {
+        Ok(Some(Page {
+            out,
             leads: leads.len(),
-            enqueued,
+            now_ms,
+        }))
+    }
+
+    /// Commits a page's deliveries with the source's progress.
+    fn write(&self, page: &Page) -> anyhow::Result<Step> {
+        let committed = self.outbox.hand_over(&page.out, page.now_ms)?;
+        self.metrics.handed_over(
+            &page.out.deliveries,
+            &page.out.suppressed,
+            &committed.superseded,
+        );
+        Ok(Step {
+            leads: page.leads,
+            enqueued: committed.added,
         })
     }
 }

@@ -3,7 +3,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{LeadStore, SyncRecord, Writeback};
 use crate::lead::{FieldType, Lead, FIELDS};
@@ -122,15 +122,15 @@ pub(crate) fn columns() -> String {
 }
 
 fn row_to_lead(row: &rusqlite::Row) -> rusqlite::Result<Lead> {
-    let mut object = Map::new();
-    for (i, (name, ty)) in FIELDS.iter().enumerate() {
+    let mut values = Vec::with_capacity(FIELDS.len());
+    for (i, (_, ty)) in FIELDS.iter().enumerate() {
         let value = match ty {
             FieldType::Text => row.get::<_, Option<String>>(i)?.map(Value::from),
             FieldType::Integer => row.get::<_, Option<i64>>(i)?.map(Value::from),
         };
-        object.insert(name.to_string(), value.unwrap_or(Value::Null));
+        values.push(value.unwrap_or(Value::Null));
     }
-    Ok(Lead::from_json(&object))
+    Ok(Lead::from_values(values))
 }
 
 impl LeadStore for SqliteStore {

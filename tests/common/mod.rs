@@ -35,6 +35,10 @@ pub enum Behaviour {
     Redirect,
     /// 422 until the switch is turned on, then 200.
     Switch(Arc<std::sync::atomic::AtomicBool>),
+    /// `status` to the first `n` requests of every message (by `webhook-id`), then 200.
+    FailEachThenOk(u16, usize),
+    /// `status` until the switch is turned on, then 200.
+    StatusUntil(u16, Arc<std::sync::atomic::AtomicBool>),
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +68,25 @@ struct Shared {
     hits: Arc<Mutex<Vec<Hit>>>,
 }
 
+impl Shared {
+    /// Requests seen before this one on `path` carrying this `webhook-id`.
+    fn seen_message(&self, path: &str, headers: &HeaderMap) -> usize {
+        let id = headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| {
+                h.path == path
+                    && h.headers.get("webhook-id").and_then(|v| v.to_str().ok()) == Some(id)
+            })
+            .count()
+    }
+}
+
 pub struct Receiver {
     pub base: String,
     shared: Shared,
@@ -71,6 +94,18 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(behaviours: &[(&str, Behaviour)]) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::serve(listener, behaviours)
+    }
+
+    /// A receiver on `addr` (a port reserved earlier with [`free_addr`]): one that was down and
+    /// comes up.
+    pub async fn start_at(addr: &str, behaviours: &[(&str, Behaviour)]) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        Receiver::serve(listener, behaviours)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, behaviours: &[(&str, Behaviour)]) -> Receiver {
         let shared = Shared::default();
         for (path, b) in behaviours {
             shared
@@ -82,7 +117,6 @@ impl Receiver {
         let app = Router::new()
             .route("/{path}", post(handle))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Receiver {
@@ -166,6 +200,16 @@ async fn handle(
             "{\"error\":\"missing field\"}",
         )
             .into_response(),
+        Behaviour::FailEachThenOk(status, k) if s.seen_message(&path, &headers) < k => {
+            (StatusCode::from_u16(status).unwrap(), "busy").into_response()
+        }
+        Behaviour::FailEachThenOk(..) => StatusCode::OK.into_response(),
+        Behaviour::StatusUntil(_, on) if on.load(Ordering::SeqCst) => {
+            StatusCode::OK.into_response()
+        }
+        Behaviour::StatusUntil(status, _) => {
+            (StatusCode::from_u16(status).unwrap(), "not here").into_response()
+        }
     };
     if response.status().is_success() {
         headers.insert("x-accepted", "1".parse().unwrap());
@@ -180,6 +224,12 @@ async fn handle(
     response
 }
 
+/// A loopback address nothing listens on yet (a receiver can come up there later).
+pub fn free_addr() -> String {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_oie")
 }
@@ -189,8 +239,11 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
-/// Settings that make tests quick: fast polling, short backoff, port 0.
-pub const FAST: &str = r#"
+/// Engine and source settings that make tests quick: fast polling, port 0. Ends inside
+/// `[sources.leads]`, so a test may add keys of that table.
+macro_rules! quick {
+    () => {
+        r#"
 [engine]
 log_level = "oie=debug,info"
 shutdown_timeout = "5s"
@@ -200,12 +253,23 @@ listen = "127.0.0.1:0"
 
 [sources.leads]
 interval = "100ms"
+"#
+    };
+}
 
+/// [`quick!`] with the delivery defaults.
+pub const QUICK: &str = quick!();
+
+/// Settings that make tests quick: fast polling, short backoff, port 0.
+pub const FAST: &str = concat!(
+    quick!(),
+    r#"
 [delivery]
 max_attempts = 5
 backoff_base = "100ms"
 backoff_max = "400ms"
-"#;
+"#
+);
 
 impl Workspace {
     pub fn new(config: &str) -> Workspace {
@@ -295,6 +359,22 @@ impl Workspace {
             }
         }
         out
+    }
+
+    /// `oie connectors status --json` for one connector.
+    pub fn connector_status(&self, name: &str) -> serde_json::Value {
+        let out = self.oie(&["connectors", "status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|c| c["connector"] == name)
+            .unwrap_or_else(|| panic!("no connector {name} in the status"))
     }
 
     pub fn dead_letters(&self) -> Vec<serde_json::Value> {

@@ -25,6 +25,9 @@ struct Inner {
     due: HashMap<String, Instant>,
     messages: Vec<(String, Value)>,
     rate_limited: usize,
+    /// The bot token is refused (`invalid_auth`) until then: a token being rotated.
+    refuse_until: Option<Instant>,
+    refused: usize,
 }
 
 #[derive(Clone)]
@@ -67,6 +70,16 @@ impl SlackFake {
 
     pub fn rate_limited(&self) -> usize {
         self.inner.lock().unwrap().rate_limited
+    }
+
+    /// `chat.postMessage` answers `invalid_auth` for `d` from now.
+    pub fn refuse_tokens_for(&self, d: Duration) {
+        self.inner.lock().unwrap().refuse_until = Some(Instant::now() + d);
+    }
+
+    /// Messages refused with `invalid_auth` so far.
+    pub fn refused(&self) -> usize {
+        self.inner.lock().unwrap().refused
     }
 }
 
@@ -184,8 +197,15 @@ async fn post_message(
     body: String,
 ) -> Response {
     let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
-    if headers.get("authorization").and_then(|h| h.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
+    let rotating = {
+        let mut s = inner.lock().unwrap();
+        let rotating = s.refuse_until.is_some_and(|t| Instant::now() < t);
+        s.refused += usize::from(rotating);
+        rotating
+    };
+    if rotating
+        || headers.get("authorization").and_then(|h| h.to_str().ok())
+            != Some(&format!("Bearer {TOKEN}"))
     {
         return ok(json!({"ok": false, "error": "invalid_auth"}));
     }

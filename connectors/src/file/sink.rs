@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::FileConfig;
-use crate::{Connector, Delivery, Outcome, RenderContext, RenderError, TemplateSet};
+use crate::{
+    Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError, TemplateSet,
+};
 
 /// Appends `{"id": key, "visitorId": …, "payload": …}` lines.
 pub struct FileSink {
@@ -82,7 +84,7 @@ impl Connector for FileSink {
         100
     }
 
-    async fn check(&self) -> Result<String, String> {
+    async fn check(&self) -> Result<String, Failure> {
         Ok("opened for appending".into())
     }
 
@@ -93,7 +95,7 @@ impl Connector for FileSink {
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let outcome = match self.write_all(batch) {
             Ok(()) => Outcome::Delivered { record_id: None },
-            Err(e) => Outcome::retry(format!("io: {e}")),
+            Err(e) => Outcome::failed(Reason::Transport, format!("cannot write: {e}")),
         };
         vec![outcome; batch.len()]
     }

@@ -8,8 +8,8 @@ use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, EndpointNotSet, EndpointSet, RefreshToken, TokenResponse};
 
 use super::HubSpotConfig;
-use crate::oauth::{self, Token, TokenCache, TokenError, RENEW_BEFORE};
-use crate::Secret;
+use crate::oauth::{self, Token, TokenCache, RENEW_BEFORE};
+use crate::{Failure, Secret};
 
 type OAuthClient =
     BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -70,7 +70,7 @@ impl Auth {
         &self,
         http: &reqwest::Client,
         timeout: Duration,
-    ) -> Result<Arc<Token>, TokenError> {
+    ) -> Result<Arc<Token>, Failure> {
         match self {
             Auth::Static(token) => Ok(token.clone()),
             Auth::Refresh {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::outcome::summarize_body;
-use crate::{classify_status, Outcome};
+use crate::{classify_status, Failure, Outcome, Reason};
 
 /// How a 429 says to wait.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,17 +36,22 @@ pub fn message(body: &str) -> String {
     }
 }
 
-/// The outcome shared by every input of a request HubSpot refused as a whole.
-pub fn refused(status: u16, retry_after: Option<Duration>, body: &str) -> Outcome {
+/// The failure shared by every input of a request HubSpot refused as a whole (429s aside).
+pub fn refused(status: u16, retry_after: Option<Duration>, body: &str) -> Failure {
     let detail = message(body);
     match status {
-        401 => Outcome::permanent(format!(
-            "http_401: HubSpot rejected the token ({detail}); check the private-app token or Service Key, or the OAuth app's refresh token"
+        401 => Failure::new(Reason::Auth, format!(
+            "HTTP 401: HubSpot rejected the token ({detail}); check the private-app token or Service Key, or the OAuth app's refresh token"
         )),
-        403 => Outcome::permanent(format!(
-            "http_403: the token lacks a scope ({detail}); grant crm.objects.contacts.write (and crm.objects.contacts.read for `oie connectors check`)"
+        403 => Failure::new(Reason::Auth, format!(
+            "HTTP 403: the token lacks a scope ({detail}); grant crm.objects.contacts.write (and crm.objects.contacts.read for `oie connectors check`)"
         )),
-        _ => classify_status(status, retry_after, &detail),
+        _ => match classify_status(status, retry_after, &detail) {
+            Outcome::Failed(f) => f,
+            Outcome::Delivered { .. } => {
+                Failure::new(Reason::ServerError, format!("unexpected HTTP {status}"))
+            }
+        },
     }
 }
 
@@ -71,8 +76,8 @@ fn error_ids(error: &Value) -> Vec<String> {
 
 /// One outcome per input id (lower-cased e-mails, in request order) from a 200 or 207 body:
 /// a result carrying the input's e-mail is a delivery with HubSpot's record id; an error naming
-/// it dead-letters it with HubSpot's message (or retries it, for a rate limit or server error);
-/// an input HubSpot said nothing about is retried.
+/// it is `invalid_item` with HubSpot's message (`throttled` for a rate limit, `server_error` for
+/// a 5xx); an input HubSpot said nothing about is retried as `server_error`.
 pub fn per_input(ids: &[String], body: &Value) -> Vec<Outcome> {
     let mut out: Vec<Option<Outcome>> = vec![None; ids.len()];
     let index = |email: &str| ids.iter().position(|i| i == &email.to_lowercase());
@@ -92,13 +97,14 @@ pub fn per_input(ids: &[String], body: &Value) -> Vec<Outcome> {
     let mut unnamed = Vec::new();
     for error in errors {
         let text = message(&error.to_string());
-        let retry = matches!(error["category"].as_str(), Some("RATE_LIMITS"))
-            || error["status"].as_str().is_some_and(|s| s.starts_with('5'));
-        let outcome = if retry {
-            Outcome::retry(format!("hubspot: {text}"))
+        let reason = if matches!(error["category"].as_str(), Some("RATE_LIMITS")) {
+            Reason::Throttled
+        } else if error["status"].as_str().is_some_and(|s| s.starts_with('5')) {
+            Reason::ServerError
         } else {
-            Outcome::permanent(format!("hubspot: {text}"))
+            Reason::InvalidItem
         };
+        let outcome = Outcome::failed(reason, format!("hubspot: {text}"));
         let named = error_ids(error);
         if named.is_empty() {
             unnamed.push(text);
@@ -112,8 +118,11 @@ pub fn per_input(ids: &[String], body: &Value) -> Vec<Outcome> {
     out.into_iter()
         .map(|o| {
             o.unwrap_or_else(|| match unnamed.as_slice() {
-                [] => Outcome::retry("hubspot: no result for this input"),
-                errors => Outcome::retry(format!("hubspot: {}", errors.join("; "))),
+                [] => Outcome::failed(Reason::ServerError, "hubspot: no result for this input"),
+                errors => Outcome::failed(
+                    Reason::ServerError,
+                    format!("hubspot: {}", errors.join("; ")),
+                ),
             })
         })
         .collect()

@@ -3,8 +3,9 @@
 //! rate-limit headers, and parked when the daily allocation runs out.
 //!
 //! Every answer is classified as VENDORS.md describes: 207 results are handled input by input,
-//! 429 `TEN_SECONDLY_ROLLING` waits for the window, 429 `DAILY` parks the connector until the
-//! daily reset, 401/403 dead-letter with what to fix, 5xx retry.
+//! 429 `TEN_SECONDLY_ROLLING` waits for the window (`throttled`), 429 `DAILY` parks the
+//! connector until the daily reset (`quota`), 401/403 park it with what to fix (`auth`),
+//! 5xx retry, per-input validation errors dead-letter that input.
 
 mod auth;
 mod classify;
@@ -16,3 +17,6 @@ mod window;
 
 pub use config::HubSpotConfig;
 pub use sink::HubSpot;
+
+/// How long HubSpot deliveries wait for others by default (`batch_wait`).
+pub const DEFAULT_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

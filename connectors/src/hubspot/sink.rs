@@ -1,6 +1,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -12,7 +12,9 @@ use super::window::Window;
 use super::HubSpotConfig;
 use crate::batch::Keyed;
 use crate::templates::FieldTemplates;
-use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, TemplateSet};
+use crate::{
+    http, Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError, TemplateSet,
+};
 
 /// HubSpot's batch upsert takes at most this many inputs.
 pub const MAX_BATCH: usize = 100;
@@ -94,21 +96,17 @@ impl HubSpot {
     }
 
     /// One API call, paced by the window, with one fresh token after a 401 of a refreshed
-    /// token. `Ok` carries the status and body of a 2xx (207 included); `Err` the outcome every
+    /// token. `Ok` carries the status and body of a 2xx (207 included); `Err` the failure every
     /// input of the request shares.
     async fn call(
         &self,
         method: reqwest::Method,
         url: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, String), Outcome> {
+    ) -> Result<(u16, String), Failure> {
         let mut renewed = false;
         loop {
-            let token = self
-                .auth
-                .token(&self.client, self.timeout)
-                .await
-                .map_err(|e| e.0)?;
+            let token = self.auth.token(&self.client, self.timeout).await?;
             self.window.acquire().await;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let mut request = self
@@ -122,7 +120,7 @@ impl HubSpot {
             let response = request
                 .send()
                 .await
-                .map_err(|e| http::transport_outcome(e, self.timeout))?;
+                .map_err(|e| http::transport_failure(e, self.timeout))?;
             self.window.observe(response.headers());
             let status = response.status().as_u16();
             let after = http::retry_after(response.headers());
@@ -136,19 +134,18 @@ impl HubSpot {
         }
     }
 
-    /// A 429: wait out the window, or park until the daily reset.
-    fn limited(&self, body: &str, after: Option<Duration>) -> Outcome {
+    /// A 429: wait out the window (`throttled`), or until the daily reset (`quota`, which
+    /// parks the connector).
+    fn limited(&self, body: &str, after: Option<Duration>) -> Failure {
+        let text = classify::message(body);
         match classify::limit_policy(body) {
             Limit::Daily => {
-                let wait = self.window.park_daily();
-                tracing::error!(
-                    parked_for = %humantime::format_duration(wait),
-                    "HubSpot's daily API allocation is used up (429 DAILY): the connector is parked; queued deliveries wait"
-                );
-                Outcome::Retry {
-                    reason: format!("rate_limited: {}", classify::message(body)),
-                    after: Some(wait),
-                }
+                let wait = self.window.daily_wait();
+                Failure::new(
+                    Reason::Quota,
+                    format!("HubSpot's daily API allocation is used up (429 DAILY): {text}"),
+                )
+                .after(Some(wait))
             }
             Limit::Window => {
                 let wait = self.window.throttled().max(after.unwrap_or_default());
@@ -156,10 +153,11 @@ impl HubSpot {
                     wait = ?wait,
                     "HubSpot's 10-second limit was hit (429 TEN_SECONDLY_ROLLING); pausing for one window"
                 );
-                Outcome::Retry {
-                    reason: format!("rate_limited: {}", classify::message(body)),
-                    after: Some(wait),
-                }
+                Failure::new(
+                    Reason::Throttled,
+                    format!("429 TEN_SECONDLY_ROLLING: {text}"),
+                )
+                .after(Some(wait))
             }
         }
     }
@@ -194,15 +192,12 @@ impl HubSpot {
             )
             .await
         {
-            Ok((207, body)) => Some(Outcome::retry(format!(
-                "note: some notes failed: {}",
-                classify::message(&body)
-            ))),
+            Ok((207, body)) => Some(Outcome::failed(
+                Reason::ServerError,
+                format!("note: some notes failed: {}", classify::message(&body)),
+            )),
             Ok(_) => None,
-            Err(outcome) => Some(match outcome {
-                Outcome::Permanent { reason } => Outcome::permanent(format!("note: {reason}")),
-                other => other,
-            }),
+            Err(failure) => Some(Outcome::Failed(failure.context("note"))),
         }
     }
 }
@@ -222,7 +217,12 @@ fn input(delivery: &Delivery) -> Result<(String, Input), Outcome> {
             let note = body.as_object_mut()?.remove("note");
             Some((id, Input { body, note }))
         })
-        .ok_or_else(|| Outcome::permanent("the stored payload is not a HubSpot contact input"))
+        .ok_or_else(|| {
+            Outcome::failed(
+                Reason::InvalidItem,
+                "the stored payload is not a HubSpot contact input",
+            )
+        })
 }
 
 /// Two deliveries for one e-mail: the later body wins, and a Note asked for by either is kept.
@@ -252,8 +252,14 @@ impl Connector for HubSpot {
         4
     }
 
-    fn parked_until(&self) -> Option<Instant> {
-        self.window.parked_until()
+    /// A lead's profile changes several times a minute while its visitor browses: waiting lets
+    /// the changes coalesce into one input and fills batches.
+    fn default_batch_wait(&self) -> Duration {
+        super::DEFAULT_BATCH_WAIT
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn gauges(&self) -> Vec<(&'static str, f64)> {
@@ -270,11 +276,9 @@ impl Connector for HubSpot {
             .collect()
     }
 
-    async fn check(&self) -> Result<String, String> {
+    async fn check(&self) -> Result<String, Failure> {
         let url = format!("{}/contacts?limit=1", self.objects);
-        self.call(reqwest::Method::GET, &url, None)
-            .await
-            .map_err(|o| o.reason())?;
+        self.call(reqwest::Method::GET, &url, None).await?;
         let (limit, window) = self.window.limit();
         let daily = self
             .window
@@ -327,7 +331,7 @@ impl Connector for HubSpot {
                 let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
                 classify::per_input(&ids, &parsed)
             }
-            Err(outcome) => vec![outcome; inputs.len()],
+            Err(failure) => vec![Outcome::Failed(failure); inputs.len()],
         };
         let notes: Vec<(usize, String, &Value)> = inputs
             .iter()

@@ -5,7 +5,7 @@ use oie_fakes::hubspot::{self as fake, HubSpotFake};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::{Connector, Delivery, Outcome, RenderContext, TemplateSet};
+use crate::{Connector, Delivery, Failure, Outcome, Reason, RenderContext, TemplateSet};
 
 fn lead(i: usize) -> Value {
     json!({
@@ -64,6 +64,12 @@ fn deliveries(
             attempt: 1,
         })
         .collect()
+}
+
+fn failure(outcome: &Outcome) -> &Failure {
+    outcome
+        .failure()
+        .unwrap_or_else(|| panic!("not a failure: {outcome:?}"))
 }
 
 fn delivered(outcomes: &[Outcome]) -> usize {
@@ -181,23 +187,19 @@ async fn a_207_is_handled_input_by_input() {
     let outcomes = hs.send(&batch).await;
     assert!(matches!(outcomes[0], Outcome::Delivered { .. }));
     assert!(matches!(outcomes[2], Outcome::Delivered { .. }));
-    let Outcome::Permanent { reason } = &outcomes[1] else {
-        panic!("{:?}", outcomes[1]);
-    };
+    let bad = failure(&outcomes[1]);
+    assert_eq!(bad.reason, Reason::InvalidItem);
     assert!(
-        reason.contains("VALIDATION_ERROR") && reason.contains("invalid"),
-        "{reason}"
+        bad.detail.contains("VALIDATION_ERROR") && bad.detail.contains("invalid"),
+        "{bad}"
     );
 
     let unknown = hubspot(&fake.base, json!({"properties": {"no_such_property": "x"}}));
     let batch = deliveries(&unknown, [lead(4)], "sync");
     let outcomes = unknown.send(&batch).await;
-    assert!(
-        outcomes[0].reason().contains("no_such_property"),
-        "{:?}",
-        outcomes[0]
-    );
-    assert!(matches!(outcomes[0], Outcome::Permanent { .. }));
+    let unknown = failure(&outcomes[0]);
+    assert!(unknown.detail.contains("no_such_property"), "{unknown}");
+    assert_eq!(unknown.reason, Reason::InvalidItem);
 }
 
 #[tokio::test]
@@ -248,11 +250,10 @@ async fn headers_lower_the_limit_and_a_window_429_pauses_the_connector() {
     // The portal's window shrinks under us (another app, a plan change).
     fake.set_window(1, Duration::from_millis(400));
     let outcome = hs.send(&deliveries(&hs, [lead(1)], "sync")).await.remove(0);
-    let Outcome::Retry { reason, after } = &outcome else {
-        panic!("{outcome:?}");
-    };
-    assert!(reason.starts_with("rate_limited"), "{reason}");
-    assert_eq!(*after, Some(Duration::from_millis(400)));
+    let limited = failure(&outcome);
+    assert_eq!(limited.reason, Reason::Throttled);
+    assert!(limited.detail.contains("TEN_SECONDLY_ROLLING"), "{limited}");
+    assert_eq!(limited.after, Some(Duration::from_millis(400)));
     assert_eq!(hs.window_limit(), (1, Duration::from_millis(400)));
     assert_eq!(fake.rate_limited(), (1, 0));
     // The next request waits for the window instead of meeting another 429.
@@ -262,44 +263,40 @@ async fn headers_lower_the_limit_and_a_window_429_pauses_the_connector() {
 }
 
 #[tokio::test]
-async fn a_daily_429_parks_the_connector() {
+async fn a_daily_429_is_quota_until_the_reset() {
     let fake = HubSpotFake::start().await;
     fake.set_daily(250_000, 250_000);
     let hs = hubspot(&fake.base, json!({}));
     let outcome = hs.send(&deliveries(&hs, [lead(0)], "sync")).await.remove(0);
-    let Outcome::Retry {
-        after: Some(after), ..
-    } = outcome
-    else {
-        panic!("{outcome:?}");
-    };
+    let quota = failure(&outcome);
+    assert_eq!(quota.reason, Reason::Quota);
+    let after = quota.after.expect("when to look again");
     assert!(after > Duration::ZERO && after <= Duration::from_secs(3600));
-    assert!(hs.parked_until().is_some());
     let gauges = hs.gauges();
     assert!(gauges.contains(&("daily_remaining", 0.0)), "{gauges:?}");
     assert_eq!(fake.rate_limited(), (0, 1));
 }
 
 #[tokio::test]
-async fn auth_failures_are_permanent_with_what_to_fix_and_5xx_retry() {
+async fn auth_failures_say_what_to_fix_and_5xx_retry() {
     let fake = HubSpotFake::start().await;
     std::env::set_var("OIE_TEST_HUBSPOT_BAD", "pat-wrong");
     let hs = hubspot(&fake.base, json!({"token": "${OIE_TEST_HUBSPOT_BAD}"}));
     let outcome = hs.send(&deliveries(&hs, [lead(0)], "sync")).await.remove(0);
-    let Outcome::Permanent { reason } = &outcome else {
-        panic!("{outcome:?}");
-    };
+    let auth = failure(&outcome);
+    assert_eq!(auth.reason, Reason::Auth);
     assert!(
-        reason.contains("http_401") && reason.contains("token"),
-        "{reason}"
+        auth.detail.contains("HTTP 401") && auth.detail.contains("token"),
+        "{auth}"
     );
-    assert!(!reason.contains("pat-wrong"), "the token never shows");
-    assert!(hs.check().await.unwrap_err().contains("http_401"));
+    assert!(!auth.detail.contains("pat-wrong"), "the token never shows");
+    let checked = hs.check().await.unwrap_err();
+    assert_eq!(checked.reason, Reason::Auth, "{checked}");
 
     let hs = hubspot(&fake.base, json!({}));
-    fake.fail_next(&[503]);
+    fake.fail_next(&[500]);
     let outcome = hs.send(&deliveries(&hs, [lead(0)], "sync")).await.remove(0);
-    assert_eq!(outcome.label(), "retry", "{outcome:?}");
+    assert_eq!(outcome.label(), "server_error", "{outcome:?}");
     assert!(hs.check().await.unwrap().contains("authenticated"));
 }
 
@@ -340,10 +337,12 @@ async fn oauth_tokens_are_refreshed_once_and_reused() {
     revoked["refresh_token"] = json!("${OIE_TEST_HUBSPOT_REVOKED}");
     let hs = hubspot(&fake.base, revoked);
     let outcome = hs.send(&deliveries(&hs, [lead(1)], "sync")).await.remove(0);
-    let Outcome::Permanent { reason } = &outcome else {
-        panic!("{outcome:?}");
-    };
-    assert!(reason.contains("refused the token request"), "{reason}");
+    let refused = failure(&outcome);
+    assert_eq!(refused.reason, Reason::Auth);
+    assert!(
+        refused.detail.contains("refused the token request"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

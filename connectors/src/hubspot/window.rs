@@ -1,16 +1,18 @@
 //! HubSpot's limits on this side of the wire: a rolling window of requests (100 per 10 s by
-//! default) that every call waits for, corrected by the `X-HubSpot-RateLimit-*` headers, and a
-//! daily park when the account's daily allocation is gone.
+//! default) that every call waits for, corrected by the `X-HubSpot-RateLimit-*` headers, and
+//! when to look again once the account's daily allocation is gone. Time is tokio's, so tests
+//! can pause it.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
+use tokio::time::Instant;
 
-/// After a `DAILY` 429 the connector probes again after this long, or at the next UTC midnight
-/// if that comes sooner (HubSpot resets at midnight in the account's time zone, which oie does
-/// not know): one request an hour is not hammering.
+/// After a `DAILY` 429 the connector is parked and probes again after this long, or at the next
+/// UTC midnight if that comes sooner (HubSpot resets at midnight in the account's time zone,
+/// which oie does not know): one request an hour is not hammering.
 pub const DAILY_PROBE: Duration = Duration::from_secs(3600);
 
 /// What the headers last said, for metrics.
@@ -30,7 +32,6 @@ struct State {
     sent: VecDeque<Instant>,
     /// No request before this (a 429, or `-Remaining: 0`).
     blocked_until: Option<Instant>,
-    parked_until: Option<Instant>,
     seen: Seen,
 }
 
@@ -48,7 +49,6 @@ impl Window {
                 interval,
                 sent: VecDeque::new(),
                 blocked_until: None,
-                parked_until: None,
                 seen: Seen::default(),
             }),
         }
@@ -120,20 +120,9 @@ impl Window {
         s.interval
     }
 
-    /// A `DAILY` 429: parks the connector until the next probe. Returns the wait.
-    pub fn park_daily(&self) -> Duration {
-        let wait = until_utc_midnight(SystemTime::now()).min(DAILY_PROBE);
-        let mut s = self.lock();
-        s.parked_until = Some(Instant::now() + wait);
-        wait
-    }
-
-    pub fn parked_until(&self) -> Option<Instant> {
-        let mut s = self.lock();
-        if s.parked_until.is_some_and(|t| t <= Instant::now()) {
-            s.parked_until = None;
-        }
-        s.parked_until
+    /// A `DAILY` 429: how long until the connector should try again.
+    pub fn daily_wait(&self) -> Duration {
+        until_utc_midnight(SystemTime::now()).min(DAILY_PROBE)
     }
 
     pub fn seen(&self) -> Seen {
@@ -151,4 +140,49 @@ impl Window {
 pub fn until_utc_midnight(now: SystemTime) -> Duration {
     let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     Duration::from_secs(86_400 - secs % 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn at(start: Instant) -> u128 {
+        start.elapsed().as_millis()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_admits_its_limit_then_waits_for_the_oldest_to_leave() {
+        let w = Window::new(3, Duration::from_secs(10));
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            w.acquire().await;
+            times.push(at(start));
+        }
+        assert_eq!(times, vec![0, 0, 0, 10_000, 10_000, 10_000, 20_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_and_429s_hold_the_next_request() {
+        let w = Window::new(100, Duration::from_secs(10));
+        let start = Instant::now();
+        let mut h = HeaderMap::new();
+        h.insert("x-hubspot-ratelimit-max", HeaderValue::from_static("2"));
+        h.insert(
+            "x-hubspot-ratelimit-remaining",
+            HeaderValue::from_static("0"),
+        );
+        h.insert(
+            "x-hubspot-ratelimit-interval-milliseconds",
+            HeaderValue::from_static("1000"),
+        );
+        w.observe(&h);
+        assert_eq!(w.limit(), (2, Duration::from_secs(1)));
+        w.acquire().await;
+        assert_eq!(at(start), 1_000, "remaining 0: the window is spent");
+        assert_eq!(w.throttled(), Duration::from_secs(1));
+        w.acquire().await;
+        assert_eq!(at(start), 2_000, "a 429 blocks for one window");
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use super::{auth, PubSubConfig};
-use crate::{Connector, Delivery, Outcome, RenderContext, RenderError};
+use crate::{Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError};
 
 /// A configured topic. The client is built on first use (building it is asynchronous).
 pub struct PubSub {
@@ -46,7 +46,7 @@ impl PubSub {
         })
     }
 
-    async fn client(&self) -> Result<&Publisher, Outcome> {
+    async fn client(&self) -> Result<&Publisher, Failure> {
         self.client
             .get_or_try_init(|| async {
                 let mut builder = Publisher::builder(self.topic.clone());
@@ -55,23 +55,22 @@ impl PubSub {
                 }
                 if let Some(credentials) =
                     auth::credentials(self.credentials.as_ref(), self.endpoint.as_deref())
-                        .map_err(|e| Outcome::permanent(format!("auth: {e}")))?
+                        .map_err(|e| Failure::new(Reason::Auth, e.to_string()))?
                 {
                     builder = builder.with_credentials(credentials);
                 }
-                builder
-                    .build()
-                    .await
-                    .map_err(|e| Outcome::retry(format!("pubsub: cannot build the client: {e}")))
+                builder.build().await.map_err(|e| {
+                    Failure::new(Reason::Transport, format!("cannot build the client: {e}"))
+                })
             })
             .await
     }
 
     /// The message for one delivery: the rendered body with `id` set to the idempotency key
     /// (stable across retries, so a consumer can drop a repeat).
-    pub(super) fn message(&self, d: &Delivery) -> Result<Message, Outcome> {
+    pub(super) fn message(&self, d: &Delivery) -> Result<Message, Failure> {
         let mut body: Value = serde_json::from_str(&d.payload)
-            .map_err(|_| Outcome::permanent("the stored payload is not JSON"))?;
+            .map_err(|_| Failure::new(Reason::InvalidItem, "the stored payload is not JSON"))?;
         if body.get("id").is_none_or(Value::is_null) {
             body["id"] = json!(d.key);
         }
@@ -97,18 +96,27 @@ impl PubSub {
     }
 }
 
-/// Not retrying these: the topic, the permissions or the message must change first.
-fn permanent(code: Code) -> bool {
-    matches!(
-        code,
-        Code::NotFound | Code::PermissionDenied | Code::InvalidArgument | Code::Unauthenticated
-    )
+/// The reason of a failed publish, from its gRPC status code.
+fn reason(code: Option<Code>) -> Reason {
+    match code {
+        Some(Code::NotFound) => Reason::NotFound,
+        Some(Code::PermissionDenied | Code::Unauthenticated) => Reason::Auth,
+        Some(Code::InvalidArgument | Code::FailedPrecondition) => Reason::InvalidItem,
+        Some(Code::ResourceExhausted) => Reason::Throttled,
+        Some(Code::DeadlineExceeded) => Reason::Timeout,
+        Some(Code::Unavailable) => Reason::Transport,
+        _ => Reason::ServerError,
+    }
 }
 
 #[async_trait]
 impl Connector for PubSub {
     fn kind(&self) -> &'static str {
         "pubsub"
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Publishes of one `send` are batched by the client.
@@ -133,7 +141,7 @@ impl Connector for PubSub {
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let client = match self.client().await {
             Ok(c) => c,
-            Err(outcome) => return vec![outcome; batch.len()],
+            Err(failure) => return vec![Outcome::Failed(failure); batch.len()],
         };
         let mut pending = Vec::with_capacity(batch.len());
         for d in batch {
@@ -141,34 +149,39 @@ impl Connector for PubSub {
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         for (d, p) in batch.iter().zip(pending) {
-            let outcome = match p {
-                Err(outcome) => outcome,
+            let failure = match p {
+                Err(failure) => failure,
                 Ok(future) => match tokio::time::timeout(self.timeout, future).await {
-                    Ok(Ok(_id)) => Outcome::Delivered { record_id: None },
-                    Ok(Err(google_cloud_pubsub::error::PublishError::Rpc(e))) => {
-                        let code = e.status().map(|s| s.code);
-                        if self.ordering {
-                            client.resume_publish(d.visitor_id.clone());
-                        }
-                        match code {
-                            Some(code) if permanent(code) => Outcome::permanent(format!(
-                                "pubsub: {code:?}: {e}; check the topic and the publisher's permissions"
-                            )),
-                            _ => Outcome::retry(format!("pubsub: {e}")),
-                        }
+                    Ok(Ok(_id)) => {
+                        outcomes.push(Outcome::Delivered { record_id: None });
+                        continue;
                     }
                     Ok(Err(e)) => {
                         if self.ordering {
                             client.resume_publish(d.visitor_id.clone());
                         }
-                        Outcome::retry(format!("pubsub: {e}"))
+                        let code = match &e {
+                            google_cloud_pubsub::error::PublishError::Rpc(e) => {
+                                e.status().map(|s| s.code)
+                            }
+                            _ => None,
+                        };
+                        let reason = reason(code);
+                        let hint = match reason {
+                            Reason::NotFound | Reason::Auth => {
+                                "; check the topic and the publisher's permissions"
+                            }
+                            _ => "",
+                        };
+                        Failure::new(reason, format!("pubsub: {e}{hint}"))
                     }
-                    Err(_) => {
-                        Outcome::retry(format!("timeout: no answer within {:?}", self.timeout))
-                    }
+                    Err(_) => Failure::new(
+                        Reason::Timeout,
+                        format!("no answer within {:?}", self.timeout),
+                    ),
                 },
             };
-            outcomes.push(outcome);
+            outcomes.push(Outcome::Failed(failure));
         }
         outcomes
     }

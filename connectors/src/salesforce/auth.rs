@@ -17,8 +17,8 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 
 use super::SalesforceConfig;
-use crate::oauth::{self, Token, TokenCache, TokenError};
-use crate::{Outcome, Secret};
+use crate::oauth::{self, Token, TokenCache};
+use crate::{Failure, Reason, Secret};
 
 /// The assertion's lifetime: Salesforce accepts at most 3 minutes.
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(170);
@@ -136,7 +136,7 @@ impl Auth {
         &self,
         http: &reqwest::Client,
         timeout: Duration,
-    ) -> Result<Arc<Token>, TokenError> {
+    ) -> Result<Arc<Token>, Failure> {
         self.cache.get(|| self.mint(http, timeout)).await
     }
 
@@ -150,7 +150,7 @@ impl Auth {
         self.cache.mints()
     }
 
-    async fn mint(&self, http: &reqwest::Client, timeout: Duration) -> Result<Token, TokenError> {
+    async fn mint(&self, http: &reqwest::Client, timeout: Duration) -> Result<Token, Failure> {
         let response = match &self.flow {
             Flow::Jwt {
                 token_url,
@@ -192,7 +192,7 @@ async fn jwt_bearer(
     username: &str,
     audience: &str,
     key: &EncodingKey,
-) -> Result<SfTokenResponse, TokenError> {
+) -> Result<SfTokenResponse, Failure> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -202,12 +202,8 @@ async fn jwt_bearer(
         aud: audience,
         exp: (now + ASSERTION_LIFETIME).as_secs(),
     };
-    let assertion =
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key).map_err(|e| {
-            TokenError(Outcome::permanent(format!(
-                "auth: cannot sign the JWT: {e}"
-            )))
-        })?;
+    let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
+        .map_err(|e| Failure::new(Reason::Auth, format!("cannot sign the JWT: {e}")))?;
     let response = http
         .post(token_url)
         .form(&[
@@ -217,21 +213,27 @@ async fn jwt_bearer(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| TokenError(crate::http::transport_outcome(e, timeout)))?;
+        .map_err(|e| crate::http::transport_failure(e, timeout))?;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     if status == 200 {
         return serde_json::from_str(&body).map_err(|e| {
-            TokenError(Outcome::retry(format!(
-                "auth: unreadable token response: {e}"
-            )))
+            Failure::new(
+                Reason::ServerError,
+                format!("unreadable token response: {e}"),
+            )
         });
     }
     let refusal: Option<BasicErrorResponse> = serde_json::from_str(&body).ok();
-    Err(TokenError(match (status, refusal) {
-        (400..=499, Some(e)) => Outcome::permanent(format!(
-            "auth: Salesforce refused the JWT bearer token request: {e}; check client_id, username, the uploaded certificate and that the user is pre-authorized for the app"
+    Err(match (status, refusal) {
+        (400..=499, Some(e)) => Failure::new(Reason::Auth, format!(
+            "Salesforce refused the JWT bearer token request: {e}; check client_id, username, the uploaded certificate and that the user is pre-authorized for the app"
         )),
-        _ => crate::classify_status(status, None, &body),
-    }))
+        _ => match crate::classify_status(status, None, &body) {
+            crate::Outcome::Failed(f) => f.context("token request"),
+            crate::Outcome::Delivered { .. } => {
+                Failure::new(Reason::ServerError, format!("token request: HTTP {status}"))
+            }
+        },
+    })
 }

@@ -4,14 +4,10 @@
 use serde_json::Value;
 
 use crate::outcome::summarize_body;
-use crate::{classify_status, Outcome};
+use crate::{classify_status, Failure, Outcome, Reason};
 
-/// Codes worth another attempt.
-const RETRY_CODES: &[&str] = &[
-    "UNABLE_TO_LOCK_ROW",
-    "REQUEST_LIMIT_EXCEEDED",
-    "SERVER_UNAVAILABLE",
-];
+/// Codes that ask to come back later.
+const THROTTLE_CODES: &[&str] = &["REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"];
 
 /// Codes that mean several records carry the same external id: a data problem to fix in
 /// Salesforce, never retried.
@@ -68,22 +64,29 @@ pub fn errors(body: &str) -> Vec<SfError> {
 /// The outcome of one record from its errors.
 fn record_outcome(errors: &[SfError], external_id: &str) -> Outcome {
     let Some(first) = errors.first() else {
-        return Outcome::retry("salesforce: the record failed without an error");
+        return Outcome::failed(
+            Reason::ServerError,
+            "salesforce: the record failed without an error",
+        );
     };
     let text = errors
         .iter()
         .map(SfError::describe)
         .collect::<Vec<_>>()
         .join("; ");
-    if SEVERAL_MATCH_CODES.contains(&first.code.as_str()) {
-        return Outcome::permanent(format!(
-            "several_records: more than one Salesforce record has this {external_id}; merge them ({text})"
+    let code = first.code.as_str();
+    if SEVERAL_MATCH_CODES.contains(&code) {
+        return Outcome::failed(Reason::InvalidItem, format!(
+            "several records: more than one Salesforce record has this {external_id}; merge them ({text})"
         ));
     }
-    if RETRY_CODES.contains(&first.code.as_str()) {
-        return Outcome::retry(format!("salesforce: {text}"));
-    }
-    Outcome::permanent(format!("salesforce: {text}"))
+    let reason = match code {
+        // Another transaction holds the record: the same record goes through a moment later.
+        "UNABLE_TO_LOCK_ROW" => Reason::ServerError,
+        c if THROTTLE_CODES.contains(&c) => Reason::Throttled,
+        _ => Reason::InvalidItem,
+    };
+    Outcome::failed(reason, format!("salesforce: {text}"))
 }
 
 /// One outcome per record, from a collection upsert's results (in request order).
@@ -101,7 +104,7 @@ pub fn per_record(body: &str, count: usize, external_id: &str) -> Vec<Outcome> {
                     .unwrap_or_default();
                 record_outcome(&errors, external_id)
             }
-            None => Outcome::retry("salesforce: no result for this record"),
+            None => Outcome::failed(Reason::ServerError, "salesforce: no result for this record"),
         })
         .collect()
 }
@@ -127,16 +130,32 @@ pub fn refused(status: u16, body: &str, external_id: &str) -> Refusal {
                 .any(|e| e.message.contains("TotalRequests"));
             Refusal::Limit { daily, text }
         }
-        (300, _) => Refusal::Final(Outcome::permanent(format!(
-            "several_records: more than one Salesforce record matches this {external_id}; merge them (HTTP 300)"
+        (300, _) => Refusal::Final(Failure::new(Reason::InvalidItem, format!(
+            "several records: more than one Salesforce record matches this {external_id}; merge them (HTTP 300)"
         ))),
         (_, "UNABLE_TO_LOCK_ROW") => {
-            Refusal::Final(Outcome::retry(format!("salesforce: {text}")))
+            Refusal::Final(Failure::new(Reason::ServerError, format!("salesforce: {text}")))
         }
-        (400..=499, _) if !errors.is_empty() => {
-            Refusal::Final(Outcome::permanent(format!("salesforce: http_{status}: {text}")))
-        }
-        _ => Refusal::Final(classify_status(status, None, &text)),
+        // The user lacks a permission, or the API is off for the org: no record gets through.
+        (403, _) => Refusal::Final(Failure::new(
+            Reason::Auth,
+            format!("salesforce: HTTP 403: {text}; check the integration user's permission set"),
+        )),
+        // The object or the API version does not exist.
+        (404, _) => Refusal::Final(Failure::new(
+            Reason::NotFound,
+            format!("salesforce: HTTP 404: {text}; check `object` and `api_version`"),
+        )),
+        (400..=499, _) if !errors.is_empty() => Refusal::Final(Failure::new(
+            Reason::InvalidItem,
+            format!("salesforce: HTTP {status}: {text}"),
+        )),
+        _ => Refusal::Final(match classify_status(status, None, &text) {
+            Outcome::Failed(f) => f.context("salesforce"),
+            Outcome::Delivered { .. } => {
+                Failure::new(Reason::ServerError, format!("salesforce: unexpected HTTP {status}"))
+            }
+        }),
     }
 }
 
@@ -147,6 +166,6 @@ pub enum Refusal {
     Session(String),
     /// `REQUEST_LIMIT_EXCEEDED`: the daily allocation (park) or concurrent requests (back off).
     Limit { daily: bool, text: String },
-    /// Every record shares this outcome.
-    Final(Outcome),
+    /// Every record shares this failure.
+    Final(Failure),
 }

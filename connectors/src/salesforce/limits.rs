@@ -1,13 +1,15 @@
 //! The org's daily API allocation as `Sforce-Limit-Info` reports it on every answer: exported,
-//! used to space calls when little is left, and to park the connector when nothing is.
+//! used to space calls when little is left, and to tell a used-up allocation from too many
+//! concurrent requests. Time is tokio's, so tests can pause it.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
+use tokio::time::Instant;
 
-/// After `REQUEST_LIMIT_EXCEEDED` for the daily allocation, probe again after this long (the
-/// allocation is a rolling 24 hours, so room comes back gradually).
+/// After `REQUEST_LIMIT_EXCEEDED` for the daily allocation, the connector is parked and probes
+/// again after this long (the allocation is a rolling 24 hours, so room comes back gradually).
 pub const DAILY_PROBE: Duration = Duration::from_secs(15 * 60);
 
 /// The longest gap the headroom pacing puts between two calls.
@@ -38,7 +40,6 @@ pub fn spacing(used: u64, limit: u64, headroom: f64) -> Option<Duration> {
 struct State {
     usage: Option<(u64, u64)>,
     next_call: Option<Instant>,
-    parked_until: Option<Instant>,
 }
 
 pub struct Limits {
@@ -65,16 +66,7 @@ impl Limits {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_limit_info);
         if let Some(usage) = usage {
-            let mut s = self.lock();
-            s.usage = Some(usage);
-            if usage.0 < usage.1 && s.parked_until.is_some() {
-                tracing::info!(
-                    used = usage.0,
-                    limit = usage.1,
-                    "Salesforce reports API room again; the connector resumes"
-                );
-                s.parked_until = None;
-            }
+            self.lock().usage = Some(usage);
         }
     }
 
@@ -100,21 +92,45 @@ impl Limits {
         self.lock().usage.is_some_and(|(u, l)| u >= l)
     }
 
-    /// The daily allocation is gone: park until the next probe. Returns the wait.
-    pub fn park(&self) -> Duration {
-        self.lock().parked_until = Some(Instant::now() + DAILY_PROBE);
-        DAILY_PROBE
-    }
-
-    pub fn parked_until(&self) -> Option<Instant> {
-        let mut s = self.lock();
-        if s.parked_until.is_some_and(|t| t <= Instant::now()) {
-            s.parked_until = None;
-        }
-        s.parked_until
-    }
-
     pub fn usage(&self) -> Option<(u64, u64)> {
         self.lock().usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[tokio::test(start_paused = true)]
+    async fn below_the_headroom_calls_are_spaced_so_the_rest_lasts_a_day() {
+        let limits = Limits::new(0.10);
+        let start = Instant::now();
+        limits.pace().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "no usage known: no pacing");
+        let mut h = HeaderMap::new();
+        // 86,400 calls left would be one a second; 100 left of 100,000 is one per 864 s,
+        // capped at 15 minutes.
+        h.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=99000/100000"),
+        );
+        limits.observe(&h);
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            limits.pace().await;
+            times.push(start.elapsed().as_millis());
+        }
+        assert_eq!(
+            times,
+            vec![0, 86_400, 172_800],
+            "86,400 s / 1,000 calls left"
+        );
+        h.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=100000/100000"),
+        );
+        limits.observe(&h);
+        assert!(limits.exhausted());
     }
 }

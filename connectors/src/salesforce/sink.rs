@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
@@ -8,11 +8,13 @@ use serde_json::{json, Map, Value};
 use super::auth::Auth;
 use super::classify::{self, Refusal};
 use super::config::DEFAULT_FIELDS;
-use super::limits::Limits;
+use super::limits::{Limits, DAILY_PROBE};
 use super::SalesforceConfig;
 use crate::batch::Keyed;
 use crate::templates::FieldTemplates;
-use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, Secret};
+use crate::{
+    http, Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError, Secret,
+};
 
 /// sObject Collections take at most this many records per call.
 pub const MAX_BATCH: usize = 200;
@@ -109,20 +111,16 @@ impl Salesforce {
     }
 
     /// One data call to `path` under the instance URL. A 401 mints a new token and tries once
-    /// more. `Ok` is the body of a 200; `Err` the outcome every record of the call shares.
+    /// more. `Ok` is the body of a 200; `Err` the failure every record of the call shares.
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<String, Outcome> {
+    ) -> Result<String, Failure> {
         let mut renewed = false;
         loop {
-            let token = self
-                .auth
-                .token(&self.client, self.timeout)
-                .await
-                .map_err(|e| e.0)?;
+            let token = self.auth.token(&self.client, self.timeout).await?;
             let instance = token.instance_url.as_deref().unwrap_or_default();
             self.limits.pace().await;
             self.calls.fetch_add(1, Ordering::Relaxed);
@@ -137,7 +135,7 @@ impl Salesforce {
             let response = request
                 .send()
                 .await
-                .map_err(|e| http::transport_outcome(e, self.timeout))?;
+                .map_err(|e| http::transport_failure(e, self.timeout))?;
             self.limits.observe(response.headers());
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();
@@ -151,24 +149,23 @@ impl Salesforce {
                     renewed = true;
                 }
                 Refusal::Session(text) => {
-                    return Err(Outcome::permanent(format!(
-                        "http_401: Salesforce refused a new token too ({text}); check the app's policies and the user's permission set"
+                    return Err(Failure::new(Reason::Auth, format!(
+                        "HTTP 401: Salesforce refused a new token too ({text}); check the app's policies and the user's permission set"
                     )))
                 }
                 Refusal::Limit { daily, text } if daily || self.limits.exhausted() => {
-                    let wait = self.limits.park();
-                    tracing::error!(
-                        parked_for = %humantime::format_duration(wait),
-                        "Salesforce's daily API allocation is used up (REQUEST_LIMIT_EXCEEDED): the connector is parked; queued deliveries wait"
-                    );
-                    return Err(Outcome::Retry {
-                        reason: format!("daily_limit: {text}"),
-                        after: Some(wait),
-                    });
+                    return Err(Failure::new(
+                        Reason::Quota,
+                        format!("Salesforce's daily API allocation is used up: {text}"),
+                    )
+                    .after(Some(DAILY_PROBE)));
                 }
                 Refusal::Limit { text, .. } => {
                     tracing::warn!("Salesforce refused a call for too many concurrent requests; backing off");
-                    return Err(Outcome::retry(format!("concurrent_limit: {text}")));
+                    return Err(Failure::new(
+                        Reason::Throttled,
+                        format!("too many concurrent requests: {text}"),
+                    ));
                 }
                 Refusal::Final(outcome) => return Err(outcome),
             }
@@ -195,8 +192,14 @@ impl Connector for Salesforce {
         2
     }
 
-    fn parked_until(&self) -> Option<Instant> {
-        self.limits.parked_until()
+    /// A lead's profile changes several times a minute while its visitor browses: waiting lets
+    /// the changes coalesce into one record and fills collections.
+    fn default_batch_wait(&self) -> Duration {
+        super::DEFAULT_BATCH_WAIT
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn gauges(&self) -> Vec<(&'static str, f64)> {
@@ -206,15 +209,12 @@ impl Connector for Salesforce {
         }
     }
 
-    async fn check(&self) -> Result<String, String> {
+    async fn check(&self) -> Result<String, Failure> {
         let path = format!(
             "/services/data/{}/sobjects/{}/describe",
             self.version, self.object
         );
-        let body = self
-            .call(reqwest::Method::GET, &path, None)
-            .await
-            .map_err(|o| o.reason())?;
+        let body = self.call(reqwest::Method::GET, &path, None).await?;
         let described: Value = serde_json::from_str(&body).unwrap_or_default();
         let known: HashMap<&str, &Value> = described["fields"]
             .as_array()
@@ -234,18 +234,24 @@ impl Connector for Salesforce {
         match known.get(self.external_id.as_str()) {
             None => missing.insert(0, &self.external_id),
             Some(f) if f["externalId"] != Value::Bool(true) => {
-                return Err(format!(
-                    "{}.{} exists but is not marked External ID",
-                    self.object, self.external_id
+                return Err(Failure::new(
+                    Reason::InvalidItem,
+                    format!(
+                        "{}.{} exists but is not marked External ID",
+                        self.object, self.external_id
+                    ),
                 ))
             }
             Some(_) => {}
         }
         if !missing.is_empty() {
-            return Err(format!(
-                "{} has no field {}; create it (see the README)",
-                self.object,
-                missing.join(", ")
+            return Err(Failure::new(
+                Reason::InvalidItem,
+                format!(
+                    "{} has no field {}; create it (see the README)",
+                    self.object,
+                    missing.join(", ")
+                ),
             ));
         }
         let usage = self
@@ -276,7 +282,10 @@ impl Connector for Salesforce {
             batch,
             |d| {
                 let record = serde_json::from_str::<Value>(&d.payload).map_err(|_| {
-                    Outcome::permanent("the stored payload is not a Salesforce record")
+                    Outcome::failed(
+                        Reason::InvalidItem,
+                        "the stored payload is not a Salesforce record",
+                    )
                 })?;
                 let visitor = record[&self.external_id]
                     .as_str()
@@ -297,7 +306,7 @@ impl Connector for Salesforce {
         let body = json!({"allOrNone": false, "records": records});
         let results = match self.call(reqwest::Method::PATCH, &path, Some(&body)).await {
             Ok(text) => classify::per_record(&text, records.len(), &self.external_id),
-            Err(outcome) => vec![outcome; records.len()],
+            Err(failure) => vec![Outcome::Failed(failure); records.len()],
         };
         keyed.finish(results, "salesforce")
     }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::limits::spacing;
 use super::*;
-use crate::{Connector, Delivery, Outcome, RenderContext, Secret};
+use crate::{Connector, Delivery, Failure, Outcome, Reason, RenderContext, Secret};
 
 fn lead(i: usize) -> Value {
     json!({
@@ -60,6 +60,12 @@ fn deliveries(sf: &Salesforce, leads: impl IntoIterator<Item = Value>) -> Vec<De
             attempt: 1,
         })
         .collect()
+}
+
+fn failure(outcome: &Outcome) -> &Failure {
+    outcome
+        .failure()
+        .unwrap_or_else(|| panic!("not a failure: {outcome:?}"))
 }
 
 fn delivered(outcomes: &[Outcome]) -> usize {
@@ -137,21 +143,21 @@ async fn per_record_errors_map_to_their_deliveries() {
     let batch = deliveries(&sf, [lead(0), lead(1), lead(2), no_last_name]);
     let outcomes = sf.send(&batch).await;
     assert!(matches!(outcomes[0], Outcome::Delivered { .. }));
-    assert_eq!(outcomes[1].label(), "retry", "{:?}", outcomes[1]);
-    assert!(outcomes[1].reason().contains("UNABLE_TO_LOCK_ROW"));
-    let Outcome::Permanent { reason } = &outcomes[2] else {
-        panic!("{:?}", outcomes[2]);
-    };
+    let locked = failure(&outcomes[1]);
+    assert_eq!(locked.reason, Reason::ServerError, "{locked}");
+    assert!(locked.detail.contains("UNABLE_TO_LOCK_ROW"));
+    let several = failure(&outcomes[2]);
+    assert_eq!(several.reason, Reason::InvalidItem);
     assert!(
-        reason.starts_with("several_records") && reason.contains("merge"),
-        "{reason}"
+        several.detail.starts_with("several records") && several.detail.contains("merge"),
+        "{several}"
     );
-    let Outcome::Permanent { reason } = &outcomes[3] else {
-        panic!("{:?}", outcomes[3]);
-    };
+    let missing = failure(&outcomes[3]);
+    assert_eq!(missing.reason, Reason::InvalidItem);
     assert!(
-        reason.contains("REQUIRED_FIELD_MISSING") && reason.contains("fields: LastName"),
-        "{reason}"
+        missing.detail.contains("REQUIRED_FIELD_MISSING")
+            && missing.detail.contains("fields: LastName"),
+        "{missing}"
     );
     // The locked row goes through on the retry.
     let outcomes = sf.send(&batch[1..2]).await;
@@ -162,9 +168,12 @@ async fn per_record_errors_map_to_their_deliveries() {
         .send(&deliveries(&unknown, [lead(5)]))
         .await
         .remove(0);
-    assert!(outcome.reason().contains("INVALID_FIELD"), "{outcome:?}");
+    assert!(
+        failure(&outcome).detail.contains("INVALID_FIELD"),
+        "{outcome:?}"
+    );
     let err = unknown.check().await.unwrap_err();
-    assert!(err.contains("No_Such__c"), "{err}");
+    assert!(err.detail.contains("No_Such__c"), "{err}");
     assert!(sf.check().await.unwrap().contains("OIE_Visitor_Id__c"));
 }
 
@@ -193,27 +202,27 @@ async fn the_jwt_is_verified_and_refusals_say_what_to_check() {
         .send(&deliveries(&wrong_key, [lead(0)]))
         .await
         .remove(0);
-    let Outcome::Permanent { reason } = &outcome else {
-        panic!("{outcome:?}");
-    };
-    assert!(reason.contains("invalid_grant"), "{reason}");
+    let refused = failure(&outcome);
+    assert_eq!(refused.reason, Reason::Auth);
+    assert!(refused.detail.contains("invalid_grant"), "{refused}");
     let other_user = jwt(&fake, json!({"username": "someone@else.example"}));
     let outcome = other_user
         .send(&deliveries(&other_user, [lead(0)]))
         .await
         .remove(0);
-    assert!(outcome.reason().contains("approved"), "{outcome:?}");
+    assert!(failure(&outcome).detail.contains("approved"), "{outcome:?}");
     assert!(fake.records().is_empty());
     let wrong_audience = jwt(&fake, json!({"audience": "https://login.salesforce.com"}));
     assert!(wrong_audience
         .check()
         .await
         .unwrap_err()
+        .detail
         .contains("invalid_grant"));
 }
 
 #[tokio::test]
-async fn client_credentials_work_and_a_wrong_secret_is_permanent() {
+async fn client_credentials_work_and_a_wrong_secret_is_an_auth_failure() {
     let fake = SalesforceFake::start_with_test_key().await;
     std::env::set_var("OIE_TEST_SF_SECRET", fake::CLIENT_SECRET);
     std::env::set_var("OIE_TEST_SF_WRONG", "nope");
@@ -229,38 +238,36 @@ async fn client_credentials_work_and_a_wrong_secret_is_permanent() {
     assert_eq!(delivered(&sf.send(&deliveries(&sf, [lead(0)])).await), 1);
     let bad = cc("${OIE_TEST_SF_WRONG}");
     let outcome = bad.send(&deliveries(&bad, [lead(1)])).await.remove(0);
-    let Outcome::Permanent { reason } = &outcome else {
-        panic!("{outcome:?}");
-    };
+    let refused = failure(&outcome);
+    assert_eq!(refused.reason, Reason::Auth);
     assert!(
-        reason.contains("invalid_client") && !reason.contains("nope"),
-        "{reason}"
+        refused.detail.contains("invalid_client") && !refused.detail.contains("nope"),
+        "{refused}"
     );
 }
 
 #[tokio::test]
-async fn request_limit_exceeded_parks_for_the_daily_allocation_and_backs_off_otherwise() {
+async fn request_limit_exceeded_is_quota_for_the_daily_allocation_and_a_throttle_otherwise() {
     let fake = SalesforceFake::start_with_test_key().await;
     let sf = jwt(&fake, json!({}));
     fake.concurrent_limit(1);
     let outcome = sf.send(&deliveries(&sf, [lead(0)])).await.remove(0);
-    let Outcome::Retry { reason, after } = &outcome else {
-        panic!("{outcome:?}");
-    };
+    let concurrent = failure(&outcome);
+    assert_eq!(concurrent.reason, Reason::Throttled, "{concurrent}");
     assert!(
-        reason.starts_with("concurrent_limit") && after.is_none(),
-        "{reason}"
+        concurrent
+            .detail
+            .starts_with("too many concurrent requests")
+            && concurrent.after.is_none(),
+        "{concurrent}"
     );
-    assert!(sf.parked_until().is_none());
 
     fake.set_usage(15_000, 15_000);
     let outcome = sf.send(&deliveries(&sf, [lead(0)])).await.remove(0);
-    let Outcome::Retry { reason, after } = &outcome else {
-        panic!("{outcome:?}");
-    };
-    assert!(reason.starts_with("daily_limit"), "{reason}");
-    assert_eq!(*after, Some(Duration::from_secs(15 * 60)));
-    assert!(sf.parked_until().is_some());
+    let daily = failure(&outcome);
+    assert_eq!(daily.reason, Reason::Quota, "{daily}");
+    assert!(daily.detail.contains("daily API allocation"), "{daily}");
+    assert_eq!(daily.after, Some(Duration::from_secs(15 * 60)));
 }
 
 #[test]

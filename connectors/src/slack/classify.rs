@@ -3,46 +3,52 @@
 
 use std::time::Duration;
 
-use crate::Outcome;
+use crate::{classify_status, Failure, Reason};
 
 /// An answer that is not plain success.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
-    Outcome(Outcome),
+    Failed(Failure),
     /// Slack refused the blocks: send the `text` alone, once.
     InvalidBlocks,
 }
 
-/// Classifies an error code (incoming-webhook body or `chat.postMessage` `error`).
+/// Classifies an error code (incoming-webhook body or `chat.postMessage` `error`): rate limits
+/// throttle; Slack's own failures retry; a refused token, a channel the app cannot post to, a
+/// revoked webhook or an archived channel park the connector (every message would fail); a
+/// message Slack cannot take dead-letters that message.
 pub fn error_code(code: &str, status: u16, retry_after: Option<Duration>) -> Answer {
     let code = code.trim();
-    match code {
-        "invalid_blocks" | "invalid_blocks_format" => Answer::InvalidBlocks,
-        "ratelimited" | "rate_limited" => retry(code, status, retry_after),
-        "internal_error"
-        | "fatal_error"
-        | "service_unavailable"
-        | "request_timeout"
-        | "rollup_error" => retry(code, status, retry_after),
-        _ if status == 429 || status >= 500 => retry(code, status, retry_after),
-        _ => Answer::Outcome(Outcome::permanent(format!(
-            "{}: {}",
-            label(code, status),
-            hint(code)
-        ))),
-    }
-}
-
-fn retry(code: &str, status: u16, after: Option<Duration>) -> Answer {
-    Answer::Outcome(Outcome::Retry {
-        reason: label(code, status),
-        after,
-    })
+    let reason = match code {
+        "invalid_blocks" | "invalid_blocks_format" => return Answer::InvalidBlocks,
+        "ratelimited" | "rate_limited" | "service_unavailable" => Reason::Throttled,
+        "request_timeout" => Reason::Timeout,
+        "internal_error" | "fatal_error" | "rollup_error" if retry_after.is_some() => {
+            Reason::Throttled
+        }
+        "internal_error" | "fatal_error" | "rollup_error" => Reason::ServerError,
+        "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive"
+        | "missing_scope" | "not_in_channel" | "action_prohibited" | "restricted_action" => {
+            Reason::Auth
+        }
+        "channel_not_found" | "no_service" | "team_not_found" => Reason::NotFound,
+        "is_archived" | "channel_is_archived" => Reason::Gone,
+        "msg_too_long" | "invalid_payload" | "no_text" | "too_many_attachments" => {
+            Reason::InvalidItem
+        }
+        // An unknown code: what its status says; on chat.postMessage (HTTP 200), this message.
+        _ => match classify_status(status, retry_after, "").failure() {
+            Some(f) => f.reason,
+            None => Reason::InvalidItem,
+        },
+    };
+    let detail = format!("{}: {}", label(code, status), hint(code));
+    Answer::Failed(Failure::new(reason, detail).after(retry_after))
 }
 
 fn label(code: &str, status: u16) -> String {
     if code.is_empty() {
-        format!("slack http_{status}")
+        format!("slack HTTP {status}")
     } else {
         format!("slack {code} (HTTP {status})")
     }
@@ -60,6 +66,10 @@ fn hint(code: &str) -> &'static str {
         "action_prohibited" => "an admin restricted posting to this channel",
         "msg_too_long" => "the message is too long; shorten the template",
         "invalid_payload" => "Slack could not parse the message; check the template",
+        "ratelimited" | "rate_limited" => "Slack asked to slow down; retrying after Retry-After",
+        "internal_error" | "fatal_error" | "rollup_error" | "service_unavailable" | "request_timeout" => {
+            "a failure on Slack's side; retrying"
+        }
         _ => "see https://api.slack.com/methods/chat.postMessage#errors",
     }
 }
@@ -68,49 +78,56 @@ fn hint(code: &str) -> &'static str {
 mod tests {
     use super::*;
 
+    fn reason(code: &str, status: u16) -> Reason {
+        match error_code(code, status, None) {
+            Answer::Failed(f) => f.reason,
+            Answer::InvalidBlocks => panic!("{code}: invalid blocks"),
+        }
+    }
+
     #[test]
     fn every_documented_code_is_classified() {
-        let permanent = [
-            "channel_not_found",
-            "is_archived",
-            "channel_is_archived",
-            "no_service",
-            "invalid_auth",
-            "token_revoked",
-            "missing_scope",
-            "not_in_channel",
-            "msg_too_long",
-            "action_prohibited",
-            "invalid_payload",
+        let cases = [
+            ("channel_not_found", 200, Reason::NotFound),
+            ("channel_not_found", 404, Reason::NotFound),
+            ("no_service", 404, Reason::NotFound),
+            ("is_archived", 200, Reason::Gone),
+            ("channel_is_archived", 410, Reason::Gone),
+            ("invalid_auth", 200, Reason::Auth),
+            ("token_revoked", 200, Reason::Auth),
+            ("account_inactive", 200, Reason::Auth),
+            ("missing_scope", 200, Reason::Auth),
+            ("not_in_channel", 200, Reason::Auth),
+            ("action_prohibited", 403, Reason::Auth),
+            ("msg_too_long", 200, Reason::InvalidItem),
+            ("invalid_payload", 400, Reason::InvalidItem),
+            ("ratelimited", 429, Reason::Throttled),
+            ("internal_error", 200, Reason::ServerError),
+            ("rollup_error", 500, Reason::ServerError),
+            ("", 503, Reason::Throttled),
+            ("", 500, Reason::ServerError),
+            ("something_new", 200, Reason::InvalidItem),
         ];
-        for code in permanent {
-            let Answer::Outcome(Outcome::Permanent { reason }) = error_code(code, 200, None) else {
-                panic!("{code} should be permanent");
-            };
-            assert!(reason.starts_with(&format!("slack {code}")), "{reason}");
+        for (code, status, expected) in cases {
+            assert_eq!(reason(code, status), expected, "{code} {status}");
         }
-        assert!(matches!(error_code("not_in_channel", 200, None),
-            Answer::Outcome(Outcome::Permanent { reason }) if reason.contains("/invite")));
-        for (code, status) in [
-            ("ratelimited", 429),
-            ("internal_error", 200),
-            ("rollup_error", 500),
-            ("", 503),
-        ] {
-            assert!(
-                matches!(
-                    error_code(code, status, None),
-                    Answer::Outcome(Outcome::Retry { .. })
-                ),
-                "{code}"
-            );
-        }
+        let Answer::Failed(f) = error_code("not_in_channel", 200, None) else {
+            panic!("not_in_channel is a failure")
+        };
+        assert!(
+            f.detail.starts_with("slack not_in_channel (HTTP 200)"),
+            "{f}"
+        );
+        assert!(f.detail.contains("/invite"), "{f}");
         assert_eq!(
             error_code("ratelimited", 429, Some(Duration::from_secs(3))),
-            Answer::Outcome(Outcome::Retry {
-                reason: "slack ratelimited (HTTP 429)".into(),
-                after: Some(Duration::from_secs(3))
-            })
+            Answer::Failed(
+                Failure::new(
+                    Reason::Throttled,
+                    "slack ratelimited (HTTP 429): Slack asked to slow down; retrying after Retry-After"
+                )
+                .after(Some(Duration::from_secs(3)))
+            )
         );
         assert_eq!(
             error_code("invalid_blocks", 200, None),

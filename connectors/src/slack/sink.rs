@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 
 use super::classify::{error_code, Answer};
 use super::{enforce_limits, SlackConfig, DIGEST_SHOWN};
-use crate::{http, Connector, Delivery, Outcome, RenderContext, RenderError, Secret, TemplateSet};
+use crate::{
+    http, Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError, Secret,
+    TemplateSet,
+};
 
 /// Where messages go.
 enum Mode {
@@ -101,19 +104,20 @@ impl Slack {
 
     async fn send_one(&self, delivery: &Delivery) -> Outcome {
         let Ok(message) = serde_json::from_str::<Value>(&delivery.payload) else {
-            return Outcome::permanent("the stored message is not JSON");
+            return Outcome::failed(Reason::InvalidItem, "the stored message is not JSON");
         };
         match self.post(&message).await {
             Ok(()) => Outcome::Delivered { record_id: None },
-            Err(Answer::Outcome(o)) => o,
+            Err(Answer::Failed(f)) => Outcome::Failed(f),
             Err(Answer::InvalidBlocks) => {
                 tracing::warn!("slack refused the blocks (invalid_blocks); sending the text alone");
                 match self.post(&json!({"text": message["text"]})).await {
                     Ok(()) => Outcome::Delivered { record_id: None },
-                    Err(Answer::Outcome(o)) => o,
-                    Err(Answer::InvalidBlocks) => {
-                        Outcome::permanent("slack invalid_blocks, even as plain text")
-                    }
+                    Err(Answer::Failed(f)) => Outcome::Failed(f),
+                    Err(Answer::InvalidBlocks) => Outcome::failed(
+                        Reason::InvalidItem,
+                        "slack invalid_blocks, even as plain text",
+                    ),
                 }
             }
         }
@@ -145,7 +149,7 @@ impl Slack {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| Answer::Outcome(http::transport_outcome(e, self.timeout)))?;
+            .map_err(|e| Answer::Failed(http::transport_failure(e, self.timeout)))?;
         let status = response.status().as_u16();
         let after = http::retry_after(response.headers());
         let body = response.text().await.unwrap_or_default();
@@ -166,7 +170,8 @@ fn api_answer(status: u16, body: &str, after: Option<Duration>) -> Result<(), An
         .unwrap_or_default();
     match (status, parsed.as_ref().and_then(|v| v["ok"].as_bool())) {
         (200, Some(true)) => Ok(()),
-        (200, None) => Err(Answer::Outcome(Outcome::retry(
+        (200, None) => Err(Answer::Failed(Failure::new(
+            Reason::ServerError,
             "slack answered 200 without a JSON body",
         ))),
         _ => Err(error_code(code, status, after)),
@@ -189,13 +194,17 @@ impl Connector for Slack {
         1
     }
 
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     fn supports_digest(&self) -> bool {
         true
     }
 
     /// `auth.test` with the bot token; an incoming webhook has no read call (posting would send
     /// a message), so it is not checked.
-    async fn check(&self) -> Result<String, String> {
+    async fn check(&self) -> Result<String, Failure> {
         let Mode::Api {
             endpoint, token, ..
         } = &self.mode
@@ -210,8 +219,9 @@ impl Connector for Slack {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| http::transport_outcome(e, self.timeout).reason())?;
+            .map_err(|e| http::transport_failure(e, self.timeout))?;
         let status = response.status().as_u16();
+        let after = http::retry_after(response.headers());
         let body: Value = response.json().await.unwrap_or_default();
         match (status, body["ok"].as_bool()) {
             (200, Some(true)) => Ok(format!(
@@ -219,10 +229,13 @@ impl Connector for Slack {
                 body["user"].as_str().unwrap_or("?"),
                 body["team"].as_str().unwrap_or("?")
             )),
-            _ => Err(format!(
-                "slack auth.test: HTTP {status} {}",
-                body["error"].as_str().unwrap_or("no JSON body")
-            )),
+            _ => {
+                let code = body["error"].as_str().unwrap_or("no JSON body");
+                match error_code(code, status, after) {
+                    Answer::Failed(f) => Err(f.context("auth.test")),
+                    Answer::InvalidBlocks => Err(Failure::new(Reason::ServerError, code)),
+                }
+            }
         }
     }
 

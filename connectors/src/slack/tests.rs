@@ -289,20 +289,22 @@ fn api_to(base: &str) -> Slack {
 async fn incoming_webhook_answers() {
     let cases: Vec<(u16, Option<&'static str>, &'static str, &str)> = vec![
         (200, None, "ok", "delivered"),
-        (404, None, "channel_not_found", "permanent"),
-        (404, None, "no_service", "permanent"),
-        (410, None, "channel_is_archived", "permanent"),
-        (403, None, "action_prohibited", "permanent"),
-        (429, Some("3"), "rate_limited", "retry"),
-        (500, None, "rollup_error", "retry"),
+        (404, None, "channel_not_found", "not_found"),
+        (404, None, "no_service", "not_found"),
+        (410, None, "channel_is_archived", "gone"),
+        (403, None, "action_prohibited", "auth"),
+        (400, None, "invalid_payload", "invalid_item"),
+        (429, Some("3"), "rate_limited", "throttled"),
+        (500, None, "rollup_error", "server_error"),
     ];
     for (status, retry, body, expected) in cases {
         let (base, seen) = fake(vec![(status, retry, body)]).await;
         let outcome = webhook_to(&base).send(&[delivery()]).await.remove(0);
         assert_eq!(outcome.label(), expected, "{status} {body}");
         if retry.is_some() {
-            assert!(
-                matches!(outcome, Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(3))
+            assert_eq!(
+                outcome.failure().and_then(|f| f.after),
+                Some(Duration::from_secs(3))
             );
         }
         assert!(seen.lock().unwrap()[0].1["blocks"].is_array());
@@ -331,33 +333,29 @@ async fn chat_post_message_answers() {
             200,
             None,
             r#"{"ok":false,"error":"not_in_channel"}"#,
-            "permanent",
+            "auth",
         ),
-        (
-            200,
-            None,
-            r#"{"ok":false,"error":"invalid_auth"}"#,
-            "permanent",
-        ),
-        (
-            200,
-            None,
-            r#"{"ok":false,"error":"missing_scope"}"#,
-            "permanent",
-        ),
+        (200, None, r#"{"ok":false,"error":"invalid_auth"}"#, "auth"),
+        (200, None, r#"{"ok":false,"error":"missing_scope"}"#, "auth"),
         (
             200,
             None,
             r#"{"ok":false,"error":"internal_error"}"#,
-            "retry",
+            "server_error",
         ),
         (
             429,
             Some("2"),
             r#"{"ok":false,"error":"ratelimited"}"#,
-            "retry",
+            "throttled",
         ),
-        (503, None, "", "retry"),
+        (
+            200,
+            None,
+            r#"{"ok":false,"error":"msg_too_long"}"#,
+            "invalid_item",
+        ),
+        (503, None, "", "throttled"),
     ];
     for (status, retry, body, expected) in cases {
         let (base, seen) = fake(vec![(status, retry, body)]).await;

@@ -66,7 +66,7 @@ impl Webhook {
                 let body = response.text().await.unwrap_or_default();
                 classify_status(status, retry_after, &body)
             }
-            Err(e) => http::transport_outcome(e, self.timeout),
+            Err(e) => Outcome::Failed(http::transport_failure(e, self.timeout)),
         }
     }
 }
@@ -100,6 +100,10 @@ fn now_secs() -> i64 {
 impl Connector for Webhook {
     fn kind(&self) -> &'static str {
         "webhook"
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {

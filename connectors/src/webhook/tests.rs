@@ -52,7 +52,9 @@ async fn receiver(status: u16) -> (String, Seen) {
             async move {
                 log.lock().unwrap().push((headers, body));
                 let mut h = HeaderMap::new();
-                h.insert("retry-after", "7".parse().unwrap());
+                if status == 429 {
+                    h.insert("retry-after", "7".parse().unwrap());
+                }
                 h.insert("location", "http://127.0.0.1:1/elsewhere".parse().unwrap());
                 (StatusCode::from_u16(status).unwrap(), h, "nope")
             }
@@ -108,21 +110,22 @@ async fn signs_and_sends_headers() {
 #[tokio::test]
 async fn classifies_answers() {
     for (status, expected) in [
-        (503, "retry"),
-        (429, "retry"),
+        (503, "throttled"),
+        (429, "throttled"),
+        (500, "server_error"),
+        (401, "auth"),
+        (404, "not_found"),
         (410, "gone"),
-        (302, "permanent"),
-        (422, "permanent"),
+        (302, "redirect"),
+        (422, "invalid_item"),
     ] {
         let (url, seen) = receiver(status).await;
         let outcomes = webhook(&url, None).send(&[delivery()]).await;
         assert_eq!(outcomes[0].label(), expected, "HTTP {status}");
         assert_eq!(seen.lock().unwrap().len(), 1, "redirects are not followed");
         if status == 429 {
-            let Outcome::Retry { after, .. } = &outcomes[0] else {
-                unreachable!()
-            };
-            assert_eq!(*after, Some(Duration::from_secs(7)));
+            let failure = outcomes[0].failure().unwrap();
+            assert_eq!(failure.after, Some(Duration::from_secs(7)));
         }
     }
 }
@@ -131,10 +134,11 @@ async fn classifies_answers() {
 async fn unreachable_endpoint_retries_without_leaking_the_url() {
     let hook = webhook("http://127.0.0.1:9/secret-token-in-path", None);
     let outcomes = hook.send(&[delivery()]).await;
-    let Outcome::Retry { reason, .. } = &outcomes[0] else {
+    let Outcome::Failed(failure) = &outcomes[0] else {
         panic!("{outcomes:?}")
     };
-    assert!(!reason.contains("secret-token"), "{reason}");
+    assert_eq!(failure.reason, crate::Reason::Transport);
+    assert!(!failure.detail.contains("secret-token"), "{failure}");
 }
 
 #[test]

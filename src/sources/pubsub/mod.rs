@@ -183,11 +183,11 @@ impl PubSubSource {
                 }
             }
         }
+        let ids: Vec<&str> = parsed.iter().map(|p| p.lead.visitor_id()).collect();
+        let mut fires = self.pipeline.last_fires(&self.outbox, &ids)?;
         let mut work = Vec::with_capacity(parsed.len());
         for p in &parsed {
-            let fires = self
-                .pipeline
-                .last_fires(&self.outbox, p.lead.visitor_id())?;
+            let fires = fires.remove(p.lead.visitor_id()).unwrap_or_default();
             work.push(Work {
                 lead: &p.lead,
                 triggers: vec![p.trigger.clone()],
@@ -198,9 +198,12 @@ impl PubSubSource {
         let mut out = self.pipeline.route_all(&work, now);
         let (routed, dead_count) = (out.deliveries.len(), dead.len());
         out.deliveries.extend(dead);
-        self.outbox.hand_over(&out, now)?;
-        self.metrics
-            .handed_over(&out.deliveries[..routed], &out.suppressed);
+        let committed = self.outbox.hand_over(&out, now)?;
+        self.metrics.handed_over(
+            &out.deliveries[..routed],
+            &out.suppressed,
+            &committed.superseded,
+        );
         Ok(Committed {
             messages: messages.len(),
             enqueued: routed,
@@ -231,10 +234,10 @@ fn dead_letter(m: &Message, reason: String) -> NewDelivery {
         connector: DEAD_LETTER_CONNECTOR.into(),
         visitor_id: m.attributes.get("visitorId").cloned().unwrap_or_default(),
         trigger_kind: "hot_lead".into(),
-        payload: Err((
-            raw.to_string(),
-            format!("unroutable Pub/Sub message: {reason}"),
-        )),
-        group: None,
+        payload: Err(format!("unroutable Pub/Sub message: {reason}")),
+        context: raw.to_string(),
+        delay_ms: 0,
+        group_key: None,
+        supersedes: false,
     }
 }
