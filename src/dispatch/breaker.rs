@@ -190,7 +190,8 @@ fn first_cooldown(settings: &Settings) -> Duration {
     FIRST_COOLDOWN.min(settings.max_cooldown)
 }
 
-fn ms(d: Duration) -> i64 {
+/// A duration in the milliseconds the dispatcher's times are kept in.
+pub(super) fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 

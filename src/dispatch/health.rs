@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use oie_connectors::{Effect, Failure, Outcome, Reason};
 
-use super::breaker::{self, Breaker, Permit, ProbeResult};
+use super::breaker::{self, ms, Breaker, Permit, ProbeResult};
 use super::retry::MAX_RETRY_AFTER;
 
 /// The first wait of a park, doubled after every probe that meets the same failure...
@@ -345,10 +345,6 @@ fn park_wait(failure: &Failure, wait: &mut Duration) -> i64 {
     let this = *wait;
     *wait = (*wait * 2).min(MAX_PARK_PROBE);
     ms(this)
-}
-
-fn ms(d: Duration) -> i64 {
-    d.as_millis() as i64
 }
 
 #[cfg(test)]

@@ -53,14 +53,13 @@ impl Dispatcher {
     }
 
     async fn resume_requested(&self, rt: &ConnectorRuntime) -> bool {
-        let (outbox, name) = (self.outbox.clone(), rt.name.clone());
-        match tokio::task::spawn_blocking(move || outbox.take_resume(&name)).await {
-            Ok(Ok(asked)) => asked,
-            Ok(Err(e)) => {
+        let name = rt.name.clone();
+        match self.on_outbox(move |o| o.take_resume(&name)).await {
+            Ok(asked) => asked,
+            Err(e) => {
                 tracing::warn!(connector = %rt.name, error = %e, "cannot read resume requests");
                 false
             }
-            Err(_) => false,
         }
     }
 
@@ -71,18 +70,16 @@ impl Dispatcher {
         loop {
             let now = self.now();
             let cutoff = now - max_age.as_millis() as i64;
-            let (outbox, name) = (self.outbox.clone(), rt.name.clone());
-            let claimed = tokio::task::spawn_blocking(move || {
-                outbox.claim_expired(&name, cutoff, EXPIRE_BATCH, now)
-            })
-            .await;
+            let name = rt.name.clone();
+            let claimed = self
+                .on_outbox(move |o| o.claim_expired(&name, cutoff, EXPIRE_BATCH, now))
+                .await;
             let expired = match claimed {
-                Ok(Ok(e)) => e,
-                Ok(Err(e)) => {
+                Ok(e) => e,
+                Err(e) => {
                     tracing::error!(connector = %rt.name, error = %e, "cannot look for expired deliveries");
                     return;
                 }
-                Err(_) => return,
             };
             let held = rt.health().park().map(|p| p.failure.clone());
             for e in &expired {
@@ -155,13 +152,8 @@ impl Dispatcher {
             next_try,
             updated_at: now,
         };
-        let outbox = self.outbox.clone();
-        match tokio::task::spawn_blocking(move || outbox.set_connector_state(&row)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(connector = %rt.name, error = %e, "cannot record the connector's state")
-            }
-            Err(_) => {}
+        if let Err(e) = self.on_outbox(move |o| o.set_connector_state(&row)).await {
+            tracing::warn!(connector = %rt.name, error = %e, "cannot record the connector's state")
         }
     }
 }

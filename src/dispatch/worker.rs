@@ -129,8 +129,7 @@ impl Dispatcher {
             self.publish(&rt).await;
             if !matches!(gate, Gate::Go) {
                 if let Some(a) = ahead.take() {
-                    let claimed = self.claimed(&rt, a).await;
-                    self.release(&rt, claimed).await;
+                    self.give_back(&rt, a).await;
                 }
             }
             let busy = match gate {
@@ -157,8 +156,7 @@ impl Dispatcher {
             }
         }
         if let Some(a) = ahead {
-            let claimed = self.claimed(&rt, a).await;
-            self.release(&rt, claimed).await;
+            self.give_back(&rt, a).await;
         }
     }
 
@@ -200,8 +198,7 @@ impl Dispatcher {
                     self.release(rt, rest.members()).await;
                 }
                 if let Some(a) = next.take() {
-                    let claimed = self.claimed(rt, a).await;
-                    self.release(rt, claimed).await;
+                    self.give_back(rt, a).await;
                 }
                 break;
             };
@@ -221,11 +218,10 @@ impl Dispatcher {
             Pick::Oldest => ProbeFrom::Oldest,
             Pick::After(id) => ProbeFrom::After(id),
         };
-        let (outbox, name, now) = (self.outbox.clone(), rt.name.clone(), self.now());
-        let claimed = tokio::task::spawn_blocking(move || outbox.claim_probe(&name, from, now))
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r);
+        let (name, now) = (rt.name.clone(), self.now());
+        let claimed = self
+            .on_outbox(move |o| o.claim_probe(&name, from, now))
+            .await;
         let c = match claimed {
             Ok(Some(c)) => c,
             Ok(None) => return false,
@@ -266,16 +262,14 @@ impl Dispatcher {
             groups.entry(key).or_default().push(c);
         }
         for (key, mut members) in groups {
-            let (outbox, name, now) = (self.outbox.clone(), rt.name.clone(), self.now());
-            let rest =
-                tokio::task::spawn_blocking(move || outbox.claim_group(&name, &key, now)).await;
-            match rest {
-                Ok(Ok(rest)) => members.extend(rest),
-                Ok(Err(e)) => {
-                    tracing::error!(connector = %rt.name, error = %e, "cannot claim the rest of a digest")
-                }
+            let (name, now) = (rt.name.clone(), self.now());
+            match self
+                .on_outbox(move |o| o.claim_group(&name, &key, now))
+                .await
+            {
+                Ok(rest) => members.extend(rest),
                 Err(e) => {
-                    tracing::error!(connector = %rt.name, error = %e, "digest claim task failed")
+                    tracing::error!(connector = %rt.name, error = %e, "cannot claim the rest of a digest")
                 }
             }
             members.sort_by_key(|m| m.id);
@@ -308,25 +302,34 @@ impl Dispatcher {
     }
 
     async fn claimed(&self, rt: &ConnectorRuntime, claim: Ahead) -> Vec<Claimed> {
-        match claim.await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::error!(connector = %rt.name, error = %e, "cannot claim deliveries");
-                Vec::new()
-            }
-            Err(e) => {
-                tracing::error!(connector = %rt.name, error = %e, "claim task failed");
-                Vec::new()
-            }
-        }
+        let claimed = claim.await.map_err(anyhow::Error::from).and_then(|r| r);
+        claimed.unwrap_or_else(|e| {
+            tracing::error!(connector = %rt.name, error = %e, "cannot claim deliveries");
+            Vec::new()
+        })
+    }
+
+    /// Puts a claim made ahead back in the queue, unsent.
+    async fn give_back(&self, rt: &ConnectorRuntime, ahead: Ahead) {
+        let claimed = self.claimed(rt, ahead).await;
+        self.release(rt, claimed).await;
+    }
+
+    /// Runs `f` on the outbox on a blocking thread (SQLite blocks); a panic there is an error
+    /// like the others.
+    pub(super) async fn on_outbox<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Outbox) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let outbox = self.outbox.clone();
+        tokio::task::spawn_blocking(move || f(&outbox)).await?
     }
 
     async fn next_due(&self, rt: &ConnectorRuntime) -> Option<i64> {
-        let (outbox, name) = (self.outbox.clone(), rt.name.clone());
-        tokio::task::spawn_blocking(move || outbox.next_due(&name))
+        let name = rt.name.clone();
+        self.on_outbox(move |o| o.next_due(&name))
             .await
             .ok()
-            .and_then(Result::ok)
             .flatten()
     }
 

@@ -363,22 +363,19 @@ impl Workspace {
 
     /// `oie connectors status --json` for one connector.
     pub fn connector_status(&self, name: &str) -> serde_json::Value {
-        let out = self.oie(&["connectors", "status", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        self.json_lines(&["connectors", "status", "--json"])
+            .into_iter()
             .find(|c| c["connector"] == name)
             .unwrap_or_else(|| panic!("no connector {name} in the status"))
     }
 
     pub fn dead_letters(&self) -> Vec<serde_json::Value> {
-        let out = self.oie(&["deadletters", "list", "--json"]);
+        self.json_lines(&["deadletters", "list", "--json"])
+    }
+
+    /// A command that prints one JSON object per line, which must succeed.
+    fn json_lines(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let out = self.oie(args);
         assert!(
             out.status.success(),
             "{}",
