@@ -121,16 +121,7 @@ impl Pipeline {
             let route = &m.route.name;
             let first = out.deliveries.len();
             if !m.suppressed {
-                let crm: Vec<Value> = crm
-                    .iter()
-                    .map(|(c, id)| json!({"connector": c, "id": id}))
-                    .collect();
-                let context = RenderContext::new(json!({
-                    "lead": Value::Object(lead.as_json().clone()),
-                    "trigger": trigger.to_json(),
-                    "route": route,
-                    "crm": crm,
-                }));
+                let context = RenderContext::new(render_input(lead, trigger, route, crm));
                 let input = context.data().to_string();
                 for connector in &m.route.to {
                     out.deliveries
@@ -190,6 +181,21 @@ impl Pipeline {
             supersedes: trigger.kind == TriggerKind::Sync && handle.connector.is_crm(),
         }
     }
+}
+
+/// What templates see: `{lead, trigger, route, crm}`. Built field by field: `json!` would copy
+/// the lead a second time through its serializer.
+fn render_input(lead: &Lead, trigger: &Trigger, route: &str, crm: &[(String, String)]) -> Value {
+    let crm = crm
+        .iter()
+        .map(|(c, id)| json!({"connector": c, "id": id}))
+        .collect();
+    let mut map = serde_json::Map::with_capacity(4);
+    map.insert("lead".into(), Value::Object(lead.as_json().clone()));
+    map.insert("trigger".into(), trigger.to_json());
+    map.insert("route".into(), Value::String(route.to_string()));
+    map.insert("crm".into(), Value::Array(crm));
+    Value::Object(map)
 }
 
 /// `msg_` + 32 hex digits of SHA-256(route, connector, lead, trigger identity): the same

@@ -99,6 +99,20 @@ pub fn rebuild(conn: &mut Connection, schema: &str, table: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// Runs `f` inside one read transaction. In WAL mode every statement outside a transaction
+/// takes and drops a shared lock on the WAL index (`fcntl` system calls): a page of leads
+/// looked up one by one would do that thousands of times; in one transaction, once, and every
+/// lookup sees the same snapshot.
+pub fn snapshot<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let tx = conn.transaction()?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
 /// WAL with `synchronous = NORMAL`: a commit survives a process crash (the WAL is written
 /// before commit returns) and costs no fsync; wait instead of failing when another process
 /// (e.g. `oie deadletters replay`) holds the write lock. A writer checkpoints the WAL itself

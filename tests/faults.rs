@@ -120,7 +120,8 @@ async fn an_outage_ending_in_a_throttle_delivers_everything_soon_after() {
 async fn a_webhook_404_parks_the_connector_until_it_is_resumed() {
     let fixed = Arc::new(AtomicBool::new(false));
     let rx = Receiver::start(&[("hook", Behaviour::StatusUntil(404, fixed.clone()))]).await;
-    let ws = Workspace::new(&config(&rx.url("hook"), ""));
+    // Eight in flight at a time, so the first 404s park the connector before every lead is sent.
+    let ws = Workspace::new(&config(&rx.url("hook"), "concurrency = 8"));
     ws.import(&leads(20));
     let daemon = ws.start();
     // Parked after the first answers; probes after 1, 2, 4 s. Wait until the next is far off.

@@ -146,19 +146,21 @@ impl Outbox {
     /// What the source saw last of each lead in `visitors`.
     pub fn seen(&self, visitors: &[&str]) -> anyhow::Result<HashMap<String, Seen>> {
         self.with(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT level, version FROM lead_seen WHERE visitor_id = ?1")?;
-            let mut out = HashMap::new();
-            for v in visitors {
-                let row = stmt
-                    .query_row([v], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                    .optional()?;
-                if let Some((level, version)) = row {
-                    let level = Level::parse(&level).unwrap_or(Level::Cold);
-                    out.insert(v.to_string(), Seen { level, version });
+            crate::sqlite::snapshot(c, |c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT level, version FROM lead_seen WHERE visitor_id = ?1")?;
+                let mut out = HashMap::new();
+                for v in visitors {
+                    let row = stmt
+                        .query_row([v], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                        .optional()?;
+                    if let Some((level, version)) = row {
+                        let level = Level::parse(&level).unwrap_or(Level::Cold);
+                        out.insert(v.to_string(), Seen { level, version });
+                    }
                 }
-            }
-            Ok(out)
+                Ok(out)
+            })
         })
     }
 
@@ -168,26 +170,29 @@ impl Outbox {
         visitors: &[&str],
     ) -> anyhow::Result<HashMap<String, HashMap<String, LastFire>>> {
         self.with(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT route, at, level FROM route_fires WHERE visitor_id = ?1")?;
-            let mut out = HashMap::new();
-            for v in visitors {
-                let rows = stmt.query_map([v], |r| {
-                    let level: String = r.get(2)?;
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        LastFire {
-                            at_ms: r.get(1)?,
-                            level: Level::parse(&level).unwrap_or(Level::Cold),
-                        },
-                    ))
-                })?;
-                let fires: HashMap<String, LastFire> = rows.collect::<Result<_, _>>()?;
-                if !fires.is_empty() {
-                    out.insert(v.to_string(), fires);
+            crate::sqlite::snapshot(c, |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT route, at, level FROM route_fires WHERE visitor_id = ?1",
+                )?;
+                let mut out = HashMap::new();
+                for v in visitors {
+                    let rows = stmt.query_map([v], |r| {
+                        let level: String = r.get(2)?;
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            LastFire {
+                                at_ms: r.get(1)?,
+                                level: Level::parse(&level).unwrap_or(Level::Cold),
+                            },
+                        ))
+                    })?;
+                    let fires: HashMap<String, LastFire> = rows.collect::<Result<_, _>>()?;
+                    if !fires.is_empty() {
+                        out.insert(v.to_string(), fires);
+                    }
                 }
-            }
-            Ok(out)
+                Ok(out)
+            })
         })
     }
 }

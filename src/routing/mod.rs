@@ -110,10 +110,27 @@ impl Router {
     }
 
     pub fn input(&self, lead: Value, trigger: &Trigger, now_ms: i64) -> Input {
+        let text = |s: &str| Value::String(Arc::new(s.to_string()));
+        let fields: HashMap<Key, Value> = [
+            ("kind", text(trigger.kind.as_str())),
+            ("level", text(trigger.level.as_str())),
+            (
+                "previousLevel",
+                trigger
+                    .previous_level
+                    .map_or(Value::Null, |l| text(l.as_str())),
+            ),
+            ("at", text(&trigger::rfc3339(trigger.at_ms))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (Key::String(Arc::new(k.to_string())), v))
+        .collect();
         Input {
             lead,
-            // Plain JSON always converts to CEL values.
-            trigger: cel::to_value(trigger.to_json()).expect("JSON converts to CEL"),
+            // The same fields as `Trigger::to_json`, made without a JSON detour (per trigger).
+            trigger: Value::Map(Map {
+                map: Arc::new(fields),
+            }),
             level: trigger.level,
             now_ms,
         }

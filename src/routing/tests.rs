@@ -133,3 +133,18 @@ fn compile_errors_name_the_problem() {
     compile_when(r#"[lead.company, lead.title].exists(x, x == "CTO")"#).unwrap();
     compile_when("has(lead.company)").unwrap();
 }
+
+/// Routes see the trigger templates see: the CEL value is built directly, not from JSON.
+#[test]
+fn the_trigger_routes_see_is_the_trigger_templates_see() {
+    let router = Router::new(vec![]);
+    for trigger in [
+        Trigger::sync(Level::Warm, 3, 1_000),
+        Trigger::hot_lead(Level::Hot, Some(Level::Warm), 4, 1_796_000_000_123),
+        Trigger::hot_lead(Level::Burning, None, 5, 0),
+    ] {
+        let input = router.input(Value::Null, &trigger, 0);
+        let from_json = cel::to_value(trigger.to_json()).unwrap();
+        assert_eq!(input.trigger, from_json, "{trigger:?}");
+    }
+}

@@ -151,22 +151,24 @@ impl LeadStore for SqliteStore {
         visitor_ids: &[&str],
     ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT connector, crmContactId FROM crm_sync_state
+            Ok(crate::sqlite::snapshot(c, |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT connector, crmContactId FROM crm_sync_state
                  WHERE visitorId = ?1 AND crmContactId IS NOT NULL ORDER BY lastSyncedAt DESC",
-            )?;
-            let mut out = HashMap::new();
-            for v in visitor_ids {
-                let ids = stmt
-                    .query_map([v], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                if !ids.is_empty() {
-                    out.insert(v.to_string(), ids);
+                )?;
+                let mut out = HashMap::new();
+                for v in visitor_ids {
+                    let ids = stmt
+                        .query_map([v], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if !ids.is_empty() {
+                        out.insert(v.to_string(), ids);
+                    }
                 }
-            }
-            Ok(out)
+                Ok(out)
+            })?)
         })
     }
 }
