@@ -71,7 +71,7 @@ impl Front {
             let ingest = Ingest {
                 events,
                 allowed_origins: Arc::new(config.server.allowed_origins.clone()),
-                redirect_hosts: Arc::new(config.server.redirect_hosts.clone()),
+                redirects: Arc::new(ingest::Redirects::new(&config.server.redirect_hosts)),
                 admin_token: config.server.admin_token.clone(),
                 store: store.clone(),
                 outbox: outbox.clone(),

@@ -4,9 +4,11 @@
 
 mod contract;
 mod pages;
+mod redirect;
 mod writer;
 
 pub use contract::{parse as parse_body, MAX_BODY};
+pub use redirect::Redirects;
 pub use writer::{start as start_writer, Events, Full, Written};
 
 use std::net::SocketAddr;
@@ -34,8 +36,8 @@ pub struct Ingest {
     pub events: Events,
     /// Origins allowed to post besides the server's own.
     pub allowed_origins: Arc<Vec<String>>,
-    /// Hosts `/go` may redirect to besides paths on this site.
-    pub redirect_hosts: Arc<Vec<String>>,
+    /// Where `/go` may redirect besides paths on this site.
+    pub redirects: Arc<Redirects>,
     pub admin_token: Option<Secret>,
     pub store: Arc<SqliteStore>,
     pub outbox: Arc<Outbox>,

@@ -3,7 +3,7 @@
 import { allowedOrigin, withCors } from "./cors";
 import { type Env, type Io, list } from "./env";
 import { constantTimeEqual, hex, isId, json, noStore, reject } from "./http";
-import { redirectTarget } from "./redirect";
+import { normalizeHosts, resolveGo } from "./redirect";
 
 /** What `IDENTITY_STORE` holds per short id (written by `oie` or the outbound tool). */
 interface Identity {
@@ -63,10 +63,7 @@ export async function personalize(request: Request, env: Env): Promise<Response>
 
 /** Records the click (queued to `email_clicks`), then redirects with `i` appended. */
 export async function go(request: Request, env: Env, io: Io): Promise<Response> {
-  const params = new URL(request.url).searchParams;
-  const raw = params.get("i");
-  const id = isId(raw) ? raw : null;
-  const location = redirectTarget(params.get("to") ?? "/", id, list(env.REDIRECT_HOSTS));
+  const { id, location } = resolveGo(new URL(request.url).searchParams, normalizeHosts(list(env.REDIRECT_HOSTS)));
   const now = io.now();
   const clickId = `c${now.toString(16)}${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
   const cf = (request.cf ?? {}) as { country?: string };
