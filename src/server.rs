@@ -47,16 +47,58 @@ async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     )
 }
 
-/// Serves `app` until `shutdown` resolves; handlers see the client address.
+/// Request heads (request line and headers) larger than this are refused: a user agent of a few
+/// hundred kilobytes still fits (and is cut to 512 characters when stored), a flood of headers
+/// does not.
+const MAX_HEAD: usize = 512 * 1024;
+
+/// Serves `app` until `shutdown` resolves, then lets requests in progress finish. Handlers see
+/// the client address (`ConnectInfo`). A client that has not sent its headers within
+/// `header_timeout` is disconnected, so slow clients cannot hold connections open.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    header_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEAD)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub fn open(path: &Path, schema: &str) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    create_private(path)?;
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     tune(&conn)?;
     add_missing_columns(&conn, schema)
@@ -19,6 +20,34 @@ pub fn open(path: &Path, schema: &str) -> anyhow::Result<Connection> {
     conn.execute_batch(schema)
         .with_context(|| format!("creating the tables of {}", path.display()))?;
     Ok(conn)
+}
+
+/// A read-only connection to a database [`open`] made: for lookups beside the writer.
+pub fn open_reader(path: &Path) -> anyhow::Result<Connection> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {} to read", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Creates `path` readable by its owner only (0600) if it does not exist: the databases hold
+/// personal data, and SQLite gives the WAL and shared-memory files the database's mode.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
 }
 
 /// `CREATE TABLE IF NOT EXISTS` leaves a table made by an older `oie` as it was; this adds the

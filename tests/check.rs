@@ -270,3 +270,42 @@ fn cloud_mode_mistakes() {
         "connectors.fan: topic \"hot-leads\" must be a full name",
     );
 }
+
+/// Secrets and personal data that other users can read are warned about, not refused.
+#[test]
+fn readable_key_files_and_databases_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fakes/keys/test_private.pem"
+    ))
+    .unwrap();
+    let config = format!(
+        "{GOOD}\n[connectors.sf]\nkind = \"salesforce\"\nclient_id = \"3MVG9\"\nusername = \"int@acme.example\"\nprivate_key_file = \"sf.pem\"\n"
+    );
+    let mode = |ws: &Workspace, name: &str, mode: u32| {
+        std::fs::set_permissions(ws.path(name), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let (code, lines) = check(&config, |ws| {
+        std::fs::write(ws.path("sf.pem"), &key).unwrap();
+        mode(ws, "sf.pem", 0o644);
+        std::fs::create_dir_all(ws.path("data")).unwrap();
+        std::fs::write(ws.path("data/outbox.db"), "").unwrap();
+        mode(ws, "data/outbox.db", 0o640);
+    });
+    assert_eq!(code, 0, "warnings do not fail the check: {lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        "warning: key file DIR/sf.pem can be read by other users of this machine (mode 0644); run `chmod 600 DIR/sf.pem`"
+    );
+    assert!(
+        lines[1].starts_with("warning: DIR/data/outbox.db holds personal data"),
+        "{lines:?}"
+    );
+    let (code, lines) = check(&config, |ws| {
+        std::fs::write(ws.path("sf.pem"), &key).unwrap();
+        mode(ws, "sf.pem", 0o600);
+    });
+    assert_eq!((code, lines.len()), (0, 1), "{lines:?}");
+}

@@ -7,6 +7,9 @@ use crate::config;
 pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
     match config::load(path) {
         Ok(loaded) => {
+            for warning in loaded.warnings() {
+                println!("warning: {warning}");
+            }
             let names: Vec<String> = loaded
                 .connectors
                 .values()

@@ -2,12 +2,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Logs to stderr (stdout may carry the file connector's output). `RUST_LOG` wins over config.
+/// Logs to stderr (stdout may carry the file connector's output), with every e-mail address
+/// hidden. `RUST_LOG` wins over config.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| crate::redact::Stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),

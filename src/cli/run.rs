@@ -9,6 +9,9 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
         loaded.config.engine.log_format,
         &loaded.config.engine.log_level,
     );
+    for warning in loaded.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(daemon::run(loaded, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)

@@ -16,19 +16,30 @@ pub fn simulate(
     target: Option<&str>,
     prefix: &str,
 ) -> anyhow::Result<ExitCode> {
-    let base = match target {
-        Some(t) => t.trim_end_matches('/').to_string(),
+    // Bodies are signed when the config has a signing secret, as any server-side sender must.
+    let (base, key) = match target {
+        Some(t) => {
+            let key = super::load(config)
+                .ok()
+                .and_then(|l| l.config.server.event_signing_secret);
+            (t.trim_end_matches('/').to_string(), key)
+        }
         None => {
             let loaded = super::load(config)?;
-            format!("http://{}", loaded.config.server.listen)
+            let server = loaded.config.server;
+            (
+                format!("http://{}", server.listen),
+                server.event_signing_secret,
+            )
         }
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run(&base, visitors, rate, prefix))
+    runtime.block_on(run(&base, key.as_ref(), visitors, rate, prefix))
 }
 
 async fn run(
     base: &str,
+    key: Option<&oie_connectors::Secret>,
     visitors: usize,
     rate: Option<f64>,
     prefix: &str,
@@ -48,7 +59,7 @@ async fn run(
         events += serde_json::from_str::<serde_json::Value>(&body)?["events"]
             .as_array()
             .map_or(0, Vec::len);
-        retried += send(&client, base, body).await?;
+        retried += send(&client, base, key, body).await?;
         bar.inc(1);
         if let Some(gap) = gap {
             tokio::time::sleep_until((start + gap * (i as u32 + 1)).into()).await;
@@ -65,11 +76,22 @@ async fn run(
 }
 
 /// Posts one body, honouring 503 + Retry-After as the pixel does; returns the retries.
-async fn send(client: &reqwest::Client, base: &str, body: String) -> anyhow::Result<usize> {
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    key: Option<&oie_connectors::Secret>,
+    body: String,
+) -> anyhow::Result<usize> {
     for retry in 0..30 {
-        let r = client
+        let mut request = client
             .post(format!("{base}/track"))
-            .header("content-type", "text/plain")
+            .header("content-type", "text/plain");
+        if let Some(key) = key {
+            let signature =
+                crate::ingest::sign(key.expose().as_bytes(), now_ms() / 1000, body.as_bytes());
+            request = request.header(crate::ingest::SIGNATURE_HEADER, signature);
+        }
+        let r = request
             .body(body.clone())
             .send()
             .await

@@ -5,8 +5,10 @@
 
 mod model;
 mod problem;
+mod server;
 mod spanned;
 mod validate;
+mod warnings;
 
 pub use model::{
     Config, ConnectorDelivery, ConnectorEntry, ConnectorSettings, DeliveryConfig, EngineConfig,
@@ -14,7 +16,9 @@ pub use model::{
     StoreConfig, StoreKind,
 };
 pub use problem::Problem;
+pub use server::RateLimits;
 pub use validate::{ConnectorHandle, Loaded};
+pub use warnings::shared_mode;
 
 use std::path::Path;
 

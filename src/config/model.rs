@@ -8,6 +8,8 @@ use oie_connectors::duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use super::server::ServerConfig;
+
 /// The whole config file.
 #[derive(Debug, Default)]
 pub struct Config {
@@ -56,30 +58,6 @@ pub enum LogFormat {
     #[default]
     Pretty,
     Json,
-}
-
-/// `[server]`: the HTTP listener for the ingest API, health and metrics.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address to listen on (default `127.0.0.1:8787`; port 0 picks a free one and writes the
-    /// bound address to `<data_dir>/server.addr`).
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// Origins (e.g. `https://www.acme.com`) whose pages may post events, besides pages served
-    /// by `oie` itself.
-    #[serde(default)]
-    pub allowed_origins: Vec<String>,
-    /// How many `/track` requests may wait to be written before `/track` answers 503 with
-    /// Retry-After (default 10000).
-    #[serde(default = "default_queue")]
-    pub max_queued_requests: usize,
-    /// Hosts (e.g. `www.acme.com`) that `/go` may redirect to besides paths on this server.
-    #[serde(default)]
-    pub redirect_hosts: Vec<String>,
-    /// Token for `DELETE /visitors/{id}`, as `"${OIE_ADMIN_TOKEN}"`; without it erasure is off.
-    #[serde(default, deserialize_with = "oie_connectors::secret::env_only_opt")]
-    pub admin_token: Option<oie_connectors::Secret>,
 }
 
 /// `[store]`: where lead profiles live.
@@ -399,14 +377,8 @@ fn default_log_level() -> String {
 fn default_shutdown() -> Duration {
     Duration::from_secs(10)
 }
-fn default_listen() -> String {
-    "127.0.0.1:8787".to_string()
-}
 fn default_debounce() -> Duration {
     Duration::from_secs(1)
-}
-fn default_queue() -> usize {
-    10_000
 }
 fn yes() -> bool {
     true
@@ -478,7 +450,6 @@ macro_rules! defaults_from_empty_table {
 }
 defaults_from_empty_table!(
     EngineConfig,
-    ServerConfig,
     StoreConfig,
     ScoringConfig,
     SourcesConfig,

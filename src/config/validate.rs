@@ -24,6 +24,8 @@ pub struct Loaded {
     pub templates: Arc<TemplateSet>,
     pub router: Router,
     pub connectors: BTreeMap<String, ConnectorHandle>,
+    /// Every key file the config names, resolved (see [`Loaded::warnings`]).
+    pub key_files: Vec<PathBuf>,
 }
 
 /// A built connector and its delivery settings.
@@ -55,9 +57,19 @@ pub fn validate(
             "no [connectors.NAME] defined; add at least one",
         ));
     }
-    check_pubsub(path, text, &base, &mut config, problems);
-    check_store(path, text, &base, &mut config, problems);
-    let connectors = build_connectors(path, &base, &mut config, &templates, problems);
+    for (key, checked) in [
+        ("trusted_proxies", config.server.proxies().err()),
+        ("exempt", config.server.rate_limits.exempt_ranges().err()),
+    ] {
+        if let Some(m) = checked {
+            let at = text.find(key).unwrap_or(0);
+            problems.push(Problem::at(path, text, at, format!("[server] {m}")));
+        }
+    }
+    let mut keys = Vec::new();
+    check_pubsub(path, text, &base, &mut config, &mut keys, problems);
+    check_store(path, text, &base, &mut config, &mut keys, problems);
+    let connectors = build_connectors(path, &base, &mut config, &templates, &mut keys, problems);
     check_digests(path, text, &config, &connectors, problems);
     problems.is_empty().then(|| Loaded {
         data_dir,
@@ -65,6 +77,7 @@ pub fn validate(
         router: Router::new(routes),
         connectors,
         config,
+        key_files: keys,
     })
 }
 
@@ -139,6 +152,7 @@ fn check_store(
     text: &str,
     base: &Path,
     config: &mut Config,
+    keys: &mut Vec<PathBuf>,
     problems: &mut Vec<Problem>,
 ) {
     let at = text.find("[store]").unwrap_or(0);
@@ -154,18 +168,20 @@ fn check_store(
             "[store] kind = \"bigquery\" needs `project` (the Google Cloud project of the dataset)",
         ));
     }
-    if let Err(m) = key_file(base, &mut store.credentials_file) {
+    if let Err(m) = key_file(base, &mut store.credentials_file, keys) {
         problems.push(Problem::at(path, text, at, format!("[store] {m}")));
     }
 }
 
-/// Resolves a `credentials_file` against the config's folder; the error says it is missing.
-fn key_file(base: &Path, file: &mut Option<String>) -> Result<(), String> {
+/// Resolves a `credentials_file` against the config's folder (adding it to `keys`); the error
+/// says it is missing.
+fn key_file(base: &Path, file: &mut Option<String>, keys: &mut Vec<PathBuf>) -> Result<(), String> {
     let Some(name) = file.as_deref() else {
         return Ok(());
     };
     let full = base.join(name);
     *file = Some(full.to_string_lossy().into_owned());
+    keys.push(full.clone());
     if full.is_file() {
         Ok(())
     } else {
@@ -182,6 +198,7 @@ fn check_pubsub(
     text: &str,
     base: &Path,
     config: &mut Config,
+    keys: &mut Vec<PathBuf>,
     problems: &mut Vec<Problem>,
 ) {
     let Some(p) = config.sources.pubsub.as_mut() else {
@@ -210,7 +227,7 @@ fn check_pubsub(
                 .into(),
         );
     }
-    if let Err(m) = key_file(base, &mut p.credentials_file) {
+    if let Err(m) = key_file(base, &mut p.credentials_file, keys) {
         problem(m);
     }
 }
@@ -259,6 +276,7 @@ fn build_connectors(
     base: &Path,
     config: &mut Config,
     templates: &Arc<TemplateSet>,
+    keys: &mut Vec<PathBuf>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, ConnectorHandle> {
     let mut built = BTreeMap::new();
@@ -270,7 +288,7 @@ fn build_connectors(
             line,
             ..
         } = entry;
-        let made = build(base, settings, templates.clone())
+        let made = build(base, settings, templates.clone(), keys)
             .and_then(|c| check_delivery(&delivery, c.as_ref()).map(|()| c));
         match made {
             Ok(connector) => {
@@ -293,13 +311,14 @@ fn build(
     base: &Path,
     settings: ConnectorSettings,
     templates: Arc<TemplateSet>,
+    keys: &mut Vec<PathBuf>,
 ) -> Result<Arc<dyn Connector>, String> {
     Ok(match settings {
         ConnectorSettings::Webhook(c) => Arc::new(Webhook::new(c, templates)?),
         ConnectorSettings::Slack(c) => Arc::new(Slack::new(c, templates)?),
         ConnectorSettings::HubSpot(c) => Arc::new(HubSpot::new(c, templates)?),
         ConnectorSettings::PubSub(mut c) => {
-            key_file(base, &mut c.credentials_file)?;
+            key_file(base, &mut c.credentials_file, keys)?;
             Arc::new(oie_connectors::pubsub::PubSub::new(c)?)
         }
         ConnectorSettings::Salesforce(c) => {
@@ -309,6 +328,7 @@ fn build(
                 }
                 (Some(file), None) => {
                     let path = base.join(file);
+                    keys.push(path.clone());
                     let pem = std::fs::read_to_string(&path)
                         .map_err(|e| format!("private_key_file {}: {e}", path.display()))?;
                     Some(oie_connectors::Secret::new(pem))

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::ADDR_FILE;
+use super::{ADDR_FILE, METRICS_ADDR_FILE};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ingest::{self, Ingest, Written};
@@ -25,7 +25,7 @@ pub struct Front {
     pub addr: std::net::SocketAddr,
     ready: Arc<AtomicBool>,
     server_stop: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
     ingest: Option<IngestTasks>,
 }
 
@@ -47,36 +47,62 @@ impl Front {
         metrics: &Arc<Metrics>,
         lead_wake: Arc<Notify>,
     ) -> anyhow::Result<Front> {
-        let listener = tokio::net::TcpListener::bind(&config.server.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.server.listen))?;
+        let server = &config.server;
+        let listener = bind(&server.listen).await?;
         let addr = listener.local_addr()?;
-        std::fs::write(data_dir.join(ADDR_FILE), addr.to_string())?;
         let ready = Arc::new(AtomicBool::new(false));
-        let health = Health {
+        let health = server::router(Health {
             ready: ready.clone(),
             metrics: metrics.clone(),
             outbox: outbox.clone(),
+        });
+        let server_stop = CancellationToken::new();
+        let mut servers = Vec::new();
+        // Metrics on their own address when asked, else beside the ingest API.
+        let mut app = match &server.metrics_listen {
+            Some(metrics_addr) => {
+                let listener = bind(metrics_addr).await?;
+                std::fs::write(
+                    data_dir.join(METRICS_ADDR_FILE),
+                    listener.local_addr()?.to_string(),
+                )?;
+                servers.push(tokio::spawn(server::serve(
+                    listener,
+                    health,
+                    server.header_timeout,
+                    server_stop.clone().cancelled_owned(),
+                )));
+                axum::Router::new()
+            }
+            None => health,
         };
-        let mut app = server::router(health);
         let mut ingest_tasks = None;
         if let Some(store) = store {
             // Events are written in batches; each write wakes scoring.
             let written = Written::default();
             let (events, writer) = ingest::start_writer(
                 store.clone(),
-                config.server.max_queued_requests,
+                server.max_queued_requests,
+                server.max_queued_bytes,
                 written.clone(),
             );
             let ingest = Ingest {
                 events,
-                allowed_origins: Arc::new(config.server.allowed_origins.clone()),
-                redirects: Arc::new(ingest::Redirects::new(&config.server.redirect_hosts)),
-                admin_token: config.server.admin_token.clone(),
+                allowed_origins: Arc::new(server.allowed_origins.clone()),
+                redirects: Arc::new(ingest::Redirects::new(&server.redirect_hosts)),
+                admin_token: server.admin_token.clone(),
+                signing_secret: server.event_signing_secret.clone(),
+                // Validation checked the proxies.
+                clients: Arc::new(ingest::Clients::new(server.proxies().unwrap_or_default())),
+                personalize_level: server.personalize_level,
                 store: store.clone(),
                 outbox: outbox.clone(),
             };
-            app = app.merge(ingest::router(ingest));
+            app = app.merge(ingest::router(
+                ingest,
+                &server.rate_limits,
+                server.request_timeout,
+            ));
             let scoring_stop = CancellationToken::new();
             let scorer = tokio::spawn(score_after_writes(
                 store.clone(),
@@ -91,18 +117,20 @@ impl Front {
                 scorer,
             });
         }
-        let server_stop = CancellationToken::new();
-        let server = tokio::spawn(server::serve(
+        servers.push(tokio::spawn(server::serve(
             listener,
             app,
+            server.header_timeout,
             server_stop.clone().cancelled_owned(),
-        ));
+        )));
+        // Written last: whoever waits for it finds every listener bound.
+        std::fs::write(data_dir.join(ADDR_FILE), addr.to_string())?;
         ready.store(true, Ordering::Relaxed);
         Ok(Front {
             addr,
             ready,
             server_stop,
-            server,
+            servers,
             ingest: ingest_tasks,
         })
     }
@@ -112,13 +140,21 @@ impl Front {
     pub async fn stop(self) {
         self.ready.store(false, Ordering::Relaxed);
         self.server_stop.cancel();
-        let _ = self.server.await;
+        for server in self.servers {
+            let _ = server.await;
+        }
         if let Some(t) = self.ingest {
             let _ = t.writer.await;
             t.scoring_stop.cancel();
             let _ = t.scorer.await;
         }
     }
+}
+
+async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))
 }
 
 /// Rescores (sql/sqlite, incremental) as soon as events are written, then at most once per

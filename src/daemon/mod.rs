@@ -24,6 +24,8 @@ pub use back::Leads;
 
 /// The file that holds the bound address (useful with port 0).
 pub const ADDR_FILE: &str = "server.addr";
+/// Where the metrics listener is, when `[server] metrics_listen` asks for one.
+pub const METRICS_ADDR_FILE: &str = "metrics.addr";
 
 /// Opens the lead store and the outbox under `data_dir`.
 pub fn open(data_dir: &Path) -> anyhow::Result<(Arc<SqliteStore>, Arc<Outbox>)> {

@@ -2,13 +2,18 @@
 //! (and its CORS preflight), `GET /health`, and the pixel itself at `/oie.js` with a demo page
 //! at `/demo`.
 
+mod client;
 mod contract;
+mod limits;
 mod pages;
 mod redirect;
+mod signing;
 mod writer;
 
+pub use client::{Clients, MAX_USER_AGENT};
 pub use contract::{parse as parse_body, MAX_BODY};
 pub use redirect::Redirects;
+pub use signing::{sign, HEADER as SIGNATURE_HEADER};
 pub use writer::{start as start_writer, Events, Full, Written};
 
 use std::net::SocketAddr;
@@ -23,6 +28,7 @@ use axum::Router;
 use serde_json::json;
 
 use crate::clock::now_ms;
+use crate::config::RateLimits;
 use crate::outbox::Outbox;
 use crate::store::{EventRow, SqliteStore};
 use oie_connectors::Secret;
@@ -39,25 +45,53 @@ pub struct Ingest {
     /// Where `/go` may redirect besides paths on this site.
     pub redirects: Arc<Redirects>,
     pub admin_token: Option<Secret>,
+    /// Server-side senders sign their bodies with this (`X-OIE-Signature`).
+    pub signing_secret: Option<Secret>,
+    /// Client addresses, believing `X-Forwarded-For` only from trusted proxies.
+    pub clients: Arc<Clients>,
+    /// Whether `/personalize` tells the level.
+    pub personalize_level: bool,
     pub store: Arc<SqliteStore>,
     pub outbox: Arc<Outbox>,
 }
 
-pub fn router(state: Ingest) -> Router {
+/// The ingest API, with its per-address limits and the whole-request timeout.
+pub fn router(state: Ingest, limits: &RateLimits, timeout: std::time::Duration) -> Router {
+    let clients = state.clients.clone();
+    // Validation checked the exempt list.
+    let exempt = limits_exempt(limits);
+    let limited = |router: Router<Ingest>, per_minute: u32| match limits::Limit::per_minute(
+        per_minute, &clients, &exempt,
+    ) {
+        Some(limit) => router.layer(axum::middleware::from_fn_with_state(limit, limits::enforce)),
+        None => router,
+    };
+    let lookups = Router::new()
+        .route("/identify", get(pages::identify))
+        .route("/personalize", get(pages::personalize));
+    let go = Router::new().route("/go", get(pages::go));
+    let track = Router::new().route("/track", post(track).options(preflight));
     Router::new()
-        .route("/track", post(track).options(preflight))
+        .merge(limited(lookups, limits.lookups))
+        .merge(limited(go, limits.go))
+        .merge(limited(track, limits.track))
         .route(
             "/health",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
-        .route("/identify", get(pages::identify))
-        .route("/personalize", get(pages::personalize))
-        .route("/go", get(pages::go))
         .route("/visitors/{id}", axum::routing::delete(pages::erase))
         .route("/oie.js", get(pixel))
         .route("/demo", get(demo))
         .route("/demo/{*page}", get(demo))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .with_state(state)
+}
+
+fn limits_exempt(limits: &RateLimits) -> Vec<ipnet::IpNet> {
+    limits.exempt_ranges().unwrap_or_default()
 }
 
 fn reject(status: StatusCode, reason: String) -> Response {
@@ -140,16 +174,16 @@ async fn track(
             ),
         );
     }
+    if let Err(reason) = check_signature(&state, origin.is_some(), &headers, &body) {
+        return cors(origin, reject(StatusCode::UNAUTHORIZED, reason));
+    }
     let events = match parse_body(&body) {
         Ok(e) => e,
         Err(reason) => return cors(origin, reject(StatusCode::BAD_REQUEST, reason)),
     };
     let received = now_ms();
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let ip = forwarded_for(&headers).unwrap_or_else(|| peer.ip().to_string());
+    let agent = client::user_agent(&headers);
+    let ip = state.clients.address(peer.ip(), &headers).to_string();
     let count = events.len();
     let rows = events
         .into_iter()
@@ -174,14 +208,30 @@ async fn track(
     cors(origin, response)
 }
 
-/// The client address when `oie` runs behind a proxy.
-fn forwarded_for(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
-    value
-        .split(',')
-        .next()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+/// Browsers send an allowed Origin; anyone else must sign the body when a signing secret is
+/// configured. A signature is checked whenever one is sent.
+fn check_signature(
+    state: &Ingest,
+    from_browser: bool,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let given = headers
+        .get(signing::HEADER)
+        .map(|v| v.to_str().unwrap_or_default());
+    match (&state.signing_secret, given) {
+        (Some(key), Some(given)) => {
+            signing::verify(key.expose().as_bytes(), given, body, now_ms() / 1000)
+        }
+        (Some(_), None) if !from_browser => Err(
+            "no Origin header: browsers send one; server-side senders must sign the body (X-OIE-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">)"
+                .into(),
+        ),
+        (None, Some(_)) => Err(
+            "X-OIE-Signature sent, but this server has no [server] event_signing_secret".into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 async fn pixel() -> Response {

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::{reject, Ingest};
 use crate::clock::now_ms;
 use crate::lead::is_id;
+use crate::store::ClickRow;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -52,20 +53,29 @@ pub async fn identify(State(state): State<Ingest>, Query(q): Params) -> Response
     }
 }
 
-/// `GET /personalize?v=ID`: what a page may adapt to for a hot or burning lead.
+/// `GET /personalize?v=ID`: what a page may adapt to for a hot or burning lead. The level only
+/// with `[server] personalize_level = true`: anyone holding the link could read it.
 pub async fn personalize(State(state): State<Ingest>, Query(q): Params) -> Response {
     let id = q.get("v").cloned().unwrap_or_default();
-    if !is_id(&id) {
-        return json_no_store(crate::store::public_personalization(None));
-    }
     let store = state.store.clone();
-    match blocking(move || store.personalize(&id, now_ms())).await {
-        Ok(v) => json_no_store(v),
-        Err(r) => r,
+    let found = if is_id(&id) {
+        match blocking(move || store.personalize(&id, now_ms())).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    } else {
+        crate::store::public_personalization(None)
+    };
+    let mut found = found;
+    if !state.personalize_level {
+        if let Some(fields) = found.as_object_mut() {
+            fields.remove("level");
+        }
     }
+    json_no_store(found)
 }
 
-/// `GET /go?i=ID&to=URL`: records the e-mail click and redirects.
+/// `GET /go?i=ID&to=URL`: records the e-mail click (through the writer's queue) and redirects.
 pub async fn go(
     State(state): State<Ingest>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -75,27 +85,19 @@ pub async fn go(
     let (id, location) = state
         .redirects
         .resolve(query.as_deref().unwrap_or_default());
-    let store = state.store.clone();
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let click_id = format!("c{:x}{:016x}", now_ms(), rand::random::<u64>());
-    let target = location.clone();
-    let ip = peer.ip().to_string();
-    let recorded = blocking(move || {
-        store.record_click(
-            &click_id,
-            id.as_deref(),
-            &target,
-            now_ms(),
-            Some(&ip),
-            agent.as_deref(),
-        )
-    })
-    .await;
-    if recorded.is_err() {
-        tracing::warn!("could not record an e-mail click; redirecting anyway");
+    let now = now_ms();
+    let click = ClickRow {
+        click_id: format!("c{now:x}{:016x}", rand::random::<u64>()),
+        visitor_id: id,
+        target: location.clone(),
+        timestamp: now,
+        ip: Some(state.clients.address(peer.ip(), &headers).to_string()),
+        user_agent: super::client::user_agent(&headers),
+    };
+    if state.events.click(click).is_err() {
+        tracing::warn!(
+            "could not record an e-mail click (the write queue is full); redirecting anyway"
+        );
     }
     (
         StatusCode::FOUND,
@@ -124,7 +126,7 @@ pub async fn erase(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes()));
+    let ok = given.is_some_and(|g| same_secret(g, token.expose()));
     if !ok {
         return reject(
             StatusCode::UNAUTHORIZED,
@@ -153,6 +155,15 @@ pub async fn erase(
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares digests of the two, in time that depends on neither their contents nor their
+/// lengths.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }

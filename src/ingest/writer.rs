@@ -1,20 +1,31 @@
-//! Accepted events wait in a bounded in-memory queue and are written to SQLite in batches. When
-//! the queue is full, `/track` answers 503 with Retry-After instead of growing without bound.
-//! On shutdown the queue is drained: an accepted event is never lost.
+//! Accepted events and `/go` clicks wait in a bounded in-memory queue and are written to SQLite
+//! in batches, by one writer: lookups read on their own connection, so nothing else holds the
+//! writer's. The queue is bounded in requests and in bytes; when it is full, `/track` answers
+//! 503 with Retry-After instead of growing without bound. On shutdown the queue is drained: an
+//! accepted event is never lost.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
 
-use crate::store::{EventRow, SqliteStore};
+use crate::store::{ClickRow, EventRow, SqliteStore};
 
 /// Events per SQLite transaction at most.
 const WRITE_BATCH: usize = 2_000;
 
+/// What waits to be written.
+enum Item {
+    Events(Vec<EventRow>),
+    Click(ClickRow),
+}
+
 /// The sending side, held by the HTTP handlers.
 #[derive(Clone)]
 pub struct Events {
-    tx: mpsc::Sender<Vec<EventRow>>,
+    tx: mpsc::Sender<(Item, usize)>,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 /// Why an event batch was not queued.
@@ -27,9 +38,33 @@ pub enum Full {
 impl Events {
     /// Queues one request's events; never waits.
     pub fn offer(&self, rows: Vec<EventRow>) -> Result<(), Full> {
-        self.tx.try_send(rows).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Full::Busy,
-            mpsc::error::TrySendError::Closed(_) => Full::Closed,
+        let size = rows.iter().map(EventRow::size).sum();
+        self.queue(Item::Events(rows), size)
+    }
+
+    /// Queues a click; never waits.
+    pub fn click(&self, click: ClickRow) -> Result<(), Full> {
+        let size = std::mem::size_of::<ClickRow>() + click.target.len();
+        self.queue(Item::Click(click), size)
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn queue(&self, item: Item, size: usize) -> Result<(), Full> {
+        let before = self.bytes.fetch_add(size, Ordering::Relaxed);
+        if before + size > self.max_bytes && before > 0 {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            return Err(Full::Busy);
+        }
+        self.tx.try_send((item, size)).map_err(|e| {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => Full::Busy,
+                mpsc::error::TrySendError::Closed(_) => Full::Closed,
+            }
         })
     }
 }
@@ -42,28 +77,47 @@ pub struct Written {
     pub urgent: Arc<Notify>,
 }
 
-/// A queue holding up to `capacity` requests, and the writer that drains it.
+/// A queue holding up to `capacity` requests and `max_bytes` bytes, and the writer that drains
+/// it.
 pub fn start(
     store: Arc<SqliteStore>,
     capacity: usize,
+    max_bytes: usize,
     notify: Written,
 ) -> (Events, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let task = tokio::spawn(run(rx, store, notify));
-    (Events { tx }, task)
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let task = tokio::spawn(run(rx, store, bytes.clone(), notify));
+    let events = Events {
+        tx,
+        bytes,
+        max_bytes,
+    };
+    (events, task)
 }
 
-async fn run(mut rx: mpsc::Receiver<Vec<EventRow>>, store: Arc<SqliteStore>, notify: Written) {
+async fn run(
+    mut rx: mpsc::Receiver<(Item, usize)>,
+    store: Arc<SqliteStore>,
+    bytes: Arc<AtomicUsize>,
+    notify: Written,
+) {
     while let Some(first) = rx.recv().await {
-        let mut batch = first;
-        while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
+        let (mut events, mut clicks, mut size) = (Vec::new(), Vec::new(), 0);
+        let mut next = Some(first);
+        while let Some((item, n)) = next.take() {
+            size += n;
+            match item {
+                Item::Events(rows) => events.extend(rows),
+                Item::Click(click) => clicks.push(click),
+            }
+            if events.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        let urgent = batch.iter().any(|e| e.event_type == "form_submit");
-        write(&store, batch).await;
+        let urgent = events.iter().any(|e| e.event_type == "form_submit");
+        write(&store, events, clicks).await;
+        bytes.fetch_sub(size, Ordering::Relaxed);
         notify.written.notify_one();
         if urgent {
             notify.urgent.notify_one();
@@ -72,19 +126,69 @@ async fn run(mut rx: mpsc::Receiver<Vec<EventRow>>, store: Arc<SqliteStore>, not
 }
 
 /// Writes a batch, retrying until SQLite takes it: these events were acknowledged already.
-async fn write(store: &Arc<SqliteStore>, batch: Vec<EventRow>) {
-    let batch = Arc::new(batch);
+async fn write(store: &Arc<SqliteStore>, events: Vec<EventRow>, clicks: Vec<ClickRow>) {
+    let batch = Arc::new((events, clicks));
     let mut wait = std::time::Duration::from_millis(50);
     loop {
         let (s, b) = (store.clone(), batch.clone());
-        match tokio::task::spawn_blocking(move || s.insert_events(&b)).await {
+        match tokio::task::spawn_blocking(move || s.insert_batch(&b.0, &b.1)).await {
             Ok(Ok(_)) => return,
             Ok(Err(e)) => {
-                tracing::error!(error = %e, events = batch.len(), "cannot write events; retrying")
+                tracing::error!(error = %e, events = batch.0.len(), "cannot write events; retrying")
             }
             Err(e) => tracing::error!(error = %e, "event writer task failed; retrying"),
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: usize, agent: usize) -> EventRow {
+        EventRow::from_json(
+            serde_json::json!({"eventId": format!("e{n}"), "type": "pageview", "sessionId": "s"}),
+            0,
+            None,
+            Some("a".repeat(agent)),
+        )
+    }
+
+    /// The queue refuses once the bytes waiting pass the bound, whatever the request count, and
+    /// takes again once the writer has drained them.
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes() {
+        let (tx, mut rx) = mpsc::channel(1_000);
+        let events = Events {
+            tx,
+            bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes: 100_000,
+        };
+        let mut taken = 0;
+        while events.offer(vec![row(taken, 10_000)]).is_ok() {
+            taken += 1;
+        }
+        assert!((8..=10).contains(&taken), "{taken} requests of ~10 KB");
+        assert!(events.queued_bytes() <= 100_000);
+        assert_eq!(events.offer(vec![row(99, 10_000)]), Err(Full::Busy));
+        // The writer takes one request off the queue and gives its bytes back.
+        let (_, size) = rx.recv().await.unwrap();
+        events.bytes.fetch_sub(size, Ordering::Relaxed);
+        assert!(events.offer(vec![row(100, 10_000)]).is_ok());
+    }
+
+    /// One request larger than the bound still goes through an empty queue.
+    #[tokio::test]
+    async fn one_large_request_is_not_refused_by_an_empty_queue() {
+        let (tx, _rx) = mpsc::channel(10);
+        let events = Events {
+            tx,
+            bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes: 1_000,
+        };
+        assert!(events.offer(vec![row(0, 5_000)]).is_ok());
+        assert_eq!(events.offer(vec![row(1, 10)]), Err(Full::Busy));
     }
 }

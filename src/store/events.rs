@@ -53,13 +53,57 @@ impl EventRow {
     }
 }
 
+/// One tracked e-mail link click (`/go`).
+#[derive(Debug, Clone)]
+pub struct ClickRow {
+    pub click_id: String,
+    pub visitor_id: Option<String>,
+    pub target: String,
+    pub timestamp: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl EventRow {
+    /// About what the row costs in memory while it waits to be written.
+    pub fn size(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<EventRow>()
+            + self.event_id.len()
+            + self.session_id.len()
+            + self.event_type.len()
+            + [&self.visitor_id, &self.url, &self.path, &self.title]
+                .into_iter()
+                .chain([&self.referrer, &self.data, &self.ip, &self.user_agent])
+                .map(text)
+                .sum::<usize>()
+    }
+}
+
 impl SqliteStore {
     /// Inserts events in one transaction; a repeated eventId is ignored. Returns how many were
     /// new.
     pub fn insert_events(&self, rows: &[EventRow]) -> anyhow::Result<usize> {
+        self.insert_batch(rows, &[])
+    }
+
+    /// Inserts events and clicks in one transaction; a repeated eventId or clickId is ignored.
+    /// Returns how many events were new.
+    pub fn insert_batch(&self, rows: &[EventRow], clicks: &[ClickRow]) -> anyhow::Result<usize> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
             let mut added = 0;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO email_clicks (clickId, visitorId, target, timestamp, ip, userAgent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for k in clicks {
+                    stmt.execute(params![
+                        k.click_id, k.visitor_id, k.target, k.timestamp, k.ip, k.user_agent
+                    ])?;
+                }
+            }
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT OR IGNORE INTO events (eventId, visitorId, sessionId, eventType, timestamp, url, path,

@@ -69,7 +69,7 @@ impl SqliteStore {
 
     /// `/identify`: the page-safe part of an identity, the same shape for unknown ids.
     pub fn identify(&self, short_id: &str) -> anyhow::Result<Value> {
-        self.with_conn(|c| {
+        self.with_reader(|c| {
             let row = c
                 .query_row(
                     "SELECT firstName, company, campaignName FROM identity_map WHERE shortId = ?1
@@ -85,7 +85,7 @@ impl SqliteStore {
     /// `/personalize`: for a hot or burning lead seen in the last 30 days (the export of
     /// sql/sqlite/queries/4), what a page may adapt to; the same shape otherwise.
     pub fn personalize(&self, visitor_id: &str, now_ms: i64) -> anyhow::Result<Value> {
-        self.with_conn(|c| {
+        self.with_reader(|c| {
             let row = c
                 .query_row(
                     "SELECT firstName, company, campaignName, engagementLevel FROM lead_profiles
@@ -95,25 +95,6 @@ impl SqliteStore {
                 )
                 .optional()?;
             Ok(public_personalization(row))
-        })
-    }
-
-    /// Records a tracked e-mail link click.
-    pub fn record_click(
-        &self,
-        click_id: &str,
-        visitor_id: Option<&str>,
-        target: &str,
-        now_ms: i64,
-        ip: Option<&str>,
-        agent: Option<&str>,
-    ) -> anyhow::Result<()> {
-        self.with_conn(|c| {
-            c.execute(
-                "INSERT OR IGNORE INTO email_clicks (clickId, visitorId, target, timestamp, ip, userAgent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![click_id, visitor_id, target, now_ms, ip, agent],
-            )?;
-            Ok(())
         })
     }
 

@@ -8,7 +8,7 @@ mod import;
 mod sqlite;
 
 pub use bigquery::{Alert, BigQueryStore, Cursor, ALERT_LOOKBACK_MS};
-pub use events::EventRow;
+pub use events::{ClickRow, EventRow};
 pub use identity::{public_identity, public_personalization, Erased};
 pub use import::{import_file, import_identities, ImportReport};
 pub use sqlite::SqliteStore;

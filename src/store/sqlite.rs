@@ -13,6 +13,10 @@ const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
 /// The embedded lead store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// A read-only connection for the ingest API's lookups (`/identify`, `/personalize`): in
+    /// WAL mode it reads beside the writer, so a flood of lookups never waits on (or stalls)
+    /// event writes and scoring.
+    reader: Mutex<Connection>,
 }
 
 impl SqliteStore {
@@ -20,9 +24,21 @@ impl SqliteStore {
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let conn = crate::sqlite::open(path, SCHEMA)?;
         conn.execute_batch(crate::scoring::PAGE_CLASSES)?;
+        let reader = crate::sqlite::open_reader(path)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
         })
+    }
+
+    /// Runs `f` on the read-only connection.
+    pub(crate) fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        // A poisoned lock means a panic mid-call; the connection only reads, so it is usable.
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
     }
 
     pub(crate) fn with_conn<T>(

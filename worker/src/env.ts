@@ -12,6 +12,12 @@ export interface Env {
   PUBSUB_TOPIC: string;
   /** Event types published to PUBSUB_TOPIC; "pageview:pricing" = pageviews of pricing pages. */
   PUBSUB_EVENT_TYPES: string;
+  /** "true" lets /personalize answer the lead's level; anything else leaves it out. */
+  PERSONALIZE_LEVEL?: string;
+  /** Per-address limits (the rate limiting binding); unbound means no limit. */
+  LOOKUP_LIMITER?: RateLimit;
+  GO_LIMITER?: RateLimit;
+  TRACK_LIMITER?: RateLimit;
   /** Secret: bearer token for DELETE /visitors/:id (erasure is off without it). */
   ADMIN_TOKEN?: string;
   /** Secret: HMAC-SHA256 key for server-side senders (X-OIE-Signature). */

@@ -18,15 +18,21 @@ export function noStore(body: unknown, headers: HeadersInit = {}): Response {
   return json(body, 200, h);
 }
 
-/** Compares two strings in time that does not depend on where they differ. */
-export function constantTimeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  }
-  return diff === 0;
+/** Compares SHA-256 digests of two secrets in constant time: the time depends on neither their
+ * contents nor their lengths. */
+export async function sameSecret(given: string, expected: string): Promise<boolean> {
+  const digest = (s: string) => crypto.subtle.digest("SHA-256", new TextEncoder().encode(s));
+  const [a, b] = await Promise.all([digest(given), digest(expected)]);
+  return crypto.subtle.timingSafeEqual(a, b);
+}
+
+/** Longest user agent kept: real ones are a few hundred characters. */
+export const MAX_USER_AGENT = 512;
+
+/** The request's user agent, cut to `MAX_USER_AGENT` characters. */
+export function userAgent(request: Request): string | null {
+  const agent = request.headers.get("user-agent");
+  return agent === null ? null : [...agent].slice(0, MAX_USER_AGENT).join("");
 }
 
 /** A short id as the contract defines it (`^[A-Za-z0-9_.:-]{1,64}$`). */

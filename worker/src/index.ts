@@ -30,7 +30,13 @@ export default {
     if (method === "GET" && pathname === "/health") return json({ status: "ok" });
     const visitor = /^\/visitors\/([^/]+)$/.exec(pathname);
     if (visitor?.[1] !== undefined && method === "DELETE") {
-      return erase(request, env, defaultIo, decodeURIComponent(visitor[1]));
+      let id: string;
+      try {
+        id = decodeURIComponent(visitor[1]);
+      } catch {
+        return reject(400, "the visitor id is not valid percent-encoded UTF-8");
+      }
+      return erase(request, env, defaultIo, id);
     }
     return reject(404, `no route for ${method} ${pathname}`);
   },

@@ -2,7 +2,8 @@
 
 import { allowedOrigin, withCors } from "./cors";
 import { type Env, type Io, list } from "./env";
-import { constantTimeEqual, hex, isId, json, noStore, reject } from "./http";
+import { hex, isId, json, noStore, reject, sameSecret, userAgent } from "./http";
+import { overLimit } from "./limits";
 import { normalizeHosts, resolveGo } from "./redirect";
 
 /** What `IDENTITY_STORE` holds per short id (written by `oie` or the outbound tool). */
@@ -35,6 +36,8 @@ function corsFor(request: Request, env: Env): string | null {
 /** Only what a page may show — never the e-mail or last name — and the same shape for unknown
  * ids, so the answer reveals nothing about which ids exist. */
 export async function identify(request: Request, env: Env): Promise<Response> {
+  const limited = await overLimit(env.LOOKUP_LIMITER, request);
+  if (limited) return withCors(limited, corsFor(request, env));
   const id = new URL(request.url).searchParams.get("i");
   const found = await lookup<Identity>(env.IDENTITY_STORE, id);
   return withCors(
@@ -47,22 +50,25 @@ export async function identify(request: Request, env: Env): Promise<Response> {
   );
 }
 
+/** The level only with `PERSONALIZE_LEVEL = "true"`: anyone holding the link could read it. */
 export async function personalize(request: Request, env: Env): Promise<Response> {
+  const limited = await overLimit(env.LOOKUP_LIMITER, request);
+  if (limited) return withCors(limited, corsFor(request, env));
   const id = new URL(request.url).searchParams.get("v");
   const found = await lookup<Personalization>(env.PERSONALIZATION, id);
-  return withCors(
-    noStore({
-      firstName: found?.firstName ?? null,
-      company: found?.company ?? null,
-      campaignName: found?.campaignName ?? null,
-      level: found?.level ?? null,
-    }),
-    corsFor(request, env),
-  );
+  const answer: Record<string, string | null> = {
+    firstName: found?.firstName ?? null,
+    company: found?.company ?? null,
+    campaignName: found?.campaignName ?? null,
+  };
+  if (env.PERSONALIZE_LEVEL === "true") answer.level = found?.level ?? null;
+  return withCors(noStore(answer), corsFor(request, env));
 }
 
 /** Records the click (queued to `email_clicks`), then redirects with `i` appended. */
 export async function go(request: Request, env: Env, io: Io): Promise<Response> {
+  const limited = await overLimit(env.GO_LIMITER, request);
+  if (limited) return limited;
   const { id, location } = resolveGo(new URL(request.url).searchParams, normalizeHosts(list(env.REDIRECT_HOSTS)));
   const now = io.now();
   const clickId = `c${now.toString(16)}${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
@@ -79,7 +85,7 @@ export async function go(request: Request, env: Env, io: Io): Promise<Response> 
           timestamp: now,
           ip: request.headers.get("cf-connecting-ip"),
           country: cf.country ?? null,
-          userAgent: request.headers.get("user-agent"),
+          userAgent: userAgent(request),
           clickedAt: new Date(now).toISOString(),
         },
       },
@@ -100,7 +106,7 @@ async function sha256(text: string): Promise<string> {
 export async function erase(request: Request, env: Env, io: Io, id: string): Promise<Response> {
   if (!env.ADMIN_TOKEN) return reject(403, "erasure needs the ADMIN_TOKEN secret");
   const given = request.headers.get("authorization")?.replace(/^Bearer /, "") ?? "";
-  if (!constantTimeEqual(given, env.ADMIN_TOKEN)) return reject(401, "a valid admin token is required");
+  if (!(await sameSecret(given, env.ADMIN_TOKEN))) return reject(401, "a valid admin token is required");
   if (!isId(id)) return reject(400, "not a visitor id");
   const identity = (await env.IDENTITY_STORE.get(id)) !== null;
   const personalization = (await env.PERSONALIZATION.get(id)) !== null;

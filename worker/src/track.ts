@@ -3,7 +3,8 @@
 import { parse, MAX_BODY, type Event } from "./contract";
 import { allowedOrigin, withCors } from "./cors";
 import { type Env, type Io, type Row } from "./env";
-import { json, reject } from "./http";
+import { json, reject, userAgent } from "./http";
+import { overLimit } from "./limits";
 import { publishRealtime } from "./pubsub";
 import { SIGNATURE_HEADER, verify } from "./signing";
 
@@ -22,8 +23,13 @@ export async function track(request: Request, env: Env, ctx: ExecutionContext, i
   const origin = allowedOrigin(request, env);
   if (origin instanceof Response) return origin;
   if (origin === null && signature === null) {
-    return reject(403, "no Origin header: browsers send one; server-side senders must sign the body (X-OIE-Signature)");
+    return reject(
+      403,
+      'no Origin header: browsers send one; server-side senders must sign the body (X-OIE-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">)',
+    );
   }
+  const limited = await overLimit(env.TRACK_LIMITER, request);
+  if (limited) return withCors(limited, origin);
   const length = Number(request.headers.get("content-length") ?? "0");
   if (length > MAX_BODY) {
     return withCors(reject(413, `body is ${length} bytes; the limit is ${MAX_BODY}`), origin);
@@ -37,9 +43,8 @@ export async function track(request: Request, env: Env, ctx: ExecutionContext, i
     if (!env.EVENT_SIGNING_SECRET) {
       return withCors(reject(401, "X-OIE-Signature sent, but this Worker has no EVENT_SIGNING_SECRET"), origin);
     }
-    if (!(await verify(env.EVENT_SIGNING_SECRET, text, signature))) {
-      return withCors(reject(401, "X-OIE-Signature does not match the body (expected sha256=<hex HMAC-SHA256>)"), origin);
-    }
+    const refused = await verify(env.EVENT_SIGNING_SECRET, text, signature, Math.floor(io.now() / 1000));
+    if (refused !== null) return withCors(reject(401, refused), origin);
   }
   const parsed = parse(text);
   if (!parsed.ok) return withCors(reject(400, parsed.reason), origin);
@@ -80,7 +85,7 @@ export function enrich(event: Event, request: Request, receivedAt: number): Row 
       timezone: cf.timezone ?? null,
       colo: cf.colo ?? null,
       asn: typeof cf.asn === "number" ? cf.asn : null,
-      userAgent: request.headers.get("user-agent"),
+      userAgent: userAgent(request),
       receivedAt: new Date(receivedAt).toISOString(),
     },
   };

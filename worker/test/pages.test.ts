@@ -1,6 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { go } from "../src/pages";
+import { go, personalize } from "../src/pages";
 import vectors from "../../contract/redirects.json";
 import { fakeGoogle, testEnv } from "./helpers";
 
@@ -28,15 +28,41 @@ describe("GET /identify and /personalize", () => {
       expect(unknown.status).toBe(200);
       expect(await unknown.json()).toEqual({ firstName: null, company: null, campaignName: null });
     }
+    // The level stays out unless PERSONALIZE_LEVEL is "true".
     const personal = await SELF.fetch(`${BASE}/personalize?v=ab3f9`, { headers: { origin: "https://www.acme.example" } });
-    expect(await personal.json()).toEqual({ firstName: "Jane", company: "Acme", campaignName: "Q4 Outbound", level: "hot" });
+    expect(await personal.json()).toEqual({ firstName: "Jane", company: "Acme", campaignName: "Q4 Outbound" });
     expect(personal.headers.get("access-control-allow-origin")).toBe("https://www.acme.example");
     expect(await (await SELF.fetch(`${BASE}/personalize?v=nobody`)).json()).toEqual({
       firstName: null,
       company: null,
       campaignName: null,
-      level: null,
     });
+    const { env: withLevel } = testEnv({ PERSONALIZE_LEVEL: "true" });
+    const shown = await personalize(new Request(`${BASE}/personalize?v=ab3f9`), withLevel);
+    expect(await shown.json()).toEqual({ firstName: "Jane", company: "Acme", campaignName: "Q4 Outbound", level: "hot" });
+  });
+
+  it("answers 429 with Retry-After past the per-address limit (the rate limiting binding)", async () => {
+    let allowed = 0;
+    const ask = (i: number) =>
+      SELF.fetch(`${BASE}/identify?i=${(i * 2654435761 % 1048576).toString(16)}`, {
+        headers: { "cf-connecting-ip": "198.51.100.99" },
+      });
+    for (let i = 0; i < 200; i++) {
+      const r = await ask(i);
+      if (r.status === 200) {
+        allowed++;
+        continue;
+      }
+      expect(r.status).toBe(429);
+      expect(r.headers.get("retry-after")).toBe("60");
+      expect((await r.json<{ error: string }>()).error).toMatch(/too many requests/);
+    }
+    // wrangler.jsonc: 60 lookups a minute per address.
+    expect(allowed).toBe(60);
+    // Another address has its own allowance.
+    const other = await SELF.fetch(`${BASE}/identify?i=ab3f9`, { headers: { "cf-connecting-ip": "198.51.100.100" } });
+    expect(other.status).toBe(200);
   });
 });
 
@@ -93,6 +119,13 @@ describe("DELETE /visitors/:id", () => {
     expect(await env.PERSONALIZATION.get("ab3f9")).toBeNull();
     expect(await (await SELF.fetch(`${BASE}/identify?i=ab3f9`)).json()).toEqual({ firstName: null, company: null, campaignName: null });
     expect(await (await del("test-admin-token")).json()).toEqual({ erased: { identity: false, personalization: false } });
+  });
+
+  it("answers 400 for an id that is not valid percent-encoding", async () => {
+    for (const path of ["%E0", "%FF%FE", "%"]) {
+      const r = await SELF.fetch(`${BASE}/visitors/${path}`, { method: "DELETE", headers: { authorization: "Bearer test-admin-token" } });
+      expect(r.status).toBe(400);
+    }
   });
 
   it("records the erasure by a hash of the id", async () => {

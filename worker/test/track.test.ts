@@ -84,15 +84,42 @@ describe("POST /track", () => {
     expect(denied.headers.get("access-control-allow-origin")).toBeNull();
   });
 
-  it("accepts signed bodies from servers and refuses bad signatures", async () => {
+  it("accepts signed bodies from servers and refuses bad, stale or old-form signatures", async () => {
     const body = JSON.stringify({ v: 1, events: [event(1)] });
-    const signature = await sign("test-signing-secret", body);
+    const now = Math.floor(Date.now() / 1000);
+    const signature = await sign("test-signing-secret", now, body);
     expect((await post(body, { "x-oie-signature": signature })).status).toBe(202);
     const tampered = await post(body.replace("e1", "e2"), { "x-oie-signature": signature });
     expect(tampered.status).toBe(401);
     expect((await tampered.json<{ error: string }>()).error).toMatch(/does not match the body/);
-    const wrongKey = await post(body, { "x-oie-signature": await sign("other-secret", body) });
+    const wrongKey = await post(body, { "x-oie-signature": await sign("other-secret", now, body) });
     expect(wrongKey.status).toBe(401);
+    const replayed = await post(body, { "x-oie-signature": await sign("test-signing-secret", now - 600, body) });
+    expect(replayed.status).toBe(401);
+    expect((await replayed.json<{ error: string }>()).error).toMatch(/more than 300 seconds from now/);
+    const moved = await post(body, { "x-oie-signature": signature.replace(`t=${now}`, `t=${now + 1}`) });
+    expect(moved.status).toBe(401);
+    const oldForm = await post(body, { "x-oie-signature": "sha256=00" });
+    expect((await oldForm.json<{ error: string }>()).error).toMatch(/old `sha256=<hex>` form/);
+  });
+
+  it("keeps at most 512 characters of the user agent", async () => {
+    const { env, events } = testEnv();
+    const request = new Request("https://ingest.acme.example/track", {
+      method: "POST",
+      headers: { origin: ORIGIN, "user-agent": "A".repeat(300_000) },
+      body: JSON.stringify({ v: 1, events: [event(1)] }),
+    });
+    const ctx = createExecutionContext();
+    expect((await track(request, env, ctx, fakeGoogle())).status).toBe(202);
+    await waitOnExecutionContext(ctx);
+    expect((events.sent[0]?.json["userAgent"] as string).length).toBe(512);
+  });
+
+  it("signs the same value as oie run (the vector in src/ingest/signing.rs)", async () => {
+    expect(await sign("test-signing-secret", 1_800_000_000, '{"v":1,"events":[]}')).toBe(
+      "t=1800000000,v1=ade6fd5c7ce129ad2cd6e4af6dc40632a8c2b215001432bd8b78542418f6555b",
+    );
   });
 
   it("enriches each event at the edge and queues one row per event", async () => {

@@ -1,5 +1,6 @@
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -30,9 +31,11 @@ impl FileSink {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
+            // The output holds personal data: readable by its owner only when created here.
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
             Box::new(file)

@@ -1,0 +1,41 @@
+//! What `oie check` and `oie run` warn about without refusing to start: secrets and personal
+//! data that other users of the machine can read.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::Loaded;
+
+/// The data files `oie` keeps personal data in, relative to the data dir.
+const DATA_FILES: &[&str] = &["oie.db", "outbox.db"];
+
+impl Loaded {
+    /// One line per file that group or other users can read: key files the config names, and
+    /// the databases that already exist.
+    pub fn warnings(&self) -> Vec<String> {
+        let keys = self.key_files.iter().filter_map(|key| {
+            let mode = shared_mode(key)?;
+            Some(format!(
+                "key file {} can be read by other users of this machine (mode {mode:04o}); run `chmod 600 {}`",
+                key.display(),
+                key.display()
+            ))
+        });
+        let data = DATA_FILES.iter().filter_map(|name| {
+            let file = self.data_dir.join(name);
+            let mode = shared_mode(&file)?;
+            Some(format!(
+                "{} holds personal data and can be read by other users of this machine (mode {mode:04o}); run `chmod 600 {}*`",
+                file.display(),
+                file.display()
+            ))
+        });
+        keys.chain(data).collect()
+    }
+}
+
+/// The file's permission bits when group or others may read or write it.
+pub fn shared_mode(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
