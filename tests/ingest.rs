@@ -164,6 +164,17 @@ async fn cors_allows_listed_origins_and_the_own_one_only() {
 }
 
 /// A visitor's events, as the pixel would send them, worth `burning` with a form.
+fn stored_id(ws: &Workspace, email: &str) -> String {
+    rusqlite::Connection::open(ws.path("data/oie.db"))
+        .unwrap()
+        .query_row(
+            "SELECT shortId FROM identity_map WHERE email = ?1",
+            [email],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 fn hot_journey(visitor: &str, now: i64) -> Value {
     let e = |i: usize, t: &str, path: &str, data: Value| {
         json!({"eventId": format!("{visitor}-{i}"), "type": t, "timestamp": now - 60_000 + i as i64,
@@ -269,9 +280,36 @@ async fn identities_pages_links_and_erasure() {
         "shortId,email,firstName,lastName,company,campaignName\nab3f9,jane@acme.example,Jane,Doe,Acme,Q4 Outbound\n,x@y.example,No,Id,Nope,\n",
     )
     .unwrap();
-    let out = ws.oie(&["identities", "import", ws.path("ids.csv").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "one bad row");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3: shortId is missing or empty"));
+    let import = |out: Option<&str>| {
+        let file = ws.path("ids.csv").to_str().unwrap().to_string();
+        let mut args: Vec<String> = vec!["identities".into(), "import".into(), file];
+        if let Some(o) = out {
+            args.extend(["--out".to_string(), ws.path(o).to_str().unwrap().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ws.oie(&args)
+    };
+    let out = import(None);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 id(s) can be guessed (\"ab3f9\" carries about 20 bits"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("generated 1 id(s); run again with --out FILE"), "{stderr}");
+    // Again with --out: the row without an id keeps the one it got, and both are written.
+    let out = import(Some("ids-out.csv"));
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("generated"));
+    let written = common::read(&ws.path("ids-out.csv"));
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines[0], "email,shortId");
+    assert_eq!(lines[1], "jane@acme.example,ab3f9");
+    let (email, id) = lines[2].split_once(',').unwrap();
+    assert_eq!(email, "x@y.example");
+    assert_eq!(id.len(), 13, "a generated id: {id}");
+    let generated = stored_id(&ws, "x@y.example");
+    assert_eq!(id, generated);
     let daemon = ws.start();
     let get = |path: &str| {
         let url = format!("{}{path}", daemon.base);

@@ -1,6 +1,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+
 use crate::store::{import_file, import_identities as load_identities, ImportReport, SqliteStore};
 
 pub fn import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
@@ -9,10 +11,50 @@ pub fn import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     Ok(print(file, &report, "lead"))
 }
 
-pub fn import_identities(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+pub fn import_identities(
+    config: &Path,
+    file: &Path,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let store = embedded(config)?;
-    let report = load_identities(&store, file, crate::clock::now_ms())?;
-    Ok(print(file, &report, "identity"))
+    let done = load_identities(&store, file, crate::clock::now_ms())?;
+    if let Some(first) = done.guessable.first() {
+        eprintln!(
+            "warning: {} id(s) can be guessed (\"{first}\" carries about {:.0} bits; fewer than {:.0}): anyone can try every value against /identify and list your prospects. Leave shortId empty to let oie generate ids, or use at least 8 random letters and digits",
+            done.guessable.len(),
+            crate::store::ids::entropy_bits(first),
+            crate::store::ids::MIN_BITS
+        );
+    }
+    if let Some(out) = out {
+        write_ids(out, &done.ids)?;
+        println!("wrote {} id(s) to {}", done.ids.len(), out.display());
+    } else if done.generated > 0 {
+        eprintln!(
+            "generated {} id(s); run again with --out FILE to write every e-mail and id for your e-mail tool (the same ids come back)",
+            done.generated
+        );
+    }
+    Ok(print(file, &done.report, "identity"))
+}
+
+/// `email,shortId` for each identity, readable by the owner only (it lists prospects).
+fn write_ids(out: &Path, ids: &[(String, String)]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let mut csv = csv::Writer::from_writer(file);
+    csv.write_record(["email", "shortId"])?;
+    for (email, id) in ids {
+        csv.write_record([email, id])?;
+    }
+    csv.flush()?;
+    Ok(())
 }
 
 /// The embedded store; imports make no sense on a BigQuery store, whose leads BigQuery scores.

@@ -98,8 +98,16 @@ pub enum ConnectorsCommand {
 #[derive(Debug, Subcommand)]
 pub enum IdentitiesCommand {
     /// Load identities (shortId, email, firstName, lastName, company, title, campaignId,
-    /// campaignName) from CSV or JSON lines, so alerts carry the person's name and company.
-    Import { file: PathBuf },
+    /// campaignName) from CSV or JSON lines, so alerts carry the person's name and company. A
+    /// row without a shortId gets a random one (65 bits; the same one again for an e-mail
+    /// imported before).
+    Import {
+        file: PathBuf,
+        /// Write every imported identity's e-mail and id to this CSV (`email,shortId`), for
+        /// the e-mail tool's merge field.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,8 +183,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Bigquery(BigqueryCommand::Apply { dry_run }) => {
             bigquery::apply(&cli.config, *dry_run)
         }
-        Command::Identities(IdentitiesCommand::Import { file }) => {
-            leads::import_identities(&cli.config, file)
+        Command::Identities(IdentitiesCommand::Import { file, out }) => {
+            leads::import_identities(&cli.config, file, out.as_deref())
         }
     };
     match result {

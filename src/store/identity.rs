@@ -67,6 +67,19 @@ impl SqliteStore {
         })
     }
 
+    /// The id an e-mail address was last imported with, if any.
+    pub fn id_of(&self, email: &str) -> anyhow::Result<Option<String>> {
+        self.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT shortId FROM identity_map WHERE lower(email) = lower(?1)
+                 ORDER BY createdAt DESC LIMIT 1",
+                [email],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
     /// `/identify`: the page-safe part of an identity, the same shape for unknown ids.
     pub fn identify(&self, short_id: &str) -> anyhow::Result<Value> {
         self.with_reader(|c| {

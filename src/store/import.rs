@@ -225,7 +225,7 @@ pub fn import_identities(
     store: &SqliteStore,
     path: &Path,
     now_ms: i64,
-) -> anyhow::Result<ImportReport> {
+) -> anyhow::Result<IdentitiesReport> {
     const KNOWN: &[&str] = &[
         "shortId",
         "email",
@@ -236,14 +236,58 @@ pub fn import_identities(
         "campaignId",
         "campaignName",
     ];
-    let (rows, mut report) = read_rows(path, &|k| KNOWN.contains(&k))?;
-    for (line, row) in rows {
+    let (rows, report) = read_rows(path, &|k| KNOWN.contains(&k))?;
+    let mut out = IdentitiesReport {
+        report,
+        ..IdentitiesReport::default()
+    };
+    for (line, mut row) in rows {
+        let given = text(&row, "shortId");
+        let email = text(&row, "email");
+        let id = match &given {
+            Some(id) => id.clone(),
+            // The id this e-mail already has, so a second import does not change sent links.
+            None => match email.as_deref().map(|e| store.id_of(e)).transpose()?.flatten() {
+                Some(known) => known,
+                None => {
+                    out.generated += 1;
+                    super::ids::generate()
+                }
+            },
+        };
+        row.insert("shortId".into(), Value::String(id.clone()));
         match store.insert_identity(&row, now_ms) {
-            Ok(()) => report.loaded += 1,
-            Err(e) => report.rejected.push(format!("line {line}: {e}")),
+            Ok(()) => {
+                out.report.loaded += 1;
+                if given.is_some() && super::ids::entropy_bits(&id) < super::ids::MIN_BITS {
+                    out.guessable.push(id.clone());
+                }
+                out.ids.push((email.unwrap_or_default(), id));
+            }
+            Err(e) => out.report.rejected.push(format!("line {line}: {e}")),
         }
     }
-    Ok(report)
+    Ok(out)
+}
+
+/// What an identities import did, beyond the rows.
+#[derive(Debug, Default)]
+pub struct IdentitiesReport {
+    pub report: ImportReport,
+    /// (e-mail, id) of every identity loaded, in file order: the merge field for the e-mail tool.
+    pub ids: Vec<(String, String)>,
+    /// Ids oie made for rows without one.
+    pub generated: usize,
+    /// Ids the file brought with fewer than 40 bits of entropy.
+    pub guessable: Vec<String>,
+}
+
+fn text(row: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    row.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

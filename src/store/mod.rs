@@ -3,6 +3,7 @@
 
 mod bigquery;
 mod events;
+pub mod ids;
 mod identity;
 mod import;
 mod sqlite;
@@ -10,7 +11,7 @@ mod sqlite;
 pub use bigquery::{Alert, BigQueryStore, Cursor, ALERT_LOOKBACK_MS};
 pub use events::{ClickRow, EventRow};
 pub use identity::{public_identity, public_personalization, Erased};
-pub use import::{import_file, import_identities, ImportReport};
+pub use import::{import_file, import_identities, IdentitiesReport, ImportReport};
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;
