@@ -284,7 +284,10 @@ async fn identities_pages_links_and_erasure() {
         let file = ws.path("ids.csv").to_str().unwrap().to_string();
         let mut args: Vec<String> = vec!["identities".into(), "import".into(), file];
         if let Some(o) = out {
-            args.extend(["--out".to_string(), ws.path(o).to_str().unwrap().to_string()]);
+            args.extend([
+                "--out".to_string(),
+                ws.path(o).to_str().unwrap().to_string(),
+            ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ws.oie(&args)
@@ -296,7 +299,10 @@ async fn identities_pages_links_and_erasure() {
         stderr.contains("1 id(s) can be guessed (\"ab3f9\" carries about 20 bits"),
         "{stderr}"
     );
-    assert!(stderr.contains("generated 1 id(s); run again with --out FILE"), "{stderr}");
+    assert!(
+        stderr.contains("generated 1 id(s); run again with --out FILE"),
+        "{stderr}"
+    );
     // Again with --out: the row without an id keeps the one it got, and both are written.
     let out = import(Some("ids-out.csv"));
     assert!(out.status.success());

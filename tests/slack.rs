@@ -84,6 +84,13 @@ async fn the_default_limit_is_one_message_per_second() {
     let daemon = ws.start();
     wait_until("4 messages", 20, || fake.messages("C0DEFAULT").len() >= 4).await;
     assert_eq!(fake.rate_limited(), 0);
+    for m in fake.messages("C0DEFAULT") {
+        // Slack never previews a link a visitor's browser named.
+        assert_eq!(
+            (&m["unfurl_links"], &m["unfurl_media"]),
+            (&json!(false), &json!(false))
+        );
+    }
     drop(daemon);
 }
 

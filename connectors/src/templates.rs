@@ -260,6 +260,7 @@ fn new_registry(escape: impl Fn(&str) -> String + Send + Sync + 'static) -> Hand
     registry.register_helper("fire", Box::new(fire_helper));
     registry.register_helper("name", Box::new(name_helper));
     registry.register_helper("gt", Box::new(gt_helper));
+    registry.register_helper("path", Box::new(path_helper));
     registry
 }
 
@@ -317,6 +318,38 @@ fn name_helper(
     // Helper output is not escaped by handlebars; escape it as `{{…}}` would be.
     out.write(&registry.get_escape_fn()(&name))?;
     Ok(())
+}
+
+/// `{{path lead.lastPageUrl}}`: only the path of a URL. A page address comes from the visitor's
+/// browser, so its host, query and fragment are whatever an attacker chose (a look-alike host,
+/// an e-mail, a token); alerts and notes show the path alone, at most 200 characters.
+fn path_helper(
+    h: &Helper,
+    registry: &Handlebars,
+    _: &Context,
+    _: &mut HbsRenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let value = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("path", 0))?
+        .value();
+    let text = value.as_str().unwrap_or_default();
+    out.write(&registry.get_escape_fn()(&url_path(text)))?;
+    Ok(())
+}
+
+/// The path of `text` as a URL (a bare path stays as it is, without query or fragment).
+pub fn url_path(text: &str) -> String {
+    let path = match url::Url::parse(text) {
+        Ok(u) => u.path().to_string(),
+        Err(_) => text
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    path.chars().take(200).collect()
 }
 
 /// `{{#if (gt a b)}}`: numeric comparison.

@@ -1,5 +1,6 @@
-// Who the visitor is: `?i=SHORTID` from the e-mail link, remembered in localStorage and a
-// first-party cookie, then removed from the address bar so a copied link carries no identity.
+// Who the visitor is: `?i=SHORTID` from the e-mail link, taken out of the address bar as soon
+// as the pixel runs (so neither a copied link nor another script on the page sees it), kept in
+// memory, and remembered in localStorage and a first-party cookie once there is consent.
 
 import { KV, readJSON } from './store';
 
@@ -21,18 +22,14 @@ export function isId(value: string | null | undefined): value is string {
   return !!value && ID.test(value);
 }
 
-/** The `i` parameter of a URL, if it is a valid id. */
-export function idFromUrl(href: string): string | null {
-  const i = new URL(href).searchParams.get('i');
-  return isId(i) ? i : null;
-}
-
-/** The URL without its `i` parameter (or null when it has none). */
-export function withoutId(href: string): string | null {
+/** The `i` parameter of `href` if it is a valid id, and the address without any `i` (path,
+ * query, fragment), or null when there was none to take out. */
+export function splitId(href: string): [string | null, string | null] {
   const url = new URL(href);
-  if (!url.searchParams.has('i')) return null;
+  const i = url.searchParams.get('i');
+  if (i === null) return [null, null];
   url.searchParams.delete('i');
-  return url.pathname + (url.search === '?' ? '' : url.search) + url.hash;
+  return [isId(i) ? i : null, url.pathname + url.search + url.hash];
 }
 
 export function readCookie(doc: Doc): string | null {
@@ -47,11 +44,10 @@ export function cookieFor(id: string, secure: boolean, days = COOKIE_DAYS): stri
   return `${COOKIE}=${id}; Max-Age=${days * 86400}; Path=/; SameSite=Lax${secure ? '; Secure' : ''}`;
 }
 
-/** Remembers `id` (from the URL) or recalls the stored one. */
-export function resolveVisitor(kv: KV, doc: Doc, href: string, now: number): string | null {
-  const fromUrl = idFromUrl(href);
+/** Remembers `fromUrl` (the id the page was opened with) or recalls the stored one. */
+export function resolveVisitor(kv: KV, doc: Doc, fromUrl: string | null, secure: boolean, now: number): string | null {
   if (fromUrl) {
-    remember(kv, doc, fromUrl, href.startsWith('https:'), now);
+    remember(kv, doc, fromUrl, secure, now);
     return fromUrl;
   }
   const stored = readJSON<StoredVisitor>(kv, VISITOR_KEY);

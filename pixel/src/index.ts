@@ -5,11 +5,11 @@
 // Commands: oie('consent', true | false).
 
 import { safe } from './guard';
-import { forget, remember, resolveVisitor, withoutId } from './identity';
+import { forget, remember, resolveVisitor, splitId } from './identity';
 import { Queue } from './queue';
 import { touchSession } from './session';
 import { browserKV, KV, randomId } from './store';
-import { pageClasses, pageviewData, watch } from './trackers';
+import { cut, here, pageClasses, pageviewData, watch } from './trackers';
 import { httpTransport } from './transport';
 
 type Command = ArrayLike<unknown>;
@@ -24,6 +24,11 @@ const CONSENT_KEY = '_oie_consent';
 safe(() => {
   const w = window as unknown as { oie?: Oie };
   if (w.oie && w.oie.loaded) return;
+  // The id leaves the address bar now, in the page's first task and whatever the consent:
+  // analytics and chat scripts, and a forwarded link, never see it. It stays in memory.
+  const [urlId, clean] = splitId(location.href);
+  const secure = location.protocol === 'https:';
+  if (clean !== null) history.replaceState(history.state, '', clean);
   const script = document.currentScript as HTMLScriptElement | null;
   const endpoint = script?.getAttribute('data-endpoint') || (script ? new URL('/track', script.src).href : '/track');
   const requireConsent = script?.getAttribute('data-consent') === 'required';
@@ -41,17 +46,18 @@ safe(() => {
 
   const emit = (type: string, data?: Record<string, unknown>, at?: { url: string; path: string }) => {
     if (!consent) return;
+    const where = at || here();
     const event: Record<string, unknown> & { eventId: string } = {
       eventId: randomId(),
       type,
       timestamp: now(),
       sessionId: touchSession(kv, now()),
-      url: at ? at.url : location.href.slice(0, 2048),
-      path: at ? at.path : location.pathname.slice(0, 2048),
+      url: where.url,
+      path: where.path,
     };
     if (visitorId) event.visitorId = visitorId;
     if (document.title) event.title = document.title.slice(0, 512);
-    if (document.referrer) event.referrer = document.referrer.slice(0, 2048);
+    if (document.referrer) event.referrer = cut(document.referrer);
     if (data) event.data = data;
     queue.push(event, type === 'form_submit');
   };
@@ -59,9 +65,7 @@ safe(() => {
   const start = () => {
     if (started || !consent) return;
     started = true;
-    visitorId = resolveVisitor(kv, document, location.href, now());
-    const clean = withoutId(location.href);
-    if (clean !== null) history.replaceState(history.state, '', clean);
+    visitorId = resolveVisitor(kv, document, urlId, secure, now());
     emit('pageview', pageviewData(classes, false));
     const pages = watch(emit, now, classes);
     const leave = safe(() => {
@@ -80,7 +84,7 @@ safe(() => {
     if (consent) {
       kv.set(CONSENT_KEY, '1');
       start();
-      if (visitorId) remember(kv, document, visitorId, location.protocol === 'https:', now());
+      if (visitorId) remember(kv, document, visitorId, secure, now());
     } else {
       kv.del(CONSENT_KEY);
       queue.clear();

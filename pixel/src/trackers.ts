@@ -12,25 +12,33 @@ export interface At {
 
 export type Emit = (type: string, data?: Record<string, unknown>, at?: At) => void;
 
+/** Addresses are cut to the contract's 2048 characters. */
+export const cut = (s: string): string => s.slice(0, 2048);
+
+/** Where the browser is now. */
+export const here = (): At => ({ url: cut(location.href), path: cut(location.pathname) });
+
 /** Scroll and video milestones (%). */
 const MILESTONES = [25, 50, 75, 90, 100];
 
 /** Per-page state, reset on SPA navigation. */
-export class Page {
-  scrolled = new Set<number>();
-  maxDepth = 0;
-  activeMs = 0;
+export interface Page {
+  scrolled: Set<number>;
+  maxDepth: number;
+  activeMs: number;
   visibleSince: number | null;
   at: At;
+}
 
-  constructor(now: number, visible: boolean, at: At) {
-    this.visibleSince = visible ? now : null;
-    this.at = at;
-  }
+/** A page entered at `now`, counting active time from then if it is visible. */
+export function newPage(now: number): Page {
+  const visible = document.visibilityState === 'visible';
+  return { scrolled: new Set(), maxDepth: 0, activeMs: 0, visibleSince: visible ? now : null, at: here() };
+}
 
-  active(now: number): number {
-    return this.activeMs + (this.visibleSince === null ? 0 : now - this.visibleSince);
-  }
+/** Milliseconds the page has been visible, up to `now`. */
+function activeMs(page: Page, now: number): number {
+  return page.activeMs + (page.visibleSince === null ? 0 : now - page.visibleSince);
 }
 
 /** Scroll milestones newly reached at `percent`. */
@@ -46,8 +54,8 @@ export type PageClasses = [string, RegExp][];
 
 export function pageClasses(script: Element | null): PageClasses {
   const out: PageClasses = [];
-  for (const [attr, cls] of [['data-pricing', 'pricing'], ['data-case-study', 'case_study'], ['data-product', 'product']]) {
-    const globs = (script?.getAttribute(attr) || '').split(',').map((g) => g.trim()).filter(Boolean);
+  for (const cls of ['pricing', 'case_study', 'product']) {
+    const globs = (script?.getAttribute('data-' + cls.replace('_', '-')) || '').split(',').map((g) => g.trim()).filter(Boolean);
     for (const g of globs) out.push([cls, new RegExp('^' + g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$')]);
   }
   return out;
@@ -57,6 +65,16 @@ export function pageClasses(script: Element | null): PageClasses {
 export function classOf(classes: PageClasses, path: string): string | undefined {
   const hit = classes.find(([, re]) => re.test(path));
   return hit && hit[0];
+}
+
+/** A clicked link as it may be recorded: http(s) only (no `mailto:` or `tel:` addresses), with
+ * its campaign tags (`utm_*`) but no other query parameter (tokens, `?email=`) and no fragment;
+ * `null` for anything else. */
+export function safeHref(href: string): string | null {
+  // An anchor's `href` is already absolute and normalised by the browser.
+  const [base, query = ''] = href.split('#')[0].split('?');
+  const kept = query.split('&').filter((p) => /^utm_/.test(p)).join('&');
+  return /^https?:\/\//i.test(base) ? cut(base + (kept ? '?' + kept : '')) : null;
 }
 
 export function trimText(text: string, max: number): string {
@@ -82,9 +100,8 @@ export function pageviewData(classes: PageClasses, spa: boolean): Record<string,
   return spa || cls ? data : undefined;
 }
 
-export function watch(emit: Emit, now: () => number, classes: PageClasses): { page: () => Page; exit: () => void } {
-  const here = (): At => ({ url: location.href.slice(0, 2048), path: location.pathname.slice(0, 2048) });
-  let page = new Page(now(), document.visibilityState === 'visible', here());
+export function watch(emit: Emit, now: () => number, classes: PageClasses): { exit: () => void } {
+  let page = newPage(now());
   let path = location.pathname + location.search;
   const started = new WeakSet<HTMLFormElement>();
   const videos = new WeakMap<HTMLMediaElement, Set<number>>();
@@ -94,7 +111,7 @@ export function watch(emit: Emit, now: () => number, classes: PageClasses): { pa
   const exit = () => {
     if (exited) return;
     exited = true;
-    emit('page_exit', { activeMs: Math.round(page.active(now())), maxScrollDepth: page.maxDepth }, page.at);
+    emit('page_exit', { activeMs: Math.round(activeMs(page, now())), maxScrollDepth: page.maxDepth }, page.at);
   };
 
   const checkScroll = safe(() => {
@@ -110,7 +127,7 @@ export function watch(emit: Emit, now: () => number, classes: PageClasses): { pa
     if (next === path) return;
     exit();
     path = next;
-    page = new Page(now(), document.visibilityState === 'visible', here());
+    page = newPage(now());
     exited = false;
     emit('pageview', pageviewData(classes, true));
   });
@@ -141,7 +158,8 @@ export function watch(emit: Emit, now: () => number, classes: PageClasses): { pa
     if (classes) data.classes = classes;
     const text = trimText((el as HTMLElement).innerText || el.textContent || '', 100);
     if (text) data.text = text;
-    if (el instanceof HTMLAnchorElement && el.href) data.href = el.href.slice(0, 2048);
+    const href = el instanceof HTMLAnchorElement ? safeHref(el.href) : null;
+    if (href) data.href = href;
     emit('click', data);
   });
 
@@ -175,7 +193,7 @@ export function watch(emit: Emit, now: () => number, classes: PageClasses): { pa
     if (!(v instanceof HTMLMediaElement)) return;
     const seen = videos.get(v) || new Set<number>();
     videos.set(v, seen);
-    const src = (v.currentSrc || v.src || '').slice(0, 2048);
+    const src = cut(v.currentSrc || v.src || '');
     const marks = e.type === 'play' ? [0] : [];
     if (v.duration > 0) {
       const percent = (v.currentTime / v.duration) * 100;
@@ -200,5 +218,5 @@ export function watch(emit: Emit, now: () => number, classes: PageClasses): { pa
     }
   });
 
-  return { page: () => page, exit };
+  return { exit };
 }

@@ -57,10 +57,10 @@ mod tests {
     #[test]
     fn entropy_by_alphabet_and_length() {
         let cases = [
-            ("ab3f9", 20.0),          // five hex digits: the examples' ids
-            ("12345678", 26.6),       // eight digits
-            ("k3x9q2m7", 41.4),       // eight of a-z0-9
-            ("Jane-Doe", 48.4),       // mixed case with a symbol
+            ("ab3f9", 20.0),         // five hex digits: the examples' ids
+            ("12345678", 26.6),      // eight digits
+            ("k3x9q2m7", 41.4),      // eight of a-z0-9
+            ("Jane-Doe", 48.4),      // mixed case with a symbol
             ("0123456789xyz", 67.2), // a generated one
         ];
         for (id, bits) in cases {

@@ -247,7 +247,12 @@ pub fn import_identities(
         let id = match &given {
             Some(id) => id.clone(),
             // The id this e-mail already has, so a second import does not change sent links.
-            None => match email.as_deref().map(|e| store.id_of(e)).transpose()?.flatten() {
+            None => match email
+                .as_deref()
+                .map(|e| store.id_of(e))
+                .transpose()?
+                .flatten()
+            {
                 Some(known) => known,
                 None => {
                     out.generated += 1;

@@ -3,8 +3,8 @@
 
 mod bigquery;
 mod events;
-pub mod ids;
 mod identity;
+pub mod ids;
 mod import;
 mod sqlite;
 

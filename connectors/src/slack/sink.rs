@@ -125,17 +125,20 @@ impl Slack {
 
     /// One HTTP call; `Ok` when Slack accepted the message.
     async fn post(&self, message: &Value) -> Result<(), Answer> {
+        // Link previews would fetch pages a visitor's browser named: never.
+        let mut message = message.clone();
+        message["unfurl_links"] = json!(false);
+        message["unfurl_media"] = json!(false);
         let request = match &self.mode {
-            Mode::Webhook { url } => self.client.post(url.expose()).json(message),
+            Mode::Webhook { url } => self.client.post(url.expose()).json(&message),
             Mode::Api {
                 endpoint,
                 token,
                 channel,
                 thread_ts,
             } => {
-                let mut body = message.clone();
+                let mut body = message;
                 body["channel"] = json!(channel);
-                body["unfurl_links"] = json!(false);
                 if let Some(ts) = thread_ts {
                     body["thread_ts"] = json!(ts);
                 }

@@ -367,3 +367,23 @@ async fn chat_post_message_answers() {
         assert_eq!(sent["thread_ts"], "171.1");
     }
 }
+
+/// The last page comes from the visitor's browser: the alert shows its path only, escaped, and
+/// Slack never unfurls it.
+#[test]
+fn the_last_page_shows_only_its_path() {
+    let message = render(lead(json!({
+        "lastPageUrl": "https://acme.example.evil.example/<!channel>?email=jane@acme.example#token"
+    })));
+    let text = texts(&message).join("\n");
+    assert!(text.contains("Last page: /%3C!channel%3E"), "{text}");
+    assert!(
+        !text.contains("evil.example") && !text.contains("jane@") && !text.contains("token"),
+        "{text}"
+    );
+    assert_eq!(
+        crate::templates::url_path("/pricing?plan=pro#faq"),
+        "/pricing",
+        "a bare path loses its query and fragment too"
+    );
+}
