@@ -25,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod erasure;
 pub mod ingest;
 pub mod lead;
 pub mod metrics;

@@ -124,6 +124,11 @@ impl Pipeline {
                 let context = RenderContext::new(render_input(lead, trigger, route, crm));
                 let input = context.data().to_string();
                 for connector in &m.route.to {
+                    if trigger.kind == TriggerKind::Erasure {
+                        out.deliveries
+                            .extend(self.erasure(m.route, connector, work, trigger, &context));
+                        continue;
+                    }
                     out.deliveries
                         .push(self.delivery(m.route, connector, lead, trigger, &context, &input));
                 }
@@ -146,6 +151,34 @@ impl Pipeline {
             });
         }
         routed
+    }
+
+    /// A CRM erasure: only to a CRM connector, and only when oie synced a record of the lead
+    /// there (HubSpot blocklists an e-mail it is asked to delete but does not know). The render
+    /// input carries that record as `record`.
+    fn erasure(
+        &self,
+        route: &Route,
+        connector: &str,
+        work: &Work,
+        trigger: &Trigger,
+        context: &RenderContext,
+    ) -> Option<NewDelivery> {
+        let handle = &self.connectors[connector];
+        let record = work
+            .crm
+            .iter()
+            .find(|(c, _)| c == connector)
+            .map(|(_, id)| id);
+        let Some(record) = record.filter(|_| handle.connector.is_crm()) else {
+            tracing::info!(route = %route.name, connector, "no record of this lead in the connector: nothing to erase there");
+            return None;
+        };
+        let mut data = context.data().clone();
+        data["record"] = Value::String(record.clone());
+        let context = RenderContext::new(data);
+        let input = context.data().to_string();
+        Some(self.delivery(route, connector, work.lead, trigger, &context, &input))
     }
 
     /// One connector's delivery of a route match: rendered, keyed, and told how long to wait

@@ -9,6 +9,7 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use axum::response::IntoResponse;
 use common::warehouse::{emulator, events, fixture, BigQuery, Row, Warehouse};
 use common::{Receiver, Workspace};
 use oie_fakes::google::GoogleTokenFake;
@@ -338,4 +339,232 @@ path = "out.jsonl"
     );
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
     drop(rt);
+}
+
+/// An erasure the Worker recorded (by a hash of the id) is carried out by `oie run`: the
+/// visitor's rows leave every table, its deliveries the outbox, and the request is marked done
+/// with the counts; other visitors keep theirs. `oie visitors erase` does the same without a
+/// daemon.
+#[test]
+fn cloud_mode_erases_what_the_worker_recorded() {
+    let Some(endpoint) = emulator() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(Receiver::start(&[]));
+    let crm = rt.block_on(HubSpotFake::start());
+    let dataset = format!("erase_{}", std::process::id());
+    let ws = Workspace::new(&config(&endpoint, &dataset, &receiver, &crm));
+    let out = ws.oie(&["bigquery", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bq = BigQuery::existing(&endpoint, &dataset);
+    let now = oie::clock::now_ms();
+    let levels = load(&mut bq, now);
+    let mut hot: Vec<&String> = levels
+        .iter()
+        .filter(|(_, l)| *l == "hot" || *l == "burning")
+        .map(|(v, _)| v)
+        .collect();
+    hot.sort();
+    let (gone, kept, later) = (hot[0].clone(), hot[1].clone(), hot[2].clone());
+    bq.insert_all(
+        "email_clicks",
+        vec![
+            json!({"clickId": "c1", "visitorId": gone, "target": "/pricing", "timestamp": now,
+                    "clickedAt": oie::routing::trigger_rfc3339(now)}),
+        ],
+    );
+    let daemon = ws.start();
+    wait("every lead synced and folded", 60, &ws, || {
+        bq.select("SELECT visitorId FROM {}crm_sync_state WHERE syncedToCRM")
+            .len()
+            == levels.len()
+    });
+    let count = |bq: &mut BigQuery, visitor: &str| -> Vec<(String, usize)> {
+        [
+            ("events", "visitorId"),
+            ("sessions", "visitorId"),
+            ("lead_profiles", "visitorId"),
+            ("identity_map", "shortId"),
+            ("email_clicks", "visitorId"),
+            ("hot_lead_alerts", "visitorId"),
+            ("crm_sync_log", "visitorId"),
+            ("crm_sync_state", "visitorId"),
+        ]
+        .iter()
+        .map(|(t, c)| {
+            let n = bq
+                .select(&format!(
+                    "SELECT 1 AS x FROM {{}}{t} WHERE {c} = '{visitor}'"
+                ))
+                .len();
+            (t.to_string(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    };
+    assert!(
+        count(&mut bq, &gone).len() >= 7,
+        "{:?}",
+        count(&mut bq, &gone)
+    );
+    let before_kept = count(&mut bq, &kept);
+    // What the Worker's DELETE /visitors/{id} writes.
+    let hash = oie::erasure::visitor_hash(&gone);
+    bq.insert_all(
+        "erasure_requests",
+        vec![
+            json!({"visitorHash": hash, "requestedAt": now, "erased": "{\"identity\":true}",
+                    "requestTime": oie::routing::trigger_rfc3339(now)}),
+        ],
+    );
+    wait("the request marked done", 60, &ws, || {
+        !bq.select(&format!(
+            "SELECT deleted FROM {{}}erasure_requests WHERE visitorHash = '{hash}' AND doneAt IS NOT NULL"
+        ))
+        .is_empty()
+    });
+    assert_eq!(count(&mut bq, &gone), Vec::<(String, usize)>::new());
+    assert_eq!(
+        count(&mut bq, &kept),
+        before_kept,
+        "another visitor keeps everything"
+    );
+    let done = bq.select(&format!(
+        "SELECT deleted FROM {{}}erasure_requests WHERE visitorHash = '{hash}'"
+    ));
+    let deleted: serde_json::Value = serde_json::from_str(text(&done[0], "deleted")).unwrap();
+    assert_eq!(deleted["lead_profiles"], 1, "{deleted}");
+    assert_eq!(deleted["email_clicks"], 1, "{deleted}");
+    let outbox = rusqlite::Connection::open(ws.path("data/outbox.db")).unwrap();
+    let left: i64 = outbox
+        .query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE visitor_id = ?1",
+            [&gone],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the outbox forgets the visitor too");
+    drop(daemon);
+
+    // The command, with no daemon: one pass of its own.
+    let out = ws.oie(&["visitors", "erase", &later]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from every BigQuery table"));
+    assert_eq!(count(&mut bq, &later), Vec::<(String, usize)>::new());
+}
+
+/// BigQuery refuses DML on rows streamed in the last ~30–90 minutes. The emulator does not,
+/// so a proxy in front of it answers the first two DELETEs on `events` as BigQuery would: the
+/// erasure deletes what it can, waits, and finishes on a later pass without doing twice what
+/// it did.
+#[test]
+fn erasure_waits_for_the_streaming_buffer() {
+    let Some(endpoint) = emulator() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(streaming_buffer_proxy(&endpoint, 2));
+    let receiver = rt.block_on(Receiver::start(&[]));
+    let crm = rt.block_on(HubSpotFake::start());
+    let dataset = format!("buffer_{}", std::process::id());
+    let ws = Workspace::new(&config(&proxy, &dataset, &receiver, &crm));
+    let out = ws.oie(&["bigquery", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bq = BigQuery::existing(&endpoint, &dataset);
+    let levels = load(&mut bq, oie::clock::now_ms());
+    let visitor = levels.keys().min().unwrap().clone();
+    let rows = |bq: &mut BigQuery, table: &str| {
+        bq.select(&format!(
+            "SELECT 1 AS x FROM {{}}{table} WHERE visitorId = '{visitor}'"
+        ))
+        .len()
+    };
+    assert!(rows(&mut bq, "events") > 0 && rows(&mut bq, "lead_profiles") == 1);
+    let erase = || {
+        let out = ws.oie(&["visitors", "erase", &visitor]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(erase().contains("where BigQuery allows"));
+    assert!(
+        rows(&mut bq, "events") > 0,
+        "the streaming buffer holds them"
+    );
+    assert_eq!(
+        rows(&mut bq, "lead_profiles"),
+        0,
+        "the other tables are done"
+    );
+    assert!(erase().contains("where BigQuery allows"), "still buffered");
+    assert!(erase().contains("from every BigQuery table"));
+    assert_eq!(rows(&mut bq, "events"), 0);
+    let requests = bq.select("SELECT deleted FROM {}erasure_requests WHERE doneAt IS NOT NULL");
+    assert_eq!(
+        requests.len(),
+        3,
+        "every request for the visitor marked done"
+    );
+    let deleted: serde_json::Value = serde_json::from_str(text(&requests[0], "deleted")).unwrap();
+    assert_eq!(deleted["lead_profiles"], 1, "counted once: {deleted}");
+    assert!(deleted["events"].as_i64().unwrap() > 0, "{deleted}");
+}
+
+/// Forwards to the emulator; the first `refusals` DELETEs on `events` get BigQuery's
+/// streaming-buffer error.
+async fn streaming_buffer_proxy(emulator: &str, refusals: usize) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let target = emulator.trim_end_matches('/').to_string();
+    let left = Arc::new(AtomicUsize::new(refusals));
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (target, left, client) = (target.clone(), left.clone(), client.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+            let text = String::from_utf8_lossy(&body);
+            if text.contains("DELETE FROM") && text.contains(".events`")
+                && left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+            {
+                let error = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                    "message": "UPDATE or DELETE statement over table test-proj.x.events would affect rows in the streaming buffer, which is not supported",
+                    "errors": [{"reason": "invalidQuery", "message": "would affect rows in the streaming buffer"}]}});
+                return (axum::http::StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+            }
+            let uri = format!("{target}{}", parts.uri.path_and_query().map_or("", |p| p.as_str()));
+            let answer = client
+                .request(parts.method, uri)
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let bytes = answer.bytes().await.unwrap();
+            let mut response = axum::response::Response::new(axum::body::Body::from(bytes));
+            *response.status_mut() = status;
+            if let Some(t) = headers.get("content-type") {
+                response.headers_mut().insert("content-type", t.clone());
+            }
+            response
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }

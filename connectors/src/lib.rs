@@ -21,6 +21,7 @@
 mod batch;
 mod connector;
 pub mod duration;
+pub mod erasure;
 pub mod file;
 mod http;
 pub mod hubspot;

@@ -67,6 +67,10 @@ struct Inner {
     /// Every token is refused (401) until then: a rotation in progress.
     refuse_tokens_until: Option<Instant>,
     refused: u64,
+    /// Contacts removed by GDPR delete (their ids).
+    gdpr_deleted: Vec<String>,
+    /// E-mails a GDPR delete named that matched no contact: HubSpot blocklists them.
+    blocklisted: Vec<String>,
 }
 
 /// The fake and what it saw.
@@ -102,6 +106,8 @@ impl HubSpotFake {
             fail_next: VecDeque::new(),
             refuse_tokens_until: None,
             refused: 0,
+            gdpr_deleted: Vec::new(),
+            blocklisted: Vec::new(),
         }));
         let app = Router::new()
             .route("/oauth/2026-03/token", post(token))
@@ -109,6 +115,7 @@ impl HubSpotFake {
             .route("/crm/{a}/{b}/contacts/batch/upsert", post(upsert))
             .route("/crm/{a}/{b}/notes/batch/create", post(notes))
             .route("/crm/{a}/{b}/contacts", get(list))
+            .route("/crm/{a}/{b}/contacts/gdpr-delete", post(gdpr_delete))
             .with_state(inner.clone());
         HubSpotFake {
             base: crate::serve(app).await,
@@ -151,6 +158,16 @@ impl HubSpotFake {
     /// The next data calls answer these statuses (e.g. 503) before working again.
     pub fn fail_next(&self, statuses: &[u16]) {
         self.lock().fail_next.extend(statuses);
+    }
+
+    /// Ids of the contacts GDPR-deleted so far.
+    pub fn gdpr_deleted(&self) -> Vec<String> {
+        self.lock().gdpr_deleted.clone()
+    }
+
+    /// E-mails HubSpot blocklisted because a GDPR delete named them without a contact.
+    pub fn blocklisted(&self) -> Vec<String> {
+        self.lock().blocklisted.clone()
     }
 
     pub fn contacts(&self) -> HashMap<String, Contact> {
@@ -307,6 +324,54 @@ async fn token(
         "expires_in": lifetime.as_secs(),
     }))
     .into_response()
+}
+
+/// `POST …/contacts/gdpr-delete {"objectId", "idProperty"?}`: deletes the contact for good,
+/// 204. By id, an unknown contact is a 404; by e-mail, an unknown address is blocklisted (and
+/// 204), as HubSpot does.
+async fn gdpr_delete(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    let limits = match admit(&mut s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let object = body["objectId"].as_str().unwrap_or_default().to_string();
+    let by_email = body["idProperty"] == "email";
+    let found = s
+        .contacts
+        .iter()
+        .find(|(email, c)| {
+            if by_email {
+                **email == object.to_lowercase()
+            } else {
+                c.id == object
+            }
+        })
+        .map(|(email, c)| (email.clone(), c.id.clone()));
+    match (found, by_email) {
+        (Some((email, id)), _) => {
+            s.contacts.remove(&email);
+            s.gdpr_deleted.push(id);
+            (StatusCode::NO_CONTENT, limits).into_response()
+        }
+        (None, true) => {
+            s.blocklisted.push(object);
+            (StatusCode::NO_CONTENT, limits).into_response()
+        }
+        (None, false) => (
+            limits,
+            error(
+                StatusCode::NOT_FOUND,
+                "OBJECT_NOT_FOUND",
+                "resource not found",
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn list(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {

@@ -9,10 +9,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::Query;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -67,6 +68,8 @@ struct Inner {
     concurrent_limit_next: u32,
     /// Sessions are revoked and new tokens refused until then (a certificate rotation).
     refuse_tokens_until: Option<std::time::Instant>,
+    /// Ids of records deleted (they sit in the recycle bin).
+    deleted: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -102,6 +105,7 @@ impl SalesforceFake {
             calls: 0,
             concurrent_limit_next: 0,
             refuse_tokens_until: None,
+            deleted: Vec::new(),
         }));
         let data = "/services/data/{version}";
         let app = Router::new()
@@ -113,6 +117,10 @@ impl SalesforceFake {
             .route(
                 &format!("{data}/sobjects/{{object}}/describe"),
                 get(describe),
+            )
+            .route(
+                &format!("{data}/composite/sobjects"),
+                delete(delete_records),
             )
             .with_state(inner.clone());
         let base = crate::serve(app).await;
@@ -171,6 +179,11 @@ impl SalesforceFake {
     /// The next `n` calls are refused for too many concurrent requests.
     pub fn concurrent_limit(&self, n: u32) {
         self.lock().concurrent_limit_next = n;
+    }
+
+    /// Ids of the records deleted so far.
+    pub fn deleted(&self) -> Vec<String> {
+        self.inner.lock().unwrap().deleted.clone()
     }
 
     pub fn records(&self) -> HashMap<String, Record> {
@@ -351,6 +364,55 @@ async fn describe(
         Json(json!({"name": object, "fields": fields})),
     )
         .into_response()
+}
+
+/// `DELETE /composite/sobjects?ids=…&allOrNone=false`: results in the order of the ids; an id
+/// that names no record fails with `ENTITY_IS_DELETED` (or `INVALID_CROSS_REFERENCE_KEY`).
+async fn delete_records(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(version): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    if let Err(r) = admit(&mut s, &headers) {
+        return r;
+    }
+    let ids: Vec<String> = query
+        .get("ids")
+        .map(|i| i.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    if version != VERSION
+        || ids.is_empty()
+        || ids.len() > 200
+        || query.get("allOrNone").map(String::as_str) != Some("false")
+    {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            limit_info(&s),
+            "INVALID_BATCH_SIZE",
+            "ids: between 1 and 200 per call; allOrNone must be false here",
+        );
+    }
+    s.collection_calls += 1;
+    let mut results = Vec::new();
+    for id in ids {
+        let key = s
+            .records
+            .iter()
+            .find(|(_, r)| r.id == id)
+            .map(|(k, _)| k.clone());
+        match key {
+            Some(key) => {
+                s.records.remove(&key);
+                s.deleted.push(id.clone());
+                results.push(json!({"id": id, "success": true, "errors": []}));
+            }
+            None if s.deleted.contains(&id) => results.push(json!({"id": id, "success": false, "errors": [{"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]})),
+            None => results.push(json!({"id": id, "success": false, "errors": [{"statusCode": "INVALID_CROSS_REFERENCE_KEY", "message": "invalid cross reference id", "fields": []}]})),
+        }
+    }
+    (StatusCode::OK, limit_info(&s), Json(Value::Array(results))).into_response()
 }
 
 async fn upsert(

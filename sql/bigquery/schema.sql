@@ -163,12 +163,16 @@ CREATE TABLE IF NOT EXISTS `${dataset}.page_classes` (
   pattern    STRING NOT NULL
 );
 
--- Erasure requests (DELETE /visitors/{id}, from the Worker or `oie`): when, what was removed, and
--- a SHA-256 of the visitor id — never the id itself.
+-- Erasure requests (DELETE /visitors/{id} on the Worker, `oie visitors erase`): when, what was
+-- removed at the edge, and a SHA-256 of the visitor id — never the id itself. `oie run` deletes
+-- the visitor's rows from every table (retrying while BigQuery still holds some in its streaming
+-- buffer) and then sets doneAt and deleted.
 CREATE TABLE IF NOT EXISTS `${dataset}.erasure_requests` (
   visitorHash  STRING NOT NULL,
   requestedAt  INT64 NOT NULL,
-  erased       STRING NOT NULL,    -- JSON: what was removed
-  requestTime  TIMESTAMP NOT NULL  -- TIMESTAMP_MILLIS(requestedAt); the partition column
+  erased       STRING NOT NULL,    -- JSON: what the requester removed (the Worker: KV entries)
+  requestTime  TIMESTAMP NOT NULL, -- TIMESTAMP_MILLIS(requestedAt); the partition column
+  doneAt       TIMESTAMP,          -- when oie had deleted the visitor from every table
+  deleted      STRING              -- JSON: rows deleted per table
 )
 PARTITION BY DATE(requestTime);

@@ -98,6 +98,16 @@ impl Warehouse {
 
     /// Runs `sql` (after [`Warehouse::sql`]) and returns every row.
     pub async fn query(&self, sql: &str, params: Vec<Param>) -> anyhow::Result<Vec<Row>> {
+        Ok(self.run(sql, params).await?.0)
+    }
+
+    /// Runs a DML statement (`DELETE`, `UPDATE`, `MERGE`); returns the rows it changed.
+    pub async fn dml(&self, sql: &str, params: Vec<Param>) -> anyhow::Result<i64> {
+        Ok(self.run(sql, params).await?.1)
+    }
+
+    /// Every row of `sql`'s result, and the rows a DML statement changed.
+    async fn run(&self, sql: &str, params: Vec<Param>) -> anyhow::Result<(Vec<Row>, i64)> {
         let mut request = QueryRequest::new(self.sql(sql));
         request.location = Some(self.location.clone());
         request.format_options = Some(DataFormatOptions {
@@ -116,6 +126,8 @@ impl Warehouse {
             .await
             .map_err(anyhow::Error::from)?;
         fail_on(first.errors.as_deref())?;
+        let affected = |n: Option<&String>| n.and_then(|n| n.parse::<i64>().ok());
+        let mut changed = affected(first.num_dml_affected_rows.as_ref()).unwrap_or(0);
         let mut complete = first.job_complete.unwrap_or(true);
         let mut schema = first.schema;
         let mut rows = first.rows.unwrap_or_default();
@@ -128,7 +140,7 @@ impl Warehouse {
                     out.extend(rows.drain(..).map(|r| convert(schema, r)));
                 }
                 if page_token.is_none() {
-                    return Ok(out);
+                    return Ok((out, changed));
                 }
             }
             let job = job
@@ -156,6 +168,7 @@ impl Warehouse {
                 .await
                 .map_err(anyhow::Error::from)?;
             fail_on(next.errors.as_deref())?;
+            changed = affected(next.num_dml_affected_rows.as_ref()).unwrap_or(changed);
             complete = next.job_complete.unwrap_or(true);
             schema = next.schema.or(schema);
             rows = next.rows.unwrap_or_default();

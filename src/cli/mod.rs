@@ -9,6 +9,7 @@ mod logging;
 mod routes;
 mod run;
 mod simulate;
+mod visitors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +68,18 @@ pub enum Command {
     /// Cloud mode's warehouse ([store] kind = "bigquery").
     #[command(subcommand)]
     Bigquery(BigqueryCommand),
+    /// Visitors: erasure.
+    #[command(subcommand)]
+    Visitors(VisitorsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VisitorsCommand {
+    /// Erase a visitor everywhere oie keeps it (the same as `DELETE /visitors/{id}`): events,
+    /// sessions, profile, identity, clicks, alerts, sync state, every delivery (one in flight is
+    /// not sent), and in cloud mode every BigQuery table; routes with `erasure` triggers tell
+    /// CRMs to delete the person.
+    Erase { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +196,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Bigquery(BigqueryCommand::Apply { dry_run }) => {
             bigquery::apply(&cli.config, *dry_run)
         }
+        Command::Visitors(VisitorsCommand::Erase { id }) => visitors::erase(&cli.config, id),
         Command::Identities(IdentitiesCommand::Import { file, out }) => {
             leads::import_identities(&cli.config, file, out.as_deref())
         }

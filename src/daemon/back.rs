@@ -35,6 +35,9 @@ pub struct Back {
     dispatcher: Dispatcher,
     recorder: JoinHandle<()>,
     connectors: usize,
+    /// Routes and connectors, for erasures.
+    pub pipeline: Arc<Pipeline>,
+    runtimes: Vec<Arc<ConnectorRuntime>>,
 }
 
 impl Back {
@@ -100,7 +103,7 @@ impl Back {
                 let source = Arc::new(LeadsSource {
                     store: lead_store,
                     outbox: outbox.clone(),
-                    pipeline,
+                    pipeline: pipeline.clone(),
                     metrics: metrics.clone(),
                     page,
                 });
@@ -117,7 +120,7 @@ impl Back {
                     let source = BigQuerySource {
                         store: store.clone(),
                         outbox: outbox.clone(),
-                        pipeline,
+                        pipeline: pipeline.clone(),
                         metrics: metrics.clone(),
                         page,
                     };
@@ -128,6 +131,17 @@ impl Back {
                         work.clone(),
                     ));
                 }
+                let waker = {
+                    let runtimes = runtimes.clone();
+                    Arc::new(move || runtimes.iter().for_each(|rt| rt.wake()))
+                };
+                let eraser = crate::erasure::CloudEraser {
+                    store: store.clone(),
+                    outbox: outbox.clone(),
+                    pipeline: pipeline.clone(),
+                    wake: waker,
+                };
+                loops.spawn(erase_in_bigquery(eraser, interval, work.clone()));
                 if config.store.fold {
                     loops.spawn(fold(
                         store.clone(),
@@ -150,11 +164,19 @@ impl Back {
             dispatcher,
             recorder,
             connectors: runtimes.len(),
+            pipeline,
+            runtimes,
         }
     }
 
     pub fn connectors(&self) -> usize {
         self.connectors
+    }
+
+    /// Wakes every connector loop (new work was handed to the outbox outside a source).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let runtimes = self.runtimes.clone();
+        Arc::new(move || runtimes.iter().for_each(|rt| rt.wake()))
     }
 
     /// Stops sources and loops, gives deliveries in flight `deadline` to finish, and waits for
@@ -275,6 +297,24 @@ async fn fold(store: Arc<BigQueryStore>, interval: Duration, stop: CancellationT
             // Another replica folding at the same moment makes BigQuery abort one of the two.
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "folding CRM outcomes failed; will try again")
+            }
+        }
+        pause(interval, &stop).await;
+    }
+}
+
+/// Works on BigQuery's erasure requests once per source interval.
+async fn erase_in_bigquery(
+    eraser: crate::erasure::CloudEraser,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        match eraser.pass().await {
+            Ok((0, 0)) => {}
+            Ok((done, waiting)) => tracing::info!(done, waiting, "erasure requests"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "reading erasure requests failed; will try again")
             }
         }
         pause(interval, &stop).await;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ADDR_FILE, METRICS_ADDR_FILE};
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::erasure::Eraser;
 use crate::ingest::{self, Ingest, Written};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
@@ -43,6 +44,7 @@ impl Front {
         config: &Config,
         data_dir: &Path,
         store: Option<&Arc<SqliteStore>>,
+        eraser: Option<Arc<Eraser>>,
         outbox: &Arc<Outbox>,
         metrics: &Arc<Metrics>,
         lead_wake: Arc<Notify>,
@@ -82,6 +84,7 @@ impl Front {
             let written = Written::default();
             let (events, writer) = ingest::start_writer(
                 store.clone(),
+                outbox.forgotten.clone(),
                 server.max_queued_requests,
                 server.max_queued_bytes,
                 written.clone(),
@@ -96,7 +99,7 @@ impl Front {
                 clients: Arc::new(ingest::Clients::new(server.proxies().unwrap_or_default())),
                 personalize_level: server.personalize_level,
                 store: store.clone(),
-                outbox: outbox.clone(),
+                eraser: eraser.clone(),
             };
             app = app.merge(ingest::router(
                 ingest,
@@ -111,6 +114,9 @@ impl Front {
                 lead_wake,
                 scoring_stop.clone(),
             ));
+            if let Some(eraser) = eraser {
+                tokio::spawn(answer_erasures(eraser, scoring_stop.clone()));
+            }
             ingest_tasks = Some(IngestTasks {
                 writer,
                 scoring_stop,
@@ -147,6 +153,33 @@ impl Front {
             let _ = t.writer.await;
             t.scoring_stop.cancel();
             let _ = t.scorer.await;
+        }
+    }
+}
+
+/// Erases the visitors `oie visitors erase` asked for while this daemon runs (it cannot reach
+/// the ingest queue or the dispatch from its own process).
+async fn answer_erasures(eraser: Arc<Eraser>, stop: CancellationToken) {
+    loop {
+        let e = eraser.clone();
+        let done = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            let requests = e.outbox.erasure_requests()?;
+            for (request, visitor) in &requests {
+                let report = match e.erase(visitor, now_ms()) {
+                    Ok(r) => r,
+                    Err(err) => serde_json::json!({"error": err.to_string()}),
+                };
+                e.outbox.answer_erasure(request, &report.to_string())?;
+            }
+            Ok(requests.len())
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::error!(error = %e, "cannot answer erasure requests; trying again");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -90,8 +90,18 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         Leads::Embedded(store) => Some(store),
         Leads::Warehouse(_) => None,
     };
-    let front =
-        front::Front::start(&config, &data_dir, embedded, &outbox, &metrics, lead_wake).await?;
+    let eraser = embedded.map(|store| {
+        Arc::new(crate::erasure::Eraser {
+            store: store.clone(),
+            outbox: outbox.clone(),
+            pipeline: back.pipeline.clone(),
+            wake: back.waker(),
+        })
+    });
+    let front = front::Front::start(
+        &config, &data_dir, embedded, eraser, &outbox, &metrics, lead_wake,
+    )
+    .await?;
     tracing::info!(addr = %front.addr, connectors = back.connectors(), routes = config.routes.len(), "oie is running");
 
     shutdown.await;

@@ -56,9 +56,18 @@ async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn Writeba
         );
         async move {
             tokio::task::spawn_blocking(move || {
+                // Held while writing back: an erasure waits, and one that came first is seen,
+                // so a writeback never brings back the sync state of an erased visitor.
+                let forgotten = outbox.forgotten.hold();
+                let syncs: Vec<SyncRecord> = syncs
+                    .iter()
+                    .filter(|s| !forgotten.contains_key(&s.visitor_id))
+                    .cloned()
+                    .collect();
                 if !syncs.is_empty() {
                     store.record_sync(&syncs)?;
                 }
+                drop(forgotten);
                 outbox.record(&reports)
             })
             .await?

@@ -146,6 +146,7 @@ mod tests {
             created_at: 0,
             group_key: None,
             context: None,
+            trigger_kind: "hot_lead".into(),
         }
     }
 

@@ -12,6 +12,7 @@ use super::worker::ConnectorRuntime;
 use super::{Dispatcher, Record};
 use crate::outbox::{Applied, Claimed, Report};
 use crate::redact;
+use crate::routing::TriggerKind;
 use crate::store::SyncRecord;
 
 /// What one request carries.
@@ -38,6 +39,9 @@ impl Dispatcher {
         mode: Mode,
         _permit: OwnedSemaphorePermit,
     ) {
+        let Some(unit) = self.drop_forgotten(rt, unit).await else {
+            return;
+        };
         let started = tokio::time::Instant::now();
         let (members, outcomes) = match unit {
             Unit::Batch(chunk) => {
@@ -69,6 +73,33 @@ impl Dispatcher {
         }
         if !changes.is_empty() {
             rt.wake();
+        }
+    }
+
+    /// Takes out the deliveries of visitors erased after they were created (claimed before the
+    /// erasure, not yet sent): they are never sent, and their rows go. `None` when nothing is
+    /// left to send.
+    async fn drop_forgotten(&self, rt: &ConnectorRuntime, unit: Unit) -> Option<Unit> {
+        let forgotten = |c: &Claimed| {
+            c.trigger_kind != TriggerKind::Erasure.as_str()
+                && self
+                    .outbox
+                    .forgotten
+                    .since(&c.visitor_id)
+                    .is_some_and(|at| c.created_at <= at)
+        };
+        let (digest, members) = match unit {
+            Unit::Batch(m) => (false, m),
+            Unit::Digest(m) => (true, m),
+        };
+        let (erased, kept): (Vec<Claimed>, Vec<Claimed>) = members.into_iter().partition(forgotten);
+        for c in &erased {
+            self.finish(rt, c, Applied::Erased, 0).await;
+        }
+        match (kept.is_empty(), digest) {
+            (true, _) => None,
+            (false, true) => Some(Unit::Digest(kept)),
+            (false, false) => Some(Unit::Batch(kept)),
         }
     }
 
@@ -166,9 +197,9 @@ impl Dispatcher {
             tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, %reason, %error,
                 "delivery dead-lettered; see `oie deadletters show {}`", c.id);
         }
-        let writeback = rt
-            .connector
-            .is_crm()
+        // A CRM erasure deletes the record: nothing to write back.
+        let erasure = c.trigger_kind == TriggerKind::Erasure.as_str();
+        let writeback = (rt.connector.is_crm() && !erasure)
             .then(|| writeback(rt, c, &applied, now))
             .flatten();
         let requeued = matches!(
@@ -181,6 +212,7 @@ impl Dispatcher {
             at_ms: now,
             millis,
             applied,
+            forget: erasure,
         };
         // The recorder outlives every loop, so the channel is open.
         let _ = self
@@ -252,7 +284,9 @@ fn writeback(
     let result = match applied {
         Applied::Delivered { record_id } => Ok(record_id.clone()),
         Applied::Dead { error, .. } => Err(error.clone()),
-        Applied::Retry { .. } | Applied::Held { .. } | Applied::Released => return None,
+        Applied::Retry { .. } | Applied::Held { .. } | Applied::Released | Applied::Erased => {
+            return None
+        }
     };
     Some(SyncRecord {
         delivery_id: c.key.clone(),

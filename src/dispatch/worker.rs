@@ -354,6 +354,7 @@ impl Dispatcher {
                 at_ms: self.now(),
                 millis: 0,
                 applied: Applied::Released,
+                forget: false,
             };
             // The recorder outlives every loop, so the channel is open.
             let _ = self

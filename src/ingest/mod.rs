@@ -29,7 +29,6 @@ use serde_json::json;
 
 use crate::clock::now_ms;
 use crate::config::RateLimits;
-use crate::outbox::Outbox;
 use crate::store::{EventRow, SqliteStore};
 use oie_connectors::Secret;
 
@@ -52,7 +51,8 @@ pub struct Ingest {
     /// Whether `/personalize` tells the level.
     pub personalize_level: bool,
     pub store: Arc<SqliteStore>,
-    pub outbox: Arc<Outbox>,
+    /// Erasure (`DELETE /visitors/{id}`).
+    pub eraser: Option<Arc<crate::erasure::Eraser>>,
 }
 
 /// The ingest API, with its per-address limits and the whole-request timeout.

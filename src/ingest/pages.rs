@@ -136,21 +136,14 @@ pub async fn erase(
     if !is_id(&id) {
         return reject(StatusCode::BAD_REQUEST, "not a visitor id".into());
     }
-    let (store, outbox) = (state.store.clone(), state.outbox.clone());
-    let result = blocking(move || {
-        let erased = store.erase(&id)?;
-        let deliveries = outbox.erase(&id)?;
-        let hash = hex::encode(Sha256::digest(id.as_bytes()));
-        store.record_erasure(
-            &hash,
-            now_ms(),
-            &json!({"store": erased, "deliveries": deliveries}),
-        )?;
-        Ok(json!({"erased": erased, "deliveries": deliveries}))
-    })
-    .await;
-    match result {
-        Ok(v) => json_no_store(v),
+    let Some(eraser) = state.eraser.clone() else {
+        return reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "erasure is not available in this mode".into(),
+        );
+    };
+    match blocking(move || eraser.erase(&id, now_ms())).await {
+        Ok(v) => json_no_store(json!({"erased": v})),
         Err(r) => r,
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
 
+use crate::outbox::Forgotten;
 use crate::store::{ClickRow, EventRow, SqliteStore};
 
 /// Events per SQLite transaction at most.
@@ -81,13 +82,14 @@ pub struct Written {
 /// it.
 pub fn start(
     store: Arc<SqliteStore>,
+    forgotten: Forgotten,
     capacity: usize,
     max_bytes: usize,
     notify: Written,
 ) -> (Events, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let bytes = Arc::new(AtomicUsize::new(0));
-    let task = tokio::spawn(run(rx, store, bytes.clone(), notify));
+    let task = tokio::spawn(run(rx, store, forgotten, bytes.clone(), notify));
     let events = Events {
         tx,
         bytes,
@@ -99,6 +101,7 @@ pub fn start(
 async fn run(
     mut rx: mpsc::Receiver<(Item, usize)>,
     store: Arc<SqliteStore>,
+    forgotten: Forgotten,
     bytes: Arc<AtomicUsize>,
     notify: Written,
 ) {
@@ -116,7 +119,7 @@ async fn run(
             }
         }
         let urgent = events.iter().any(|e| e.event_type == "form_submit");
-        write(&store, events, clicks).await;
+        write(&store, &forgotten, events, clicks).await;
         bytes.fetch_sub(size, Ordering::Relaxed);
         notify.written.notify_one();
         if urgent {
@@ -126,12 +129,17 @@ async fn run(
 }
 
 /// Writes a batch, retrying until SQLite takes it: these events were acknowledged already.
-async fn write(store: &Arc<SqliteStore>, events: Vec<EventRow>, clicks: Vec<ClickRow>) {
+async fn write(
+    store: &Arc<SqliteStore>,
+    forgotten: &Forgotten,
+    events: Vec<EventRow>,
+    clicks: Vec<ClickRow>,
+) {
     let batch = Arc::new((events, clicks));
     let mut wait = std::time::Duration::from_millis(50);
     loop {
-        let (s, b) = (store.clone(), batch.clone());
-        match tokio::task::spawn_blocking(move || s.insert_batch(&b.0, &b.1)).await {
+        let (s, b, f) = (store.clone(), batch.clone(), forgotten.clone());
+        match tokio::task::spawn_blocking(move || s.insert_batch(&b.0, &b.1, &f)).await {
             Ok(Ok(_)) => return,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, events = batch.0.len(), "cannot write events; retrying")

@@ -19,9 +19,12 @@ pub struct Claimed {
     /// Digest membership, and the render data the digest is made from.
     pub group_key: Option<String>,
     pub context: Option<String>,
+    /// `hot_lead`, `sync`, `erasure`, …
+    pub trigger_kind: String,
 }
 
-const CLAIMED: &str = "id, key, route, visitor_id, attempts, tries, created_at, group_key";
+const CLAIMED: &str =
+    "id, key, route, visitor_id, attempts, tries, created_at, group_key, trigger_kind";
 
 /// A claimed row, without its body yet.
 fn claimed(r: &rusqlite::Row) -> rusqlite::Result<Claimed> {
@@ -36,6 +39,7 @@ fn claimed(r: &rusqlite::Row) -> rusqlite::Result<Claimed> {
         created_at: r.get(6)?,
         group_key: r.get(7)?,
         context: None,
+        trigger_kind: r.get(8)?,
     })
 }
 
@@ -111,6 +115,8 @@ pub enum Applied {
     },
     /// Not attempted (shutdown, a held connector): back to the queue as it was.
     Released,
+    /// Not sent: its visitor was erased after it was claimed. The row goes.
+    Erased,
 }
 
 impl Applied {
@@ -122,6 +128,7 @@ impl Applied {
             Applied::Dead { .. } => "dead",
             Applied::Held { .. } => "held",
             Applied::Released => "released",
+            Applied::Erased => "erased",
         }
     }
 
@@ -131,7 +138,7 @@ impl Applied {
             Applied::Retry { reason, .. }
             | Applied::Dead { reason, .. }
             | Applied::Held { reason, .. } => Some(*reason),
-            Applied::Delivered { .. } | Applied::Released => None,
+            Applied::Delivered { .. } | Applied::Released | Applied::Erased => None,
         }
     }
 }
@@ -143,6 +150,9 @@ pub struct Report {
     pub at_ms: i64,
     pub millis: i64,
     pub applied: Applied,
+    /// It carried an erased person's data (a CRM `erasure`): once settled its payload and
+    /// render input go, and a delivered one goes whole.
+    pub forget: bool,
 }
 
 /// A delivery past `max_age`, with what last went wrong.
@@ -263,11 +273,11 @@ impl Outbox {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![connector, before_ms, now_ms], |r| {
-                let reason: Option<String> = r.get(8)?;
+                let reason: Option<String> = r.get(9)?;
                 Ok(Expired {
                     delivery: claimed(r)?,
                     reason: reason.as_deref().and_then(Reason::parse),
-                    error: r.get(9)?,
+                    error: r.get(10)?,
                 })
             })?;
             rows.collect()
@@ -307,6 +317,9 @@ fn apply(tx: &rusqlite::Transaction, r: &Report) -> rusqlite::Result<()> {
                         reason = NULL, record_id = ?3, updated_at = ?2 WHERE id = ?1",
             )?
             .execute(params![r.id, r.at_ms, record_id])?;
+            if r.forget {
+                delete(tx, r.id)?;
+            }
             // The row's state says it; `attempts` keeps what went wrong.
             return Ok(());
         }
@@ -316,34 +329,53 @@ fn apply(tx: &rusqlite::Transaction, r: &Report) -> rusqlite::Result<()> {
             reason,
             error,
         } => {
-            tx.prepare_cached(
-                "UPDATE deliveries SET state = 'queued', attempts = attempts + ?5, tries = tries + 1,
+            let n = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'queued', attempts = attempts + ?5, tries = tries + 1,
                         last_error = ?3, reason = ?6, next_at = ?4, updated_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![
-                r.id,
-                r.at_ms,
-                error,
-                next_at,
-                i64::from(*counted),
-                reason.as_str()
-            ])?;
+                )?
+                .execute(params![
+                    r.id,
+                    r.at_ms,
+                    error,
+                    next_at,
+                    i64::from(*counted),
+                    reason.as_str()
+                ])?;
+            if n == 0 {
+                return Ok(()); // erased meanwhile
+            }
             (Some(*reason), Some(error))
         }
         Applied::Dead { reason, error } => {
-            tx.prepare_cached(
-                "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ?3,
+            let n = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ?3,
                         reason = ?4, updated_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![r.id, r.at_ms, error, reason.as_str()])?;
+                )?
+                .execute(params![r.id, r.at_ms, error, reason.as_str()])?;
+            if n == 0 {
+                return Ok(());
+            }
+            if r.forget {
+                // The dead letter stays for the operator; the person's data does not.
+                tx.prepare_cached(
+                    "UPDATE delivery_bodies SET payload = NULL, context = NULL WHERE delivery_id = ?1",
+                )?
+                .execute([r.id])?;
+            }
             (Some(*reason), Some(error))
         }
         Applied::Held { reason, error } => {
-            tx.prepare_cached(
-                "UPDATE deliveries SET state = 'queued', last_error = ?3, reason = ?4, updated_at = ?2
+            let n = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'queued', last_error = ?3, reason = ?4, updated_at = ?2
                  WHERE id = ?1",
-            )?
-            .execute(params![r.id, r.at_ms, error, reason.as_str()])?;
+                )?
+                .execute(params![r.id, r.at_ms, error, reason.as_str()])?;
+            if n == 0 {
+                return Ok(());
+            }
             (Some(*reason), Some(error))
         }
         Applied::Released => {
@@ -353,6 +385,7 @@ fn apply(tx: &rusqlite::Transaction, r: &Report) -> rusqlite::Result<()> {
             .execute([r.id])?;
             return Ok(());
         }
+        Applied::Erased => return delete(tx, r.id),
     };
     tx.prepare_cached(
         "INSERT INTO attempts (delivery_id, at, outcome, reason, error, millis)
@@ -366,6 +399,18 @@ fn apply(tx: &rusqlite::Transaction, r: &Report) -> rusqlite::Result<()> {
         error,
         r.millis
     ])?;
+    Ok(())
+}
+
+/// Removes a delivery with its body and attempts.
+fn delete(tx: &rusqlite::Transaction, id: i64) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM attempts WHERE delivery_id = ?1",
+        "DELETE FROM delivery_bodies WHERE delivery_id = ?1",
+        "DELETE FROM deliveries WHERE id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute([id])?;
+    }
     Ok(())
 }
 
@@ -411,6 +456,7 @@ mod tests {
                 at_ms: 3,
                 millis: 1,
                 applied: Applied::Released,
+                forget: false,
             })
             .collect();
         outbox.record(&reports).unwrap();
@@ -438,6 +484,7 @@ mod tests {
                 at_ms: 5,
                 millis: 1,
                 applied: Applied::Released,
+                forget: false,
             })
             .collect();
         outbox.record(&ends).unwrap();

@@ -4,11 +4,15 @@
 mod claim;
 mod connectors;
 mod deadletters;
+mod erasures;
+mod forgotten;
 mod handover;
 
 pub use claim::{Applied, Claimed, Expired, ProbeFrom, Report};
 pub use connectors::{ConnectorState, Queue};
 pub use deadletters::{DeadLetter, DeadLetterDetail, RenderInput, ReplayResult};
+pub use erasures::CloudErasure;
+pub use forgotten::Forgotten;
 pub use handover::{Committed, Fire, HandOver, NewDelivery, Seen};
 
 use std::path::Path;
@@ -21,6 +25,8 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// The outbox database.
 pub struct Outbox {
     conn: Mutex<Connection>,
+    /// Visitors erased while this process runs (see [`Forgotten`]).
+    pub forgotten: Forgotten,
 }
 
 /// Delivery counts by connector and state.
@@ -71,6 +77,7 @@ impl Outbox {
         upgrade(&mut conn)?;
         Ok(Outbox {
             conn: Mutex::new(conn),
+            forgotten: Forgotten::default(),
         })
     }
 
@@ -109,26 +116,31 @@ impl Outbox {
         })
     }
 
-    /// Erasure: drops a visitor's deliveries that have not been sent (and dead letters, which
-    /// hold the payload), and what sources remember of them. Returns the deliveries removed.
+    /// Erasure: deletes every delivery of the visitor, whatever its state (with its payload,
+    /// render input and attempts), and what sources remember of them. Deliveries of the
+    /// `erasure` trigger (what tells CRMs to delete the person) are kept until sent. Returns
+    /// the deliveries removed. Call [`Forgotten::forget`] first, so one claimed meanwhile is
+    /// not sent.
     pub fn erase(&self, visitor_id: &str) -> anyhow::Result<usize> {
         self.with(|c| {
             let tx = c.transaction()?;
+            let of_visitor =
+                "SELECT id FROM deliveries WHERE visitor_id = ?1 AND trigger_kind <> 'erasure'";
             for table in ["attempts", "delivery_bodies"] {
                 tx.execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE delivery_id IN
-                           (SELECT id FROM deliveries WHERE visitor_id = ?1 AND state IN ('queued', 'dead'))"
-                    ),
+                    &format!("DELETE FROM {table} WHERE delivery_id IN ({of_visitor})"),
                     [visitor_id],
                 )?;
             }
             let n = tx.execute(
-                "DELETE FROM deliveries WHERE visitor_id = ?1 AND state IN ('queued', 'dead')",
+                "DELETE FROM deliveries WHERE visitor_id = ?1 AND trigger_kind <> 'erasure'",
                 [visitor_id],
             )?;
             tx.execute("DELETE FROM lead_seen WHERE visitor_id = ?1", [visitor_id])?;
-            tx.execute("DELETE FROM route_fires WHERE visitor_id = ?1", [visitor_id])?;
+            tx.execute(
+                "DELETE FROM route_fires WHERE visitor_id = ?1",
+                [visitor_id],
+            )?;
             tx.commit()?;
             Ok(n)
         })

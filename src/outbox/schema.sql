@@ -92,3 +92,22 @@ CREATE TABLE IF NOT EXISTS route_fires (
 );
 -- Sources read a lead's fires by visitor, for every lead they route.
 CREATE INDEX IF NOT EXISTS route_fires_by_visitor ON route_fires (visitor_id);
+
+-- `oie visitors erase ID` while `oie run` holds the data dir: the daemon erases the visitor and
+-- answers here (the id is cleared once done; the command reads the answer and removes the row).
+CREATE TABLE IF NOT EXISTS erasure_queue (
+  request       TEXT PRIMARY KEY,
+  visitor_id    TEXT,
+  requested_at  INTEGER NOT NULL,
+  report        TEXT
+);
+
+-- Cloud mode: erasure requests of BigQuery this replica is working on (by the id's hash): the
+-- outbox part done, rows deleted so far per table, and whether the request was marked done.
+CREATE TABLE IF NOT EXISTS cloud_erasures (
+  visitor_hash  TEXT PRIMARY KEY,
+  outbox_done   INTEGER NOT NULL DEFAULT 0,
+  deleted       TEXT NOT NULL DEFAULT '{}',
+  marked        INTEGER NOT NULL DEFAULT 0,
+  updated_at    INTEGER NOT NULL
+);

@@ -13,6 +13,8 @@ pub enum TriggerKind {
     Sync,
     /// An operator re-drove a dead letter.
     Replay,
+    /// The visitor asked to be forgotten: routes may tell CRMs to delete the person.
+    Erasure,
 }
 
 impl TriggerKind {
@@ -21,6 +23,7 @@ impl TriggerKind {
             TriggerKind::HotLead => "hot_lead",
             TriggerKind::Sync => "sync",
             TriggerKind::Replay => "replay",
+            TriggerKind::Erasure => "erasure",
         }
     }
 
@@ -29,6 +32,7 @@ impl TriggerKind {
             "hot_lead" => Some(TriggerKind::HotLead),
             "sync" => Some(TriggerKind::Sync),
             "replay" => Some(TriggerKind::Replay),
+            "erasure" => Some(TriggerKind::Erasure),
             _ => None,
         }
     }
@@ -74,6 +78,17 @@ impl Trigger {
             previous_level: previous,
             at_ms,
             identity: format!("{}:moment:{id}", kind.as_str()),
+        }
+    }
+
+    /// The visitor's erasure, requested at `at_ms` (one per request).
+    pub fn erasure(level: Level, at_ms: i64) -> Trigger {
+        Trigger {
+            kind: TriggerKind::Erasure,
+            level,
+            previous_level: None,
+            at_ms,
+            identity: format!("erasure:{at_ms}"),
         }
     }
 

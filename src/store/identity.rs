@@ -35,6 +35,7 @@ pub struct Erased {
     pub clicks: usize,
     pub alerts: usize,
     pub sync_state: usize,
+    pub sync_log: usize,
 }
 
 impl SqliteStore {
@@ -140,6 +141,7 @@ impl SqliteStore {
                 clicks: del("DELETE FROM email_clicks WHERE visitorId = ?1")?,
                 alerts: del("DELETE FROM hot_lead_alerts WHERE visitorId = ?1")?,
                 sync_state: del("DELETE FROM crm_sync_state WHERE visitorId = ?1")?,
+                sync_log: del("DELETE FROM crm_sync_log WHERE visitorId = ?1")?,
             };
             tx.commit()?;
             Ok(erased)

@@ -8,7 +8,7 @@ pub mod ids;
 mod import;
 mod sqlite;
 
-pub use bigquery::{Alert, BigQueryStore, Cursor, ALERT_LOOKBACK_MS};
+pub use bigquery::{Alert, BigQueryStore, Cursor, NotYet, ALERT_LOOKBACK_MS, ERASED_TABLES};
 pub use events::{ClickRow, EventRow};
 pub use identity::{public_identity, public_personalization, Erased};
 pub use import::{import_file, import_identities, IdentitiesReport, ImportReport};

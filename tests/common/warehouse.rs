@@ -357,7 +357,7 @@ impl BigQuery {
             .unwrap_or_default()
     }
 
-    fn insert_all(&self, table: &str, rows: Vec<Value>) {
+    pub fn insert_all(&self, table: &str, rows: Vec<Value>) {
         for chunk in rows.chunks(500) {
             let rows: Vec<Value> = chunk
                 .iter()

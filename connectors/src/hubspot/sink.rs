@@ -162,6 +162,20 @@ impl HubSpot {
         }
     }
 
+    /// Deletes a contact oie synced, permanently, with HubSpot's GDPR delete (one call per
+    /// contact: there is no batch form). A contact already gone counts as deleted.
+    async fn gdpr_delete(&self, record: &str) -> Outcome {
+        let url = format!("{}/contacts/gdpr-delete", self.objects);
+        let body = json!({ "objectId": record });
+        match self.call(reqwest::Method::POST, &url, Some(&body)).await {
+            Ok(_) => Outcome::Delivered {
+                record_id: Some(record.to_string()),
+            },
+            Err(f) if f.reason == Reason::NotFound => Outcome::Delivered { record_id: None },
+            Err(f) => Outcome::Failed(f.context("gdpr-delete")),
+        }
+    }
+
     /// Creates one Note per delivered input that asked for one, associated with its contact.
     /// Returns the outcome of inputs whose note failed.
     async fn notes(&self, notes: &[(usize, String, &Value)]) -> Option<Outcome> {
@@ -292,6 +306,9 @@ impl Connector for HubSpot {
     }
 
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        if let Some(erasure) = crate::erasure::render("hubspot", context) {
+            return erasure;
+        }
         let data = context.data();
         let email = data["lead"]["email"]
             .as_str()
@@ -318,6 +335,24 @@ impl Connector for HubSpot {
     }
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        crate::erasure::split(
+            batch,
+            async |records: Vec<String>| {
+                let mut outcomes = Vec::with_capacity(records.len());
+                for record in records {
+                    outcomes.push(self.gdpr_delete(&record).await);
+                }
+                outcomes
+            },
+            async |rest: &[Delivery]| self.upsert(rest).await,
+        )
+        .await
+    }
+}
+
+impl HubSpot {
+    /// Contacts upserted in one batch call, then their Notes.
+    async fn upsert(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let keyed = Keyed::new(batch, input, merge);
         let inputs = keyed.items();
         if inputs.is_empty() {

@@ -109,6 +109,40 @@ pub fn per_record(body: &str, count: usize, external_id: &str) -> Vec<Outcome> {
         .collect()
 }
 
+/// Each record's outcome of a collection delete, in order. A record already gone
+/// (`ENTITY_IS_DELETED`, `INVALID_CROSS_REFERENCE_KEY`, `NOT_FOUND`) counts as deleted.
+pub fn per_deletion(body: &str, ids: &[String]) -> Vec<Outcome> {
+    let results: Vec<Value> = serde_json::from_str(body).unwrap_or_default();
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let Some(r) = results.get(i) else {
+                return Outcome::failed(
+                    Reason::ServerError,
+                    "salesforce: no result for this record",
+                );
+            };
+            let errors: Vec<SfError> = r["errors"]
+                .as_array()
+                .map(|e| e.iter().map(SfError::from_value).collect())
+                .unwrap_or_default();
+            let gone = errors.iter().all(|e| {
+                matches!(
+                    e.code.as_str(),
+                    "ENTITY_IS_DELETED" | "INVALID_CROSS_REFERENCE_KEY" | "NOT_FOUND"
+                )
+            });
+            if r["success"] == Value::Bool(true) || gone {
+                Outcome::Delivered {
+                    record_id: Some(id.clone()),
+                }
+            } else {
+                record_outcome(&errors, "Id")
+            }
+        })
+        .collect()
+}
+
 /// What a refused request (any status but 200) means for every record in it.
 pub fn refused(status: u16, body: &str, external_id: &str) -> Refusal {
     let errors = errors(body);

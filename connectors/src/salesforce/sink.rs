@@ -266,6 +266,17 @@ impl Connector for Salesforce {
     }
 
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
+        if let Some(erasure) = crate::erasure::render("salesforce", context) {
+            // Record ids go into a URL: only what Salesforce ids are made of.
+            let record = context.data()["record"].as_str().unwrap_or_default();
+            if !record.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(RenderError::Render {
+                    name: "salesforce".into(),
+                    message: format!("`{record}` is not a Salesforce record id"),
+                });
+            }
+            return erasure;
+        }
         let visitor = context.data()["lead"]["visitorId"]
             .as_str()
             .unwrap_or_default();
@@ -277,6 +288,37 @@ impl Connector for Salesforce {
     }
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        crate::erasure::split(
+            batch,
+            async |records: Vec<String>| self.delete(&records).await,
+            async |rest: &[Delivery]| self.upsert(rest).await,
+        )
+        .await
+    }
+}
+
+impl Salesforce {
+    /// Deletes records oie synced, by id, with sObject Collections (200 a call). A record
+    /// already deleted (or never there) counts as deleted. Deleted records spend 15 days in
+    /// Salesforce's recycle bin.
+    async fn delete(&self, records: &[String]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(MAX_BATCH) {
+            let path = format!(
+                "/services/data/{}/composite/sobjects?ids={}&allOrNone=false",
+                self.version,
+                chunk.join(",")
+            );
+            match self.call(reqwest::Method::DELETE, &path, None).await {
+                Ok(text) => outcomes.extend(classify::per_deletion(&text, chunk)),
+                Err(failure) => outcomes.extend(vec![Outcome::Failed(failure); chunk.len()]),
+            }
+        }
+        outcomes
+    }
+
+    /// Records upserted by the external id in one collection call.
+    async fn upsert(&self, batch: &[Delivery]) -> Vec<Outcome> {
         // One record per visitor: two deliveries for one lead share the later payload.
         let keyed = Keyed::new(
             batch,

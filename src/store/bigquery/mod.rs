@@ -6,8 +6,11 @@
 //! Cost: `hot_lead_alerts` reads are pruned to the partitions since the cursor; `lead_profiles`
 //! is first probed for its newest `updatedAt` (one column), and read only when that moved.
 
+mod erasure;
 mod reads;
 mod writeback;
+
+pub use erasure::{NotYet, TABLES as ERASED_TABLES};
 
 use anyhow::Context;
 
