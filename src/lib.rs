@@ -19,6 +19,7 @@
 //! - `clock`, `sqlite`, `redact`: milliseconds since epoch; shared SQLite settings; keeping
 //!   e-mail addresses out of logs.
 
+pub mod backup;
 pub mod bigquery;
 pub mod cli;
 pub mod clock;

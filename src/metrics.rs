@@ -1,7 +1,8 @@
 //! Prometheus metrics, labelled by route and connector.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::outbox::Depth;
@@ -23,6 +24,13 @@ pub struct Metrics {
     pub connector_state: IntGaugeVec,
     /// Vendor limits as connectors last saw them (`daily_used`, `window_remaining`, `parked`…).
     pub vendor: IntGaugeVec,
+    /// Bytes of each SQLite file (`oie.db`, `outbox.db`; `db` or `wal`).
+    pub store_bytes: IntGaugeVec,
+    /// Rows retention removed, by table.
+    pub pruned: IntCounterVec,
+    /// When the last `oie backup` finished (unix seconds; 0: never), and how long it took.
+    pub backup_time: IntGauge,
+    pub backup_seconds: Gauge,
 }
 
 impl Metrics {
@@ -85,8 +93,40 @@ impl Metrics {
                 "Vendor API limits as last reported (daily_used, daily_limit, daily_remaining, window_limit, window_remaining)",
                 &["connector", "name"],
             ),
+            store_bytes: gauge(
+                "oie_store_bytes",
+                "Size of each SQLite file of the data dir (database oie or outbox; file db or wal)",
+                &["database", "file"],
+            ),
+            pruned: counter(
+                "oie_pruned_rows_total",
+                "Rows removed by retention ([store] events_retention, identity_retention, clicks_retention)",
+                &["table"],
+            ),
+            backup_time: IntGauge::new(
+                "oie_backup_last_success_timestamp_seconds",
+                "When the last `oie backup` of this data dir finished (0: never)",
+            )
+            .expect("valid gauge"),
+            backup_seconds: Gauge::new(
+                "oie_backup_duration_seconds",
+                "How long the last `oie backup` took",
+            )
+            .expect("valid gauge"),
             registry,
         };
+        m.registry
+            .register(Box::new(m.backup_time.clone()))
+            .expect("unique metric");
+        m.registry
+            .register(Box::new(m.backup_seconds.clone()))
+            .expect("unique metric");
+        m.registry
+            .register(Box::new(m.store_bytes.clone()))
+            .expect("unique metric");
+        m.registry
+            .register(Box::new(m.pruned.clone()))
+            .expect("unique metric");
         for c in [&m.deliveries, &m.enqueued, &m.suppressed, &m.triggers] {
             m.registry
                 .register(Box::new(c.clone()))

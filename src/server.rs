@@ -18,6 +18,8 @@ pub struct Health {
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub outbox: Arc<Outbox>,
+    /// Where the databases are, for their sizes.
+    pub data_dir: std::path::PathBuf,
 }
 
 pub fn router(health: Health) -> Router {
@@ -38,8 +40,27 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     let outbox = h.outbox.clone();
-    if let Ok(Ok(depth)) = tokio::task::spawn_blocking(move || outbox.depth()).await {
+    if let Ok(Ok((depth, backup))) = tokio::task::spawn_blocking(move || {
+        Ok::<_, anyhow::Error>((outbox.depth()?, outbox.last_backup()?))
+    })
+    .await
+    {
         h.metrics.set_depth(&depth);
+        if let Some((at_ms, seconds)) = backup {
+            h.metrics.backup_time.set(at_ms / 1000);
+            h.metrics.backup_seconds.set(seconds);
+        }
+    }
+    for (database, file) in [("oie", "oie.db"), ("outbox", "outbox.db")] {
+        for (kind, suffix) in [("db", ""), ("wal", "-wal")] {
+            let path = h.data_dir.join(format!("{file}{suffix}"));
+            if let Ok(meta) = std::fs::metadata(path) {
+                h.metrics
+                    .store_bytes
+                    .with_label_values(&[database, kind])
+                    .set(meta.len() as i64);
+            }
+        }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -14,6 +14,9 @@ pub fn open(path: &Path, schema: &str) -> anyhow::Result<Connection> {
     }
     create_private(path)?;
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // Only a database without tables takes it: pruned pages can then go back to the file
+    // system a step at a time (`PRAGMA incremental_vacuum`). Older files: `oie store compact`.
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
     tune(&conn)?;
     add_missing_columns(&conn, schema)
         .with_context(|| format!("upgrading the tables of {}", path.display()))?;
@@ -36,7 +39,7 @@ pub fn open_reader(path: &Path) -> anyhow::Result<Connection> {
 
 /// Creates `path` readable by its owner only (0600) if it does not exist: the databases hold
 /// personal data, and SQLite gives the WAL and shared-memory files the database's mode.
-fn create_private(path: &Path) -> anyhow::Result<()> {
+pub fn create_private(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
         .write(true)
@@ -153,7 +156,8 @@ fn tune(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA wal_autocheckpoint = 10000;",
+         PRAGMA wal_autocheckpoint = 10000;
+         PRAGMA journal_size_limit = 67108864;",
     )
 }
 
@@ -165,6 +169,10 @@ pub struct Checkpointer {
     conn: std::sync::Mutex<Connection>,
 }
 
+/// Past this size the WAL is truncated at the next checkpoint; `journal_size_limit` keeps it
+/// to this after any restart of the log.
+pub const WAL_LIMIT: u64 = 64 * 1024 * 1024;
+
 impl Checkpointer {
     pub fn open(path: &Path) -> anyhow::Result<Checkpointer> {
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -174,11 +182,28 @@ impl Checkpointer {
         })
     }
 
-    /// One passive checkpoint: copies what no reader still needs, without waiting.
+    /// One passive checkpoint: copies what no reader still needs, without waiting. Under
+    /// constant load a passive checkpoint may never find the WAL idle enough to start it over,
+    /// so past [`WAL_LIMIT`] the checkpoint truncates it (waiting at most the busy timeout,
+    /// 100 ms; if it cannot, the next one tries again).
     pub fn run(&self) -> rusqlite::Result<()> {
         // A panic mid-checkpoint leaves the connection usable: SQLite rolled it back.
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        // (busy, frames in the log, frames checkpointed)
+        let (_, log, done): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        let wal = conn.path().map(|p| format!("{p}-wal"));
+        let size = wal
+            .and_then(|w| std::fs::metadata(w).ok())
+            .map_or(0, |m| m.len());
+        // Only once every frame is in the database: while a reader holds an old snapshot (a
+        // backup), a truncating checkpoint would only block writers, then fail.
+        if size > WAL_LIMIT && log == done {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
     }
 }
 

@@ -309,3 +309,19 @@ fn readable_key_files_and_databases_are_warned_about() {
     });
     assert_eq!((code, lines.len()), (0, 1), "{lines:?}");
 }
+
+#[test]
+fn retention_shorter_than_the_scoring_window_is_warned_about() {
+    let config = GOOD.replace(
+        "[engine]\ndata_dir = \"data\"",
+        "[engine]\ndata_dir = \"data\"\n\n[store]\nevents_retention = \"30d\"",
+    );
+    let (code, lines) = check(&config, |_| {});
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "warning: [store] events_retention = \"30days\" is shorter than the 90 days"
+        ),
+        "{lines:?}"
+    );
+}

@@ -120,6 +120,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_visitor ON events (visitorId, timestamp);
 CREATE INDEX IF NOT EXISTS events_by_session ON events (sessionId, eventType, timestamp, eventId);
+-- Retention prunes by arrival ([store] events_retention).
+CREATE INDEX IF NOT EXISTS events_by_arrival ON events (receivedAt);
 
 CREATE TABLE IF NOT EXISTS sessions (
   sessionId        TEXT PRIMARY KEY,
@@ -135,6 +137,7 @@ CREATE TABLE IF NOT EXISTS sessions (
   exitPath         TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_visitor ON sessions (visitorId, endedAt);
+CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (endedAt);
 
 CREATE TABLE IF NOT EXISTS identity_map (
   shortId       TEXT NOT NULL,

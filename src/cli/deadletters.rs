@@ -16,6 +16,21 @@ pub fn run(config: &Path, command: &DeadlettersCommand) -> anyhow::Result<ExitCo
         DeadlettersCommand::Replay { ids, all, dry_run } => {
             replay(&loaded, &outbox, ids, *all, *dry_run)
         }
+        DeadlettersCommand::Purge {
+            older_than,
+            dry_run,
+        } => {
+            let before = now_ms() - older_than.as_millis() as i64;
+            let n = outbox.purge_dead(before, *dry_run)?;
+            let when = trigger_rfc3339(before);
+            match dry_run {
+                true => {
+                    println!("{n} dead letter(s) last attempted before {when} would be deleted")
+                }
+                false => println!("deleted {n} dead letter(s) last attempted before {when}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod logging;
 mod routes;
 mod run;
 mod simulate;
+mod store;
 mod visitors;
 
 use std::path::PathBuf;
@@ -71,6 +72,22 @@ pub enum Command {
     /// Visitors: erasure.
     #[command(subcommand)]
     Visitors(VisitorsCommand),
+    /// Copy the data dir's databases to DIR, consistently, while `oie run` runs; each copy is
+    /// checked with `PRAGMA integrity_check`.
+    Backup { dir: PathBuf },
+    /// Replace the data dir's databases with the copies in DIR (refused while `oie run` uses
+    /// the data dir; the replaced files are kept beside).
+    Restore { dir: PathBuf },
+    /// The embedded store's files.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Rewrite the databases without their free pages (and switch databases made by an older
+    /// oie to incremental vacuum); needs `oie run` stopped.
+    Compact,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +177,15 @@ pub enum DeadlettersCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Delete dead letters (with their payloads and attempts) older than a duration.
+    Purge {
+        /// e.g. `30d`: dead letters whose last attempt is older than this go.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        /// Say how many would go; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +223,9 @@ pub fn main(cli: Cli) -> ExitCode {
             bigquery::apply(&cli.config, *dry_run)
         }
         Command::Visitors(VisitorsCommand::Erase { id }) => visitors::erase(&cli.config, id),
+        Command::Backup { dir } => store::backup(&cli.config, dir),
+        Command::Restore { dir } => store::restore(&cli.config, dir),
+        Command::Store(StoreCommand::Compact) => store::compact(&cli.config),
         Command::Identities(IdentitiesCommand::Import { file, out }) => {
             leads::import_identities(&cli.config, file, out.as_deref())
         }

@@ -96,6 +96,31 @@ pub struct StoreConfig {
     /// than cost more (default: no cap).
     #[serde(default)]
     pub max_bytes_billed: Option<u64>,
+    /// SQLite: how long events are kept, by arrival (default 730d); sessions and hot-lead
+    /// alerts go with them. Scores look back 90 days: shorter than that changes scores.
+    #[serde(
+        default = "default_events_retention",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub events_retention: Duration,
+    /// SQLite: how long an identity is kept after it was imported (default 90d).
+    #[serde(
+        default = "default_identity_retention",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub identity_retention: Duration,
+    /// SQLite: how long e-mail link clicks are kept (default 730d).
+    #[serde(
+        default = "default_events_retention",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub clicks_retention: Duration,
+    /// SQLite: how often old rows are pruned, a few thousand at a time (default 1h).
+    #[serde(
+        default = "default_prune_interval",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub prune_interval: Duration,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -385,6 +410,15 @@ fn yes() -> bool {
 }
 fn default_fold() -> Duration {
     Duration::from_secs(15 * 60)
+}
+fn default_events_retention() -> Duration {
+    Duration::from_secs(730 * 86_400)
+}
+fn default_identity_retention() -> Duration {
+    Duration::from_secs(90 * 86_400)
+}
+fn default_prune_interval() -> Duration {
+    Duration::from_secs(3_600)
 }
 fn default_dataset() -> String {
     "oie".to_string()

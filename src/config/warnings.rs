@@ -30,7 +30,14 @@ impl Loaded {
                 file.display()
             ))
         });
-        keys.chain(data).collect()
+        let store = &self.config.store;
+        let window = std::time::Duration::from_secs(90 * 86_400);
+        let short = (store.kind == super::StoreKind::Sqlite && store.events_retention < window)
+            .then(|| format!(
+                "[store] events_retention = \"{}\" is shorter than the 90 days scores look back: scores will fall as events are pruned",
+                humantime::format_duration(store.events_retention)
+            ));
+        keys.chain(data).chain(short).collect()
     }
 }
 

@@ -20,7 +20,7 @@ use crate::ingest::{self, Ingest, Written};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::server::{self, Health};
-use crate::store::SqliteStore;
+use crate::store::{Retention, SqliteStore};
 
 pub struct Front {
     pub addr: std::net::SocketAddr,
@@ -57,6 +57,7 @@ impl Front {
             ready: ready.clone(),
             metrics: metrics.clone(),
             outbox: outbox.clone(),
+            data_dir: data_dir.to_path_buf(),
         });
         let server_stop = CancellationToken::new();
         let mut servers = Vec::new();
@@ -117,6 +118,13 @@ impl Front {
             if let Some(eraser) = eraser {
                 tokio::spawn(answer_erasures(eraser, scoring_stop.clone()));
             }
+            tokio::spawn(prune(
+                store.clone(),
+                retention(&config.store),
+                config.store.prune_interval,
+                metrics.clone(),
+                scoring_stop.clone(),
+            ));
             ingest_tasks = Some(IngestTasks {
                 writer,
                 scoring_stop,
@@ -153,6 +161,50 @@ impl Front {
             let _ = t.writer.await;
             t.scoring_stop.cancel();
             let _ = t.scorer.await;
+        }
+    }
+}
+
+fn retention(store: &crate::config::StoreConfig) -> Retention {
+    Retention {
+        events: store.events_retention,
+        identities: store.identity_retention,
+        clicks: store.clicks_retention,
+    }
+}
+
+/// Prunes what retention no longer keeps, once a minute after start and then every
+/// `interval`, yielding the connection between batches.
+async fn prune(
+    store: Arc<SqliteStore>,
+    retention: Retention,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut wait = Duration::from_secs(60).min(interval);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+        wait = interval;
+        let s = store.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            s.prune(&retention, now_ms(), || {
+                std::thread::sleep(Duration::from_millis(5))
+            })
+        })
+        .await;
+        match pruned {
+            Ok(Ok(pruned)) => {
+                for (table, n) in pruned.iter().filter(|(_, n)| *n > 0) {
+                    metrics.pruned.with_label_values(&[table]).inc_by(*n as u64);
+                    tracing::info!(table, rows = n, "pruned rows past their retention");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "pruning failed; trying again later"),
+            Err(e) => tracing::error!(error = %e, "pruning task failed"),
         }
     }
 }

@@ -79,6 +79,33 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
 }
 
 impl Outbox {
+    /// Deletes dead letters last attempted before `before_ms`, with bodies and attempts; with
+    /// `dry_run`, only counts them.
+    pub fn purge_dead(&self, before_ms: i64, dry_run: bool) -> anyhow::Result<usize> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let old = "SELECT id FROM deliveries WHERE state = 'dead' AND updated_at < ?1";
+            let n: usize =
+                tx.query_row(&format!("SELECT COUNT(*) FROM ({old})"), [before_ms], |r| {
+                    r.get(0)
+                })?;
+            if !dry_run {
+                for table in ["attempts", "delivery_bodies"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE delivery_id IN ({old})"),
+                        [before_ms],
+                    )?;
+                }
+                tx.execute(
+                    "DELETE FROM deliveries WHERE state = 'dead' AND updated_at < ?1",
+                    [before_ms],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
     pub fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
         self.with(|c| {
             let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE state = 'dead' ORDER BY id");

@@ -1,6 +1,7 @@
 //! The durable queue of deliveries (`<data_dir>/outbox.db`, SQLite in WAL mode): enqueue,
 //! claim, record outcomes, dead letters. Sources hand work in; the dispatcher takes it out.
 
+mod backups;
 mod claim;
 mod connectors;
 mod deadletters;

@@ -111,3 +111,11 @@ CREATE TABLE IF NOT EXISTS cloud_erasures (
   marked        INTEGER NOT NULL DEFAULT 0,
   updated_at    INTEGER NOT NULL
 );
+
+-- `oie backup` runs that finished (for oie_backup_* metrics and `oie backup` itself).
+CREATE TABLE IF NOT EXISTS backups (
+  taken_at  INTEGER NOT NULL,
+  seconds   REAL NOT NULL,
+  bytes     INTEGER NOT NULL,
+  dir       TEXT NOT NULL
+);
