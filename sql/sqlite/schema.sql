@@ -42,16 +42,21 @@ CREATE INDEX IF NOT EXISTS lead_profiles_by_last_visit ON lead_profiles (lastVis
 CREATE INDEX IF NOT EXISTS lead_profiles_by_first_visit ON lead_profiles (firstVisitAt);
 CREATE INDEX IF NOT EXISTS lead_profiles_by_level_change ON lead_profiles (levelChangedAt);
 
-CREATE TRIGGER IF NOT EXISTS lead_profiles_inserted AFTER INSERT ON lead_profiles
+-- Change numbers never go back, even when the newest profile is erased: a reader positioned
+-- at it would otherwise skip the next change (`change_seq_floor` keeps the highest erased).
+-- Dropped and made again on every open, so an older database gets these bodies.
+DROP TRIGGER IF EXISTS lead_profiles_inserted;
+CREATE TRIGGER lead_profiles_inserted AFTER INSERT ON lead_profiles
 BEGIN
   UPDATE lead_profiles
-     SET changeSeq = (SELECT COALESCE(MAX(changeSeq), 0) + 1 FROM lead_profiles),
+     SET changeSeq = (SELECT MAX(COALESCE((SELECT MAX(changeSeq) FROM lead_profiles), 0), COALESCE((SELECT value FROM scoring_state WHERE name = 'change_seq_floor'), 0)) + 1),
          updatedAt = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
    WHERE visitorId = NEW.visitorId;
 END;
 
 -- Only a real change counts: rewriting the same values bumps nothing.
-CREATE TRIGGER IF NOT EXISTS lead_profiles_updated AFTER UPDATE ON lead_profiles
+DROP TRIGGER IF EXISTS lead_profiles_updated;
+CREATE TRIGGER lead_profiles_updated AFTER UPDATE ON lead_profiles
 WHEN NEW.changeSeq = OLD.changeSeq AND (
     OLD.email IS NOT NEW.email
    OR OLD.firstName IS NOT NEW.firstName
@@ -77,9 +82,16 @@ WHEN NEW.changeSeq = OLD.changeSeq AND (
 )
 BEGIN
   UPDATE lead_profiles
-     SET changeSeq = (SELECT COALESCE(MAX(changeSeq), 0) + 1 FROM lead_profiles),
+     SET changeSeq = (SELECT MAX(COALESCE((SELECT MAX(changeSeq) FROM lead_profiles), 0), COALESCE((SELECT value FROM scoring_state WHERE name = 'change_seq_floor'), 0)) + 1),
          updatedAt = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
    WHERE visitorId = NEW.visitorId;
+END;
+
+DROP TRIGGER IF EXISTS lead_profiles_deleted;
+CREATE TRIGGER lead_profiles_deleted AFTER DELETE ON lead_profiles
+BEGIN
+  INSERT INTO scoring_state (name, value) VALUES ('change_seq_floor', OLD.changeSeq)
+  ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
 END;
 
 -- Latest CRM outcome per lead and connector, written back after each CRM delivery.

@@ -148,3 +148,41 @@ impl SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::tests::store;
+    use crate::store::LeadStore;
+
+    /// Erasing the newest profile must not hand its change number to the next change: a
+    /// source positioned at it would skip that change.
+    #[test]
+    fn change_numbers_never_go_back_after_an_erasure() {
+        let (_dir, store) = store();
+        let upsert = |id: &str, score: i64| {
+            store
+                .with_conn(|c| {
+                    c.execute(
+                        "INSERT INTO lead_profiles (visitorId, intentScore, engagementLevel) VALUES (?1, ?2, 'cold')
+                         ON CONFLICT (visitorId) DO UPDATE SET intentScore = excluded.intentScore",
+                        rusqlite::params![id, score],
+                    )?;
+                    Ok(())
+                })
+                .unwrap()
+        };
+        upsert("a", 1);
+        upsert("b", 2);
+        let newest = store
+            .changed_leads(0, 10)
+            .unwrap()
+            .last()
+            .unwrap()
+            .version();
+        store.erase("b").unwrap();
+        upsert("a", 3);
+        let after = store.changed_leads(newest, 10).unwrap();
+        assert_eq!(after.len(), 1, "the change after the erasure is seen");
+        assert!(after[0].version() > newest);
+    }
+}
