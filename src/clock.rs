@@ -10,6 +10,31 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A timestamp as people export them, in milliseconds since the epoch: a whole number (epoch
+/// milliseconds), or RFC 3339 / ISO 8601 with or without a zone (`2026-11-26T10:00:00Z`,
+/// `2026-11-26T11:00:00+01:00`, `2026-11-26 10:00:00`, taken as UTC without one), or a date
+/// alone (midnight UTC).
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Some(ms);
+    }
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Some(t.as_millisecond());
+    }
+    let utc = |dt: jiff::civil::DateTime| {
+        dt.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp().as_millisecond())
+    };
+    if let Ok(dt) = text.parse::<jiff::civil::DateTime>() {
+        return utc(dt);
+    }
+    text.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())))
+}
+
 /// Where the dispatcher, breaker and retry schedule get "now" from.
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {
@@ -51,5 +76,30 @@ mod tests {
         let t0 = clock.now_ms();
         tokio::time::sleep(std::time::Duration::from_secs(7200)).await;
         assert_eq!(clock.now_ms() - t0, 7_200_000);
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::parse_time;
+
+    #[test]
+    fn timestamps_as_people_export_them() {
+        let ten = 1_795_687_200_000; // 2026-11-26T10:00:00Z
+        for text in [
+            "1795687200000",
+            "2026-11-26T10:00:00Z",
+            "2026-11-26T10:00:00.000Z",
+            "2026-11-26T11:00:00+01:00",
+            "2026-11-26T10:00:00",
+            "2026-11-26 10:00:00",
+            " 2026-11-26T10:00:00Z ",
+        ] {
+            assert_eq!(parse_time(text), Some(ten), "{text}");
+        }
+        assert_eq!(parse_time("2026-11-26"), Some(ten - 10 * 3_600_000));
+        for bad in ["yesterday", "2026-13-01", "", "26/11/2026"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 }

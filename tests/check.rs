@@ -325,3 +325,26 @@ fn retention_shorter_than_the_scoring_window_is_warned_about() {
         "{lines:?}"
     );
 }
+
+/// `oie check` changes nothing: no data dir, no output file.
+#[test]
+fn check_has_no_side_effects_and_names_the_store() {
+    let (code, lines) = check(GOOD, |_| {});
+    assert_eq!(code, 0, "{lines:?}");
+    let ws = Workspace::new(GOOD);
+    let out = ws.oie(&["check"]);
+    assert!(out.status.success());
+    assert!(!ws.path("data").exists(), "the data dir was created");
+    let bigquery = format!(
+        "{GOOD}\n[store]\nkind = \"bigquery\"\nproject = \"acme-prod\"\ndataset = \"intent\"\n"
+    );
+    let (code, lines) = check(&bigquery, |_| {});
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .ends_with("store bigquery acme-prod.intent (outbox in DIR/data)"),
+        "{lines:?}"
+    );
+}

@@ -99,3 +99,46 @@ fn leads_import_reports_bad_rows_by_line_and_loads_the_rest() {
         "imported 2 lead(s), rejected 1 row(s)"
     );
 }
+
+/// Logs to a file carry no terminal colour codes; `--log-format json` gives JSON lines.
+#[test]
+fn logs_to_a_file_are_plain_and_json_on_request() {
+    use std::process::{Command, Stdio};
+    let ws = Workspace::new(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[routes]]\nname = \"h\"\nwhen = 'trigger.kind == \"hot_lead\"'\nto = [\"out\"]\n[connectors.out]\nkind = \"file\"\npath = \"data/out.jsonl\"\n",
+    );
+    for (format, json) in [(None, false), (Some("json"), true)] {
+        let log = std::fs::File::create(ws.path("run.log")).unwrap();
+        let mut args = vec![
+            "run",
+            "--config",
+            ws.config().to_str().unwrap().to_string().leak(),
+        ];
+        if let Some(f) = format {
+            args.extend(["--log-format", f]);
+        }
+        let mut child = Command::new(common::bin())
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !common::read(&ws.path("run.log")).contains("oie is running") {
+            assert!(start.elapsed().as_secs() < 20, "oie did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let text = common::read(&ws.path("run.log"));
+        assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(first).is_ok(),
+            json,
+            "{first}"
+        );
+        std::fs::remove_file(ws.path("data/server.addr")).ok();
+    }
+}

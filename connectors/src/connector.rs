@@ -24,6 +24,12 @@ pub trait Connector: Send + Sync {
     /// The `kind` in config, used as a metric label.
     fn kind(&self) -> &'static str;
 
+    /// Readies what `oie run` needs before the first delivery (the file connector opens its
+    /// file, so a bad path stops the start); `oie check` never calls it.
+    fn prepare(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// CRM-kind connectors report record ids that are written back to `crm_sync_state`.
     fn is_crm(&self) -> bool {
         false

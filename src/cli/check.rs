@@ -15,13 +15,29 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
                 .values()
                 .map(|h| format!("{} ({})", h.name, h.connector.kind()))
                 .collect();
+            let store = &loaded.config.store;
+            let store = match store.kind {
+                config::StoreKind::Sqlite => {
+                    format!("store sqlite in {}", loaded.data_dir.display())
+                }
+                config::StoreKind::Bigquery => format!(
+                    "store bigquery {}.{}{} (outbox in {})",
+                    store.project.as_deref().unwrap_or("?"),
+                    store.dataset,
+                    store
+                        .endpoint
+                        .as_deref()
+                        .map(|e| format!(" at {e}"))
+                        .unwrap_or_default(),
+                    loaded.data_dir.display()
+                ),
+            };
             println!(
-                "{}: OK — {} route(s), {} connector(s): {}; store sqlite in {}",
+                "{}: OK — {} route(s), {} connector(s): {}; {store}",
                 path.display(),
                 loaded.router.routes().len(),
                 names.len(),
                 names.join(", "),
-                loaded.data_dir.display()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -26,6 +26,9 @@ pub struct Cli {
     /// The config file.
     #[arg(long, global = true, default_value = "config.toml", env = "OIE_CONFIG")]
     pub config: PathBuf,
+    /// Log format, overriding `[engine] log_format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<crate::config::LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -197,7 +200,7 @@ pub enum LeadsCommand {
 /// Runs a parsed command line; prints errors and returns the exit code.
 pub fn main(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Run => run::run(&cli.config),
+        Command::Run => run::run(&cli.config, cli.log_format),
         Command::Check => check::check(&cli.config),
         Command::Routes(RoutesCommand::Test {
             lead,

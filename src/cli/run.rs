@@ -3,10 +3,13 @@ use std::process::ExitCode;
 
 use crate::daemon;
 
-pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Path,
+    log_format: Option<crate::config::LogFormat>,
+) -> anyhow::Result<ExitCode> {
     let loaded = super::load(config)?;
     super::logging::init(
-        loaded.config.engine.log_format,
+        log_format.unwrap_or(loaded.config.engine.log_format),
         &loaded.config.engine.log_level,
     );
     for warning in loaded.warnings() {

@@ -46,6 +46,12 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         ..
     } = loaded;
     let _lock = lock(&data_dir)?;
+    for handle in connectors.values() {
+        handle
+            .connector
+            .prepare()
+            .map_err(|e| anyhow::anyhow!("connectors.{}: {e}", handle.name))?;
+    }
     let (leads, outbox) = match config.store.kind {
         StoreKind::Sqlite => {
             let (store, outbox) = open(&data_dir)?;

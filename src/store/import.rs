@@ -158,6 +158,12 @@ fn convert(name: &str, ty: FieldType, value: &Value) -> Result<SqlValue, String>
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
             .map(SqlValue::Integer)
             .ok_or_else(|| format!("{name} must be a whole number, got {n}")),
+        // Timestamps as CRMs and spreadsheets export them, or epoch milliseconds.
+        (FieldType::Integer, Value::String(s)) if name.ends_with("At") => {
+            crate::clock::parse_time(s).map(SqlValue::Integer).ok_or_else(|| {
+                format!("{name} must be a date like 2026-11-26T10:00:00Z (or epoch milliseconds), got \"{s}\"")
+            })
+        }
         (FieldType::Integer, Value::String(s)) => s
             .trim()
             .parse::<i64>()
@@ -235,6 +241,7 @@ pub fn import_identities(
         "title",
         "campaignId",
         "campaignName",
+        "createdAt",
     ];
     let (rows, report) = read_rows(path, &|k| KNOWN.contains(&k))?;
     let mut out = IdentitiesReport {
@@ -261,7 +268,26 @@ pub fn import_identities(
             },
         };
         row.insert("shortId".into(), Value::String(id.clone()));
-        match store.insert_identity(&row, now_ms) {
+        // When the person was added (identity_retention counts from it); now by default.
+        let created = match row.get("createdAt") {
+            None | Some(Value::Null) => now_ms,
+            Some(v) => {
+                let text = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                match crate::clock::parse_time(&text) {
+                    Some(ms) => ms,
+                    None => {
+                        out.report.rejected.push(format!(
+                            "line {line}: createdAt must be a date like 2026-11-26T10:00:00Z (or epoch milliseconds), got {v}"
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        match store.insert_identity(&row, created) {
             Ok(()) => {
                 out.report.loaded += 1;
                 if given.is_some() && super::ids::entropy_bits(&id) < super::ids::MIN_BITS {
@@ -367,5 +393,48 @@ mod tests {
         assert_eq!(changed[0].get("company"), "Acme");
         assert_eq!(changed[0].level(), Level::Hot);
         assert!(changed[0].version() > seq);
+    }
+
+    /// Dates as CRMs and spreadsheets export them, beside epoch milliseconds; a bad one is
+    /// reported with its line.
+    #[test]
+    fn iso_dates_and_epoch_milliseconds_both_import() {
+        let (dir, store) = store();
+        let csv = dir.path().join("leads.csv");
+        std::fs::write(
+            &csv,
+            "visitorId,intentScore,lastVisitAt,firstVisitAt\n\
+             c1,50,2026-11-26T10:00:00Z,2026-11-01\n\
+             c2,50,2026-11-26 11:00:00,1795000000000\n\
+             c3,50,26/11/2026,\n",
+        )
+        .unwrap();
+        let report = import_file(&store, &csv).unwrap();
+        assert_eq!(report.loaded, 2);
+        assert_eq!(
+            report.rejected,
+            vec!["line 4: lastVisitAt must be a date like 2026-11-26T10:00:00Z (or epoch milliseconds), got \"26/11/2026\""]
+        );
+        let c1 = store.lead("c1").unwrap().unwrap();
+        assert_eq!(c1.get("lastVisitAt"), 1_795_687_200_000i64);
+        assert_eq!(c1.get("firstVisitAt"), 1_793_491_200_000i64);
+        assert_eq!(
+            store.lead("c2").unwrap().unwrap().get("lastVisitAt"),
+            1_795_690_800_000i64
+        );
+        let jsonl = dir.path().join("leads.jsonl");
+        std::fs::write(
+            &jsonl,
+            "{\"visitorId\": \"j1\", \"lastVisitAt\": \"2026-11-26T11:00:00+01:00\"}\n\
+             {\"visitorId\": \"j2\", \"lastVisitAt\": 1795687200000}\n",
+        )
+        .unwrap();
+        assert_eq!(import_file(&store, &jsonl).unwrap().loaded, 2);
+        for id in ["j1", "j2"] {
+            assert_eq!(
+                store.lead(id).unwrap().unwrap().get("lastVisitAt"),
+                1_795_687_200_000i64
+            );
+        }
     }
 }

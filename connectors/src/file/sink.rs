@@ -12,39 +12,67 @@ use crate::{
 
 /// Appends `{"id": key, "visitorId": …, "payload": …}` lines.
 pub struct FileSink {
-    out: Mutex<Box<dyn Write + Send>>,
+    /// `None` for stdout.
+    path: Option<std::path::PathBuf>,
+    /// Opened by [`Connector::prepare`] (`oie run`), or at the first write.
+    out: Mutex<Option<Box<dyn Write + Send>>>,
     template: String,
     templates: Arc<TemplateSet>,
 }
 
 impl FileSink {
-    /// Opens (or creates) the file now, so a bad path fails at start-up.
+    /// Checks the template and the path without touching the file system beyond reading it:
+    /// `oie check` builds connectors too. `oie run` opens the file at start ([`Connector::prepare`]).
     pub fn new(config: FileConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
         if !templates.has(&config.template) {
             return Err(format!("template `{}` does not exist", config.template));
         }
-        let out: Box<dyn Write + Send> = if config.path == "-" {
-            Box::new(std::io::stdout())
-        } else {
-            let path = std::path::Path::new(&config.path);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = (config.path != "-").then(|| std::path::PathBuf::from(&config.path));
+        if let Some(path) = &path {
+            if path.is_dir() {
+                return Err(format!("{} is a folder, not a file", path.display()));
             }
-            // The output holds personal data: readable by its owner only when created here.
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            Box::new(file)
-        };
+            let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = parent.filter(|d| d.exists() && !d.is_dir()) {
+                return Err(format!("{} is not a folder", dir.display()));
+            }
+        }
         Ok(FileSink {
-            out: Mutex::new(out),
+            path,
+            out: Mutex::new(None),
             template: config.template,
             templates,
         })
+    }
+
+    /// The output, opened (and its folder created) on first use.
+    fn open(&self) -> std::io::Result<Box<dyn Write + Send>> {
+        let Some(path) = &self.path else {
+            return Ok(Box::new(std::io::stdout()));
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        // The output holds personal data: readable by its owner only when created here.
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        Ok(Box::new(file))
+    }
+
+    fn with_out<T>(
+        &self,
+        f: impl FnOnce(&mut Box<dyn Write + Send>) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        // A poisoned lock only means another write panicked; the file itself is still usable.
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if out.is_none() {
+            *out = Some(self.open()?);
+        }
+        // Set just above.
+        f(out.as_mut().expect("the output is open"))
     }
 
     fn write_all(&self, batch: &[Delivery]) -> std::io::Result<()> {
@@ -59,10 +87,10 @@ impl FileSink {
             );
             text.push_str(&line);
         }
-        // A poisoned lock only means another write panicked; the file itself is still usable.
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.write_all(text.as_bytes())?;
-        out.flush()
+        self.with_out(|out| {
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        })
     }
 }
 
@@ -87,8 +115,17 @@ impl Connector for FileSink {
         100
     }
 
+    fn prepare(&self) -> Result<(), String> {
+        self.with_out(|_| Ok(())).map_err(|e| match &self.path {
+            Some(p) => format!("cannot open {}: {e}", p.display()),
+            None => format!("cannot use stdout: {e}"),
+        })
+    }
+
     async fn check(&self) -> Result<String, Failure> {
-        Ok("opened for appending".into())
+        self.prepare()
+            .map(|()| "opened for appending".into())
+            .map_err(|e| Failure::new(Reason::NotFound, e))
     }
 
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
