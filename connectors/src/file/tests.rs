@@ -36,11 +36,20 @@ async fn appends_one_json_line_per_delivery() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Built without touching the file system (`oie check`); `oie run` prepares it and stops on a
+/// path it cannot write.
 #[test]
 fn unwritable_path_fails_at_start() {
     let config = FileConfig {
         path: "/proc/oie/cannot/out.jsonl".into(),
         template: "webhook/default".into(),
     };
-    assert!(FileSink::new(config, Arc::new(TemplateSet::defaults())).is_err());
+    let sink = FileSink::new(config, Arc::new(TemplateSet::defaults())).unwrap();
+    let error = sink.prepare().unwrap_err();
+    assert!(error.contains("cannot open /proc/oie/cannot/out.jsonl"), "{error}");
+    let folder = FileConfig {
+        path: "/tmp".into(),
+        template: "webhook/default".into(),
+    };
+    assert!(FileSink::new(folder, Arc::new(TemplateSet::defaults())).is_err());
 }
