@@ -31,6 +31,19 @@ pub struct Metrics {
     /// When the last `oie backup` finished (unix seconds; 0: never), and how long it took.
     pub backup_time: IntGauge,
     pub backup_seconds: Gauge,
+    /// Ingest API requests by endpoint and status.
+    pub ingest_requests: IntCounterVec,
+    /// Events posted to `/track`: accepted, busy (refused for load), rejected (refused as
+    /// invalid or unauthorized).
+    pub ingest_events: IntCounterVec,
+    /// What waits to be written: requests and bytes.
+    pub ingest_queue_requests: IntGauge,
+    pub ingest_queue_bytes: IntGauge,
+    pub scoring_runs: IntCounterVec,
+    pub scoring_seconds: prometheus::Histogram,
+    pub scoring_leads: prometheus::Histogram,
+    /// From the prospect's action to the delivery that told someone about it.
+    pub alert_latency: HistogramVec,
 }
 
 impl Metrics {
@@ -113,8 +126,70 @@ impl Metrics {
                 "How long the last `oie backup` took",
             )
             .expect("valid gauge"),
+            ingest_requests: counter(
+                "oie_ingest_requests_total",
+                "Ingest API requests by endpoint (/track, /identify, /personalize, /go, …) and HTTP status",
+                &["endpoint", "status"],
+            ),
+            ingest_events: counter(
+                "oie_ingest_events_total",
+                "Events posted to /track: accepted, busy (refused for load, 503), rejected (invalid or unauthorized)",
+                &["outcome"],
+            ),
+            ingest_queue_requests: IntGauge::new(
+                "oie_ingest_queue_requests",
+                "/track requests and /go clicks waiting to be written",
+            )
+            .expect("valid gauge"),
+            ingest_queue_bytes: IntGauge::new(
+                "oie_ingest_queue_bytes",
+                "Bytes of events waiting to be written",
+            )
+            .expect("valid gauge"),
+            scoring_runs: counter(
+                "oie_scoring_runs_total",
+                "Scoring runs of the embedded store by result (ok, error)",
+                &["result"],
+            ),
+            scoring_seconds: prometheus::Histogram::with_opts(
+                HistogramOpts::new("oie_scoring_seconds", "How long one scoring run took")
+                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            )
+            .expect("valid histogram"),
+            scoring_leads: prometheus::Histogram::with_opts(
+                HistogramOpts::new("oie_scoring_leads", "Leads one scoring run rescored")
+                    .buckets(vec![0.0, 1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0]),
+            )
+            .expect("valid histogram"),
+            alert_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "oie_alert_latency_seconds",
+                    "From the prospect's action (the lead's newest event, or a Pub/Sub moment's at) to the delivery of the hot-lead alert",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+                &["route", "connector"],
+            )
+            .expect("valid histogram"),
             registry,
         };
+        for c in [&m.ingest_requests, &m.ingest_events, &m.scoring_runs] {
+            m.registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+        }
+        for g in [&m.ingest_queue_requests, &m.ingest_queue_bytes] {
+            m.registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+        }
+        for h in [&m.scoring_seconds, &m.scoring_leads] {
+            m.registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+        }
+        m.registry
+            .register(Box::new(m.alert_latency.clone()))
+            .expect("unique metric");
         m.registry
             .register(Box::new(m.backup_time.clone()))
             .expect("unique metric");

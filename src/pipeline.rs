@@ -212,6 +212,7 @@ impl Pipeline {
             delay_ms: wait.as_millis() as i64,
             group_key: route.group_wait.map(|_| route.name.clone()),
             supersedes: trigger.kind == TriggerKind::Sync && handle.connector.is_crm(),
+            origin_ms: trigger.origin_ms,
         }
     }
 }

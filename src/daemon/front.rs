@@ -89,6 +89,7 @@ impl Front {
                 server.max_queued_requests,
                 server.max_queued_bytes,
                 written.clone(),
+                metrics,
             );
             let ingest = Ingest {
                 events,
@@ -101,6 +102,7 @@ impl Front {
                 personalize_level: server.personalize_level,
                 store: store.clone(),
                 eraser: eraser.clone(),
+                metrics: metrics.clone(),
             };
             app = app.merge(ingest::router(
                 ingest,
@@ -110,6 +112,7 @@ impl Front {
             let scoring_stop = CancellationToken::new();
             let scorer = tokio::spawn(score_after_writes(
                 store.clone(),
+                metrics.clone(),
                 config.scoring.debounce,
                 written,
                 lead_wake,
@@ -248,6 +251,7 @@ async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 /// second of the event that caused it.
 async fn score_after_writes(
     store: Arc<SqliteStore>,
+    metrics: Arc<Metrics>,
     debounce: Duration,
     written: Written,
     lead_wake: Arc<Notify>,
@@ -260,14 +264,27 @@ async fn score_after_writes(
             _ = stop.cancelled() => return,
         }
         let s = store.clone();
+        let started = std::time::Instant::now();
         let scored = tokio::task::spawn_blocking(move || s.rescore(now_ms())).await;
-        match scored {
-            Ok(Ok(())) => lead_wake.notify_one(),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "scoring failed; will try again after the next events")
+        metrics
+            .scoring_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let result = match scored {
+            Ok(Ok(leads)) => {
+                metrics.scoring_leads.observe(leads as f64);
+                lead_wake.notify_one();
+                "ok"
             }
-            Err(e) => tracing::error!(error = %e, "scoring task failed"),
-        }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "scoring failed; will try again after the next events");
+                "error"
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scoring task failed");
+                "error"
+            }
+        };
+        metrics.scoring_runs.with_label_values(&[result]).inc();
         tokio::select! {
             _ = tokio::time::sleep(debounce) => {}
             _ = written.urgent.notified() => {}

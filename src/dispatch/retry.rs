@@ -147,6 +147,7 @@ mod tests {
             group_key: None,
             context: None,
             trigger_kind: "hot_lead".into(),
+            origin_at: None,
         }
     }
 

@@ -192,6 +192,12 @@ impl Dispatcher {
             .deliveries
             .with_label_values(&[&c.route, &rt.name, applied.label(), reason])
             .inc();
+        if let (Applied::Delivered { .. }, Some(origin)) = (&applied, c.origin_at) {
+            self.metrics
+                .alert_latency
+                .with_label_values(&[&c.route, &rt.name])
+                .observe((now - origin).max(0) as f64 / 1000.0);
+        }
         if let Applied::Dead { reason, error } = &applied {
             let error = redact::emails(error);
             tracing::warn!(connector = %rt.name, route = %c.route, delivery = c.id, %reason, %error,

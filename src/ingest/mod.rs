@@ -53,6 +53,7 @@ pub struct Ingest {
     pub store: Arc<SqliteStore>,
     /// Erasure (`DELETE /visitors/{id}`).
     pub eraser: Option<Arc<crate::erasure::Eraser>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The ingest API, with its per-address limits and the whole-request timeout.
@@ -83,11 +84,31 @@ pub fn router(state: Ingest, limits: &RateLimits, timeout: std::time::Duration) 
         .route("/oie.js", get(pixel))
         .route("/demo", get(demo))
         .route("/demo/{*page}", get(demo))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_request,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .with_state(state)
+}
+
+/// `oie_ingest_requests_total{endpoint,status}`.
+async fn count_request(
+    axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
+    path: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let endpoint = path.as_str().to_string();
+    let response = next.run(request).await;
+    metrics
+        .ingest_requests
+        .with_label_values(&[&endpoint, response.status().as_str()])
+        .inc();
+    response
 }
 
 fn limits_exempt(limits: &RateLimits) -> Vec<ipnet::IpNet> {
@@ -165,21 +186,20 @@ async fn track(
         Ok(o) => o,
         Err(reason) => return reject(StatusCode::FORBIDDEN, reason),
     };
+    let rejected = |status, reason| {
+        count_events(&state, "rejected", countable(&body));
+        cors(origin.clone(), reject(status, reason))
+    };
     if body.len() > MAX_BODY {
-        return cors(
-            origin,
-            reject(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body is {} bytes; the limit is {MAX_BODY}", body.len()),
-            ),
-        );
+        let reason = format!("body is {} bytes; the limit is {MAX_BODY}", body.len());
+        return rejected(StatusCode::PAYLOAD_TOO_LARGE, reason);
     }
     if let Err(reason) = check_signature(&state, origin.is_some(), &headers, &body) {
-        return cors(origin, reject(StatusCode::UNAUTHORIZED, reason));
+        return rejected(StatusCode::UNAUTHORIZED, reason);
     }
     let events = match parse_body(&body) {
         Ok(e) => e,
-        Err(reason) => return cors(origin, reject(StatusCode::BAD_REQUEST, reason)),
+        Err(reason) => return rejected(StatusCode::BAD_REQUEST, reason),
     };
     let received = now_ms();
     let agent = client::user_agent(&headers);
@@ -190,12 +210,16 @@ async fn track(
         .map(|e| EventRow::from_json(e, received, Some(ip.clone()), agent.clone()))
         .collect();
     let response = match state.events.offer(rows) {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({"success": true, "eventsReceived": count})),
-        )
-            .into_response(),
+        Ok(()) => {
+            count_events(&state, "accepted", count);
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"success": true, "eventsReceived": count})),
+            )
+                .into_response()
+        }
         Err(_) => {
+            count_events(&state, "busy", count);
             let mut r = reject(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy: too many events waiting to be written; retry shortly".into(),
@@ -206,6 +230,22 @@ async fn track(
         }
     };
     cors(origin, response)
+}
+
+fn count_events(state: &Ingest, outcome: &str, n: usize) {
+    state
+        .metrics
+        .ingest_events
+        .with_label_values(&[outcome])
+        .inc_by(n as u64);
+}
+
+/// How many events a refused body carried, if it is JSON enough to tell (else one).
+fn countable(body: &[u8]) -> usize {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["events"].as_array().map(Vec::len))
+        .unwrap_or(1)
 }
 
 /// Browsers send an allowed Origin; anyone else must sign the body when a signing secret is

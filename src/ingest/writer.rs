@@ -27,6 +27,8 @@ pub struct Events {
     tx: mpsc::Sender<(Item, usize)>,
     bytes: Arc<AtomicUsize>,
     max_bytes: usize,
+    /// `oie_ingest_queue_requests` and `_bytes`.
+    gauges: Option<(prometheus::IntGauge, prometheus::IntGauge)>,
 }
 
 /// Why an event batch was not queued.
@@ -66,7 +68,16 @@ impl Events {
                 mpsc::error::TrySendError::Full(_) => Full::Busy,
                 mpsc::error::TrySendError::Closed(_) => Full::Closed,
             }
-        })
+        })?;
+        self.export();
+        Ok(())
+    }
+
+    fn export(&self) {
+        if let Some((requests, bytes)) = &self.gauges {
+            requests.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
+            bytes.set(self.queued_bytes() as i64);
+        }
     }
 }
 
@@ -86,15 +97,20 @@ pub fn start(
     capacity: usize,
     max_bytes: usize,
     notify: Written,
+    metrics: &crate::metrics::Metrics,
 ) -> (Events, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let bytes = Arc::new(AtomicUsize::new(0));
-    let task = tokio::spawn(run(rx, store, forgotten, bytes.clone(), notify));
     let events = Events {
         tx,
-        bytes,
+        bytes: bytes.clone(),
         max_bytes,
+        gauges: Some((
+            metrics.ingest_queue_requests.clone(),
+            metrics.ingest_queue_bytes.clone(),
+        )),
     };
+    let task = tokio::spawn(run(rx, store, forgotten, events.clone(), notify));
     (events, task)
 }
 
@@ -102,7 +118,7 @@ async fn run(
     mut rx: mpsc::Receiver<(Item, usize)>,
     store: Arc<SqliteStore>,
     forgotten: Forgotten,
-    bytes: Arc<AtomicUsize>,
+    queue: Events,
     notify: Written,
 ) {
     while let Some(first) = rx.recv().await {
@@ -120,7 +136,8 @@ async fn run(
         }
         let urgent = events.iter().any(|e| e.event_type == "form_submit");
         write(&store, &forgotten, events, clicks).await;
-        bytes.fetch_sub(size, Ordering::Relaxed);
+        queue.bytes.fetch_sub(size, Ordering::Relaxed);
+        queue.export();
         notify.written.notify_one();
         if urgent {
             notify.urgent.notify_one();
@@ -173,6 +190,7 @@ mod tests {
             tx,
             bytes: Arc::new(AtomicUsize::new(0)),
             max_bytes: 100_000,
+            gauges: None,
         };
         let mut taken = 0;
         while events.offer(vec![row(taken, 10_000)]).is_ok() {
@@ -195,6 +213,7 @@ mod tests {
             tx,
             bytes: Arc::new(AtomicUsize::new(0)),
             max_bytes: 1_000,
+            gauges: None,
         };
         assert!(events.offer(vec![row(0, 5_000)]).is_ok());
         assert_eq!(events.offer(vec![row(1, 10)]), Err(Full::Busy));

@@ -21,10 +21,12 @@ pub struct Claimed {
     pub context: Option<String>,
     /// `hot_lead`, `sync`, `erasure`, …
     pub trigger_kind: String,
+    /// When the prospect acted, for alert latency.
+    pub origin_at: Option<i64>,
 }
 
 const CLAIMED: &str =
-    "id, key, route, visitor_id, attempts, tries, created_at, group_key, trigger_kind";
+    "id, key, route, visitor_id, attempts, tries, created_at, group_key, trigger_kind, origin_at";
 
 /// A claimed row, without its body yet.
 fn claimed(r: &rusqlite::Row) -> rusqlite::Result<Claimed> {
@@ -40,6 +42,7 @@ fn claimed(r: &rusqlite::Row) -> rusqlite::Result<Claimed> {
         group_key: r.get(7)?,
         context: None,
         trigger_kind: r.get(8)?,
+        origin_at: r.get(9)?,
     })
 }
 
@@ -273,11 +276,11 @@ impl Outbox {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![connector, before_ms, now_ms], |r| {
-                let reason: Option<String> = r.get(9)?;
+                let reason: Option<String> = r.get(10)?;
                 Ok(Expired {
                     delivery: claimed(r)?,
                     reason: reason.as_deref().and_then(Reason::parse),
-                    error: r.get(10)?,
+                    error: r.get(11)?,
                 })
             })?;
             rows.collect()
@@ -431,6 +434,7 @@ mod tests {
             delay_ms: 0,
             group_key: group.map(str::to_string),
             supersedes: false,
+            origin_ms: None,
         }
     }
 

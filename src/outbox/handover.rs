@@ -29,6 +29,8 @@ pub struct NewDelivery {
     /// A newer sync of the same lead to the same CRM connector: queued ones it replaces are
     /// marked `superseded`, so a lead that changes five times costs one write.
     pub supersedes: bool,
+    /// When the prospect did what caused it (ms), for alert latency.
+    pub origin_ms: Option<i64>,
 }
 
 /// What a hand-over committed.
@@ -205,8 +207,8 @@ fn insert(tx: &rusqlite::Transaction, d: &NewDelivery, now_ms: i64) -> rusqlite:
     let added = tx
         .prepare_cached(
             "INSERT INTO deliveries (key, route, connector, visitor_id, trigger_kind, group_key,
-                                     state, created_at, next_at, updated_at, last_error, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10, ?11)
+                                     state, created_at, next_at, updated_at, last_error, reason, origin_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10, ?11, ?12)
              ON CONFLICT (key) DO NOTHING",
         )?
         .execute(params![
@@ -220,7 +222,8 @@ fn insert(tx: &rusqlite::Transaction, d: &NewDelivery, now_ms: i64) -> rusqlite:
             now_ms,
             now_ms + d.delay_ms.max(0),
             error,
-            reason
+            reason,
+            d.origin_ms
         ])?;
     if added == 1 {
         tx.prepare_cached(

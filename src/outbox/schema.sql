@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   updated_at    INTEGER NOT NULL,
   last_error    TEXT,
   reason        TEXT,                      -- the last failure's reason (transport, auth, …)
-  record_id     TEXT
+  record_id     TEXT,
+  origin_at     INTEGER                    -- when the prospect acted (alert latency counts from it)
 );
 -- The queue, by due time (when to wake up) and by age (what to claim first). Partial: only
 -- queued rows are in them, so a delivery leaves them once, when claimed, and a delivered row

@@ -49,6 +49,9 @@ pub struct Trigger {
     pub at_ms: i64,
     /// What makes this trigger unique for the lead (part of the idempotency key).
     pub identity: String,
+    /// When the prospect did what caused it (ms): the newest event of the lead, or a moment's
+    /// `at`. Alert latency (`oie_alert_latency_seconds`) counts from here.
+    pub origin_ms: Option<i64>,
 }
 
 impl Trigger {
@@ -60,7 +63,14 @@ impl Trigger {
             previous_level: previous,
             at_ms,
             identity: format!("hot_lead:{}:{version}", level.as_str()),
+            origin_ms: None,
         }
+    }
+
+    /// The same trigger, caused by what the prospect did at `origin_ms`.
+    pub fn caused_at(mut self, origin_ms: Option<i64>) -> Trigger {
+        self.origin_ms = origin_ms;
+        self
     }
 
     /// A moment named by its publisher (a `hot_lead_alerts.alertId`, a Pub/Sub message's `id`):
@@ -78,6 +88,7 @@ impl Trigger {
             previous_level: previous,
             at_ms,
             identity: format!("{}:moment:{id}", kind.as_str()),
+            origin_ms: None,
         }
     }
 
@@ -89,6 +100,7 @@ impl Trigger {
             previous_level: None,
             at_ms,
             identity: format!("erasure:{at_ms}"),
+            origin_ms: None,
         }
     }
 
@@ -100,6 +112,7 @@ impl Trigger {
             previous_level: None,
             at_ms,
             identity: format!("sync:{version}"),
+            origin_ms: None,
         }
     }
 

@@ -71,12 +71,18 @@ pub fn run_step(conn: &mut Connection, sql: &str, now_ms: i64) -> rusqlite::Resu
 }
 
 /// Rescores what changed since the last run (steps 1–3: sessions, profiles, alerts): what the
-/// daemon runs seconds after events arrive.
-pub fn rescore(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
+/// daemon runs seconds after events arrive. Returns how many leads were rescored.
+pub fn rescore(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<usize> {
+    let mut rescored = 0;
     for step in &STEPS[..3] {
-        run_step(conn, step.sql, now_ms)?;
+        let rows = run_step(conn, step.sql, now_ms)?;
+        if step.name == "2_lead_profiles" {
+            if let Some(Value::Integer(n)) = rows.rows.first().and_then(|r| r.first()) {
+                rescored = *n as usize;
+            }
+        }
     }
-    Ok(())
+    Ok(rescored)
 }
 
 /// Runs all steps; returns the personalization export (step 4).

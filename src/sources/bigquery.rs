@@ -71,7 +71,8 @@ impl BigQuerySource {
                         a.previous_level,
                         &a.alert_id,
                         a.alerted_at,
-                    ),
+                    )
+                    .caused_at(lead.get("lastVisitAt").as_i64()),
                 )),
                 None => tracing::warn!(alert = %a.alert_id,
                     "hot_lead_alerts row without a lead_profiles row (erased?): skipped"),

@@ -79,7 +79,8 @@ impl SqliteStore {
     }
 
     /// Runs the incremental scoring steps (sql/sqlite/queries 1–3) at `now_ms`.
-    pub fn rescore(&self, now_ms: i64) -> anyhow::Result<()> {
+    /// Returns how many leads were rescored.
+    pub fn rescore(&self, now_ms: i64) -> anyhow::Result<usize> {
         self.with_conn(|c| Ok(crate::scoring::rescore(c, now_ms)?))
     }
 

@@ -46,7 +46,10 @@ fn unwritable_path_fails_at_start() {
     };
     let sink = FileSink::new(config, Arc::new(TemplateSet::defaults())).unwrap();
     let error = sink.prepare().unwrap_err();
-    assert!(error.contains("cannot open /proc/oie/cannot/out.jsonl"), "{error}");
+    assert!(
+        error.contains("cannot open /proc/oie/cannot/out.jsonl"),
+        "{error}"
+    );
     let folder = FileConfig {
         path: "/tmp".into(),
         template: "webhook/default".into(),

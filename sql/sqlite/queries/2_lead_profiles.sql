@@ -217,5 +217,8 @@ ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
 INSERT INTO scoring_state (name, value) VALUES ('last_now', :now)
 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
 
+-- How many leads this run rescored (the daemon's oie_scoring_leads metric).
+SELECT COUNT(*) AS rescored FROM temp.scoring_rescore;
+
 DROP TABLE temp.scoring_run;
 DROP TABLE temp.scoring_rescore;

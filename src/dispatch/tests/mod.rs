@@ -174,6 +174,7 @@ pub fn delivery(v: &str) -> NewDelivery {
         delay_ms: 0,
         group_key: None,
         supersedes: false,
+        origin_ms: None,
     }
 }
 

@@ -99,7 +99,7 @@ pub fn parse(data: &[u8], fallback_id: &str, published_ms: i64) -> Result<Parsed
         .or_insert_with(|| Value::String(level.as_str().to_string()));
     Ok(Parsed {
         lead: Lead::from_json(&fields),
-        trigger: Trigger::moment(kind, level, previous_level, id, at_ms),
+        trigger: Trigger::moment(kind, level, previous_level, id, at_ms).caused_at(Some(at_ms)),
     })
 }
 

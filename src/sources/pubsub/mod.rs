@@ -239,5 +239,6 @@ fn dead_letter(m: &Message, reason: String) -> NewDelivery {
         delay_ms: 0,
         group_key: None,
         supersedes: false,
+        origin_ms: None,
     }
 }
