@@ -12,8 +12,8 @@ mod warnings;
 
 pub use model::{
     Config, ConnectorDelivery, ConnectorEntry, ConnectorSettings, DeliveryConfig, EngineConfig,
-    LeadsSourceConfig, LogFormat, PubSubSourceConfig, RouteConfig, ServerConfig, SourcesConfig,
-    StoreConfig, StoreKind,
+    LeadsSourceConfig, LogFormat, PubSubSourceConfig, RouteConfig, ScoringConfig, ServerConfig,
+    SourcesConfig, StoreConfig, StoreKind,
 };
 pub use problem::Problem;
 pub use server::RateLimits;

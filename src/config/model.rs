@@ -335,8 +335,8 @@ pub struct ConnectorDelivery {
     /// channel; none for webhooks and files).
     #[serde(default)]
     pub rate_limit: Option<f64>,
-    /// Requests in flight at once (default 8; Slack 1, to keep messages in order; HubSpot 4,
-    /// Salesforce 2).
+    /// Requests in flight at once (default: webhooks 32, file and Pub/Sub 8, Slack 1 to keep
+    /// messages in order, HubSpot 4, Salesforce 2).
     #[serde(default)]
     pub concurrency: Option<usize>,
     /// Deliveries per request, up to the connector's own maximum (HubSpot 100, Salesforce 200,
