@@ -21,14 +21,30 @@ enum Item {
     Click(ClickRow),
 }
 
-/// The sending side, held by the HTTP handlers.
+/// The sending side, held by the HTTP handlers. The writer holds none: the queue closes when
+/// the last handler is gone, and the writer drains it and ends.
 #[derive(Clone)]
 pub struct Events {
     tx: mpsc::Sender<(Item, usize)>,
-    bytes: Arc<AtomicUsize>,
+    depth: Depth,
     max_bytes: usize,
+}
+
+/// What waits in the queue, shared by the handlers and the writer.
+#[derive(Clone)]
+struct Depth {
+    bytes: Arc<AtomicUsize>,
     /// `oie_ingest_queue_requests` and `_bytes`.
     gauges: Option<(prometheus::IntGauge, prometheus::IntGauge)>,
+}
+
+impl Depth {
+    fn export(&self, requests: usize) {
+        if let Some((r, b)) = &self.gauges {
+            r.set(requests as i64);
+            b.set(self.bytes.load(Ordering::Relaxed) as i64);
+        }
+    }
 }
 
 /// Why an event batch was not queued.
@@ -53,31 +69,26 @@ impl Events {
 
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+        self.depth.bytes.load(Ordering::Relaxed)
     }
 
     fn queue(&self, item: Item, size: usize) -> Result<(), Full> {
-        let before = self.bytes.fetch_add(size, Ordering::Relaxed);
+        let bytes = &self.depth.bytes;
+        let before = bytes.fetch_add(size, Ordering::Relaxed);
         if before + size > self.max_bytes && before > 0 {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            bytes.fetch_sub(size, Ordering::Relaxed);
             return Err(Full::Busy);
         }
         self.tx.try_send((item, size)).map_err(|e| {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            bytes.fetch_sub(size, Ordering::Relaxed);
             match e {
                 mpsc::error::TrySendError::Full(_) => Full::Busy,
                 mpsc::error::TrySendError::Closed(_) => Full::Closed,
             }
         })?;
-        self.export();
+        self.depth
+            .export(self.tx.max_capacity() - self.tx.capacity());
         Ok(())
-    }
-
-    fn export(&self) {
-        if let Some((requests, bytes)) = &self.gauges {
-            requests.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
-            bytes.set(self.queued_bytes() as i64);
-        }
     }
 }
 
@@ -100,17 +111,19 @@ pub fn start(
     metrics: &crate::metrics::Metrics,
 ) -> (Events, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let bytes = Arc::new(AtomicUsize::new(0));
-    let events = Events {
-        tx,
-        bytes: bytes.clone(),
-        max_bytes,
+    let depth = Depth {
+        bytes: Arc::new(AtomicUsize::new(0)),
         gauges: Some((
             metrics.ingest_queue_requests.clone(),
             metrics.ingest_queue_bytes.clone(),
         )),
     };
-    let task = tokio::spawn(run(rx, store, forgotten, events.clone(), notify));
+    let events = Events {
+        tx,
+        depth: depth.clone(),
+        max_bytes,
+    };
+    let task = tokio::spawn(run(rx, store, forgotten, depth, notify));
     (events, task)
 }
 
@@ -118,7 +131,7 @@ async fn run(
     mut rx: mpsc::Receiver<(Item, usize)>,
     store: Arc<SqliteStore>,
     forgotten: Forgotten,
-    queue: Events,
+    depth: Depth,
     notify: Written,
 ) {
     while let Some(first) = rx.recv().await {
@@ -136,8 +149,8 @@ async fn run(
         }
         let urgent = events.iter().any(|e| e.event_type == "form_submit");
         write(&store, &forgotten, events, clicks).await;
-        queue.bytes.fetch_sub(size, Ordering::Relaxed);
-        queue.export();
+        depth.bytes.fetch_sub(size, Ordering::Relaxed);
+        depth.export(rx.len());
         notify.written.notify_one();
         if urgent {
             notify.urgent.notify_one();
@@ -181,6 +194,46 @@ mod tests {
         )
     }
 
+    fn depth() -> Depth {
+        Depth {
+            bytes: Arc::new(AtomicUsize::new(0)),
+            gauges: None,
+        }
+    }
+
+    /// Shutdown waits for the writer, which ends once the handlers are gone: it must hold no
+    /// sender of its own queue, and must write what was queued first.
+    #[tokio::test]
+    async fn the_writer_drains_and_ends_when_the_handlers_are_gone() {
+        let (_dir, store) = crate::store::tests::store();
+        let store = Arc::new(store);
+        let metrics = crate::metrics::Metrics::new();
+        let (events, writer) = start(
+            store.clone(),
+            Forgotten::default(),
+            100,
+            1 << 20,
+            Written::default(),
+            &metrics,
+        );
+        for n in 0..5 {
+            events.offer(vec![row(n, 10)]).unwrap();
+        }
+        drop(events);
+        tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+            .await
+            .expect("the writer ends once no handler can send")
+            .unwrap();
+        assert_eq!(metrics.ingest_queue_requests.get(), 0);
+        assert_eq!(metrics.ingest_queue_bytes.get(), 0);
+        let again: Vec<EventRow> = (0..5).map(|n| row(n, 10)).collect();
+        assert_eq!(
+            store.insert_events(&again).unwrap(),
+            0,
+            "all five were written"
+        );
+    }
+
     /// The queue refuses once the bytes waiting pass the bound, whatever the request count, and
     /// takes again once the writer has drained them.
     #[tokio::test]
@@ -188,9 +241,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(1_000);
         let events = Events {
             tx,
-            bytes: Arc::new(AtomicUsize::new(0)),
+            depth: depth(),
             max_bytes: 100_000,
-            gauges: None,
         };
         let mut taken = 0;
         while events.offer(vec![row(taken, 10_000)]).is_ok() {
@@ -201,7 +253,7 @@ mod tests {
         assert_eq!(events.offer(vec![row(99, 10_000)]), Err(Full::Busy));
         // The writer takes one request off the queue and gives its bytes back.
         let (_, size) = rx.recv().await.unwrap();
-        events.bytes.fetch_sub(size, Ordering::Relaxed);
+        events.depth.bytes.fetch_sub(size, Ordering::Relaxed);
         assert!(events.offer(vec![row(100, 10_000)]).is_ok());
     }
 
@@ -211,9 +263,8 @@ mod tests {
         let (tx, _rx) = mpsc::channel(10);
         let events = Events {
             tx,
-            bytes: Arc::new(AtomicUsize::new(0)),
+            depth: depth(),
             max_bytes: 1_000,
-            gauges: None,
         };
         assert!(events.offer(vec![row(0, 5_000)]).is_ok());
         assert_eq!(events.offer(vec![row(1, 10)]), Err(Full::Busy));
