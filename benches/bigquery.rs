@@ -71,7 +71,6 @@ async fn run(endpoint: &str, n: usize) {
     let http = reqwest::Client::new();
     let dataset = format!("bench_{}", std::process::id());
     let crm = HubSpotFake::start().await;
-    std::env::set_var("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN);
     let (hook, received) = receiver::counting_hook().await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -115,6 +114,7 @@ batch_wait = "0s"
     )
     .unwrap();
     let applied = Command::new(env!("CARGO_BIN_EXE_oie"))
+        .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
         .args(["bigquery", "apply", "--config"])
         .arg(&config)
         .output()
@@ -146,6 +146,7 @@ batch_wait = "0s"
 
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oie"))
+        .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
         .args(["run", "--config"])
         .arg(&config)
         .stdout(Stdio::null())

@@ -129,7 +129,7 @@ fn enqueue_rate(n: usize, receiver: &str) {
 async fn delivery_rate(n: usize, receiver: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = config(dir.path(), receiver, "concurrency = 64");
-    let secs = common::deliver_all(dir.path(), &path, "hook", n, lead).await;
+    let secs = common::deliver_all(dir.path(), &path, &[], "hook", n, lead).await;
     println!(
         "webhook deliveries to loopback (concurrency 64): {n} in {secs:.2} s = {:.0} deliveries/s (target ≥ 5,000/s)",
         n as f64 / secs

@@ -16,8 +16,14 @@ use oie_fakes::google::GoogleTokenFake;
 use oie_fakes::hubspot::{self, HubSpotFake};
 use serde_json::json;
 
+/// A workspace whose `oie` processes get the HubSpot fake's token.
+fn workspace(config: &str) -> Workspace {
+    let ws = Workspace::new(config);
+    ws.env("OIE_TEST_BQ_HUBSPOT_TOKEN", hubspot::TOKEN);
+    ws
+}
+
 fn config(endpoint: &str, dataset: &str, receiver: &Receiver, crm: &HubSpotFake) -> String {
-    std::env::set_var("OIE_TEST_BQ_HUBSPOT_TOKEN", hubspot::TOKEN);
     format!(
         r#"
 [engine]
@@ -116,7 +122,7 @@ fn cloud_mode_polls_delivers_once_and_writes_back() {
     let receiver = rt.block_on(Receiver::start(&[]));
     let crm = rt.block_on(HubSpotFake::start());
     let dataset = format!("run_{}", std::process::id());
-    let ws = Workspace::new(&config(&endpoint, &dataset, &receiver, &crm));
+    let ws = workspace(&config(&endpoint, &dataset, &receiver, &crm));
     let out = ws.oie(&["bigquery", "apply"]);
     assert!(
         out.status.success(),
@@ -252,7 +258,7 @@ fn cloud_mode_polls_delivers_once_and_writes_back() {
 
     // A second replica (its own data dir) computes the same idempotency keys for the same
     // alerts, so a receiver that de-duplicates by webhook-id sees each moment once.
-    let replica = Workspace::new(&config(&endpoint, &dataset, &receiver, &crm));
+    let replica = workspace(&config(&endpoint, &dataset, &receiver, &crm));
     let daemon = replica.start();
     wait("the replica's hot leads", 60, &replica, || {
         receiver.hits("hook").len() >= 2 * hot.len()
@@ -269,7 +275,7 @@ fn a_service_account_key_signs_in_once_per_process_and_a_wrong_key_is_refused() 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let google = rt.block_on(GoogleTokenFake::start());
     let dataset = format!("sa_{}", std::process::id());
-    let ws = Workspace::new(&format!(
+    let ws = workspace(&format!(
         r#"
 [engine]
 log_level = "oie=debug,info"
@@ -352,7 +358,7 @@ fn cloud_mode_erases_what_the_worker_recorded() {
     let receiver = rt.block_on(Receiver::start(&[]));
     let crm = rt.block_on(HubSpotFake::start());
     let dataset = format!("erase_{}", std::process::id());
-    let ws = Workspace::new(&config(&endpoint, &dataset, &receiver, &crm));
+    let ws = workspace(&config(&endpoint, &dataset, &receiver, &crm));
     let out = ws.oie(&["bigquery", "apply"]);
     assert!(
         out.status.success(),
@@ -472,7 +478,7 @@ fn erasure_waits_for_the_streaming_buffer() {
     let receiver = rt.block_on(Receiver::start(&[]));
     let crm = rt.block_on(HubSpotFake::start());
     let dataset = format!("buffer_{}", std::process::id());
-    let ws = Workspace::new(&config(&proxy, &dataset, &receiver, &crm));
+    let ws = workspace(&config(&proxy, &dataset, &receiver, &crm));
     let out = ws.oie(&["bigquery", "apply"]);
     assert!(
         out.status.success(),

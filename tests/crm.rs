@@ -14,6 +14,14 @@ use oie_fakes::hubspot::{self, HubSpotFake};
 use oie_fakes::salesforce::{self, SalesforceFake};
 use serde_json::{json, Value};
 
+/// A workspace whose `oie` processes get the fakes' secrets in their environment.
+fn workspace(config: &str) -> Workspace {
+    let ws = Workspace::new(config);
+    ws.env("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
+    ws.env("OIE_TEST_HUBSPOT_WRONG", "pat-wrong-secret-value");
+    ws
+}
+
 fn header(sources_batch: usize) -> String {
     format!(
         r#"
@@ -42,7 +50,6 @@ to = ["crm"]
 }
 
 fn hubspot_config(fake: &HubSpotFake, extra: &str) -> String {
-    std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
     format!(
         r#"{}
 [connectors.crm]
@@ -64,7 +71,7 @@ oie_visitor_id = "{{{{lead.visitorId}}}}"
 
 /// A workspace syncing to the Salesforce fake with the JWT bearer flow (the test key on disk).
 fn salesforce_workspace(fake: &SalesforceFake) -> Workspace {
-    let ws = Workspace::new("");
+    let ws = workspace("");
     std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
     let config = format!(
         r#"{}
@@ -140,7 +147,7 @@ fn all_synced(ws: &Workspace, n: usize) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn hubspot_1000_leads_in_10_calls_then_updates() {
     let fake = HubSpotFake::start().await;
-    let ws = Workspace::new(&hubspot_config(&fake, ""));
+    let ws = workspace(&hubspot_config(&fake, ""));
     ws.import(&leads(1000, "Acme"));
     let daemon = ws.start();
     wait_until("1,000 contacts written back", 60, || all_synced(&ws, 1000)).await;
@@ -181,7 +188,7 @@ async fn hubspot_1000_leads_in_10_calls_then_updates() {
 async fn hubspot_window_is_respected_and_a_shrunk_window_loses_nothing() {
     // Normal operation under an enforced window: 40 calls at 10 per second, no 429.
     let fake = HubSpotFake::with_window(10, Duration::from_secs(1)).await;
-    let ws = Workspace::new(&hubspot_config(
+    let ws = workspace(&hubspot_config(
         &fake,
         "batch_size = 25\nwindow_limit = 10\nwindow = \"1s\"",
     ));
@@ -274,8 +281,6 @@ async fn salesforce_record_errors_become_dead_letters_with_the_message() {
 async fn connectors_check_reports_each_connector() {
     let hs = HubSpotFake::start().await;
     let sf = SalesforceFake::start_with_test_key().await;
-    std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
-    std::env::set_var("OIE_TEST_HUBSPOT_WRONG", "pat-wrong-secret-value");
     let ws = salesforce_workspace(&sf);
     let mut config = std::fs::read_to_string(ws.config()).unwrap();
     config.push_str(&format!(
@@ -315,8 +320,7 @@ token = "${{OIE_TEST_HUBSPOT_WRONG}}"
 
 #[test]
 fn routes_test_shows_the_exact_input() {
-    std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
-    let ws = Workspace::new(&format!(
+    let ws = workspace(&format!(
         r#"{}
 [connectors.crm]
 kind = "hubspot"
@@ -345,7 +349,7 @@ oie_intent_score = "{{{{lead.intentScore}}}}"
 #[tokio::test(flavor = "multi_thread")]
 async fn hubspot_refusing_the_token_for_a_few_seconds_loses_nothing() {
     let fake = HubSpotFake::start().await;
-    let ws = Workspace::new(&hubspot_config(&fake, ""));
+    let ws = workspace(&hubspot_config(&fake, ""));
     // The private-app token is being rotated: 401 to everything for 3 s.
     fake.refuse_tokens_for(Duration::from_secs(3));
     ws.import(&leads(500, "Acme"));
@@ -418,7 +422,7 @@ async fn a_replay_after_fixing_the_mapping_sends_the_corrected_payload() {
         "oie_visitor_id = \"{{lead.visitorId}}\"",
         "oie_visitorid = \"{{lead.visitorId}}\"",
     );
-    let ws = Workspace::new(&broken);
+    let ws = workspace(&broken);
     ws.import(&leads(3, "Acme"));
     let daemon = ws.start();
     wait_until("three dead letters", 20, || ws.dead_letters().len() == 3).await;
@@ -459,7 +463,7 @@ async fn a_replay_after_fixing_the_mapping_sends_the_corrected_payload() {
 #[tokio::test(flavor = "multi_thread")]
 async fn five_changes_of_a_lead_inside_the_batch_window_are_one_input() {
     let fake = HubSpotFake::start().await;
-    let ws = Workspace::new(
+    let ws = workspace(
         &hubspot_config(&fake, "").replace("batch_wait = \"100ms\"", "batch_wait = \"5s\""),
     );
     let daemon = ws.start();

@@ -227,8 +227,8 @@ async fn headers_are_bounded_and_forwarding_is_believed_from_proxies_only() {
 /// With a signing secret, server-side posts must be signed, recently.
 #[tokio::test(flavor = "multi_thread")]
 async fn server_side_posts_are_signed_and_cannot_be_replayed() {
-    std::env::set_var("OIE_TEST_SIGNING", "sign-me");
     let ws = Workspace::new(&config("event_signing_secret = \"${OIE_TEST_SIGNING}\""));
+    ws.env("OIE_TEST_SIGNING", "sign-me");
     let daemon = ws.start();
     let client = reqwest::Client::new();
     let send = |payload: String, signature: Option<String>, origin: Option<&str>| {
@@ -278,10 +278,10 @@ async fn server_side_posts_are_signed_and_cannot_be_replayed() {
 /// `/metrics` on its own address leaves the ingest API; a malformed erasure path is a 400.
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_listen_apart_and_bad_paths_are_client_errors() {
-    std::env::set_var("OIE_TEST_EDGE_ADMIN", "admin-token");
     let ws = Workspace::new(&config(
         "metrics_listen = \"127.0.0.1:0\"\nadmin_token = \"${OIE_TEST_EDGE_ADMIN}\"",
     ));
+    ws.env("OIE_TEST_EDGE_ADMIN", "admin-token");
     let daemon = ws.start();
     let metrics = common::read(&ws.path("data/metrics.addr"));
     let get = |url: String| async move { reqwest::get(url).await.unwrap().status().as_u16() };

@@ -14,9 +14,15 @@ use serde_json::{json, Value};
 
 const ADMIN: &str = "erase-admin-token";
 
+/// A workspace whose `oie` processes get the admin token and the HubSpot fake's token.
+fn workspace(config: &str) -> Workspace {
+    let ws = Workspace::new(config);
+    ws.env("OIE_TEST_ERASURE_ADMIN", ADMIN);
+    ws.env("OIE_TEST_ERASURE_HUBSPOT", hubspot::TOKEN);
+    ws
+}
+
 fn header() -> String {
-    std::env::set_var("OIE_TEST_ERASURE_ADMIN", ADMIN);
-    std::env::set_var("OIE_TEST_ERASURE_HUBSPOT", hubspot::TOKEN);
     r#"
 [engine]
 log_level = "oie=debug,info"
@@ -146,7 +152,7 @@ rate_limit = 0.5
         header(),
         fake.base
     );
-    let ws = Workspace::new(&config);
+    let ws = workspace(&config);
     ws.import(&[lead("zqa"), lead("zqb")]);
     let daemon = ws.start();
     wait_until("the first sync", 10, || {
@@ -191,7 +197,7 @@ rate_limit = 0.5
 async fn crms_delete_the_records_oie_synced_when_a_route_asks() {
     let hub = HubSpotFake::start().await;
     let sf = SalesforceFake::start_with_test_key().await;
-    let ws = Workspace::new("");
+    let ws = workspace("");
     std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
     let config = format!(
         r#"{}
@@ -280,7 +286,7 @@ path = "data/out.jsonl"
 "#,
         header()
     );
-    let ws = Workspace::new(&config);
+    let ws = workspace(&config);
     ws.import(&[lead("a1"), lead("a2")]);
     let out = ws.oie(&["visitors", "erase", "a1"]);
     assert!(

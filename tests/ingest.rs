@@ -270,11 +270,11 @@ async fn accepted_events_survive_sigterm_and_a_stalled_writer_answers_503() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identities_pages_links_and_erasure() {
-    std::env::set_var("OIE_TEST_ADMIN_TOKEN", "s3cret-admin");
     let ws = Workspace::new(&config("").replace(
         "[server]\nlisten = \"127.0.0.1:0\"",
         "[server]\nlisten = \"127.0.0.1:0\"\nredirect_hosts = [\"www.acme.example\", \"bücher.example\"]\nadmin_token = \"${OIE_TEST_ADMIN_TOKEN}\"",
     ));
+    ws.env("OIE_TEST_ADMIN_TOKEN", "s3cret-admin");
     std::fs::write(
         ws.path("ids.csv"),
         "shortId,email,firstName,lastName,company,campaignName\nab3f9,jane@acme.example,Jane,Doe,Acme,Q4 Outbound\n,x@y.example,No,Id,Nope,\n",

@@ -40,12 +40,12 @@ fn leads(n: usize) -> Vec<Value> {
 async fn a_burst_of_200_arrives_whole_without_a_single_429() {
     // Slack allows about 1 message per second per channel; the fake is set 25/s strict, oie 20/s.
     let fake = SlackFake::start(Duration::from_millis(40)).await;
-    std::env::set_var("OIE_TEST_SLACK_BOT_TOKEN", TOKEN);
     let ws = Workspace::new(&config(
         &fake,
         "token = \"${OIE_TEST_SLACK_BOT_TOKEN}\"\nchannel = \"C0SALES\"\nrate_limit = 20",
         "",
     ));
+    ws.env("OIE_TEST_SLACK_BOT_TOKEN", TOKEN);
     ws.import(&leads(200));
     let daemon = ws.start();
     wait_until("200 messages", 40, || fake.messages("C0SALES").len() >= 200).await;
@@ -71,15 +71,15 @@ async fn a_burst_of_200_arrives_whole_without_a_single_429() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_limit_is_one_message_per_second() {
     let fake = SlackFake::start(Duration::from_millis(900)).await;
-    std::env::set_var(
-        "OIE_TEST_SLACK_HOOK",
-        format!("{}/hooks/C0DEFAULT", fake.base),
-    );
     let ws = Workspace::new(&config(
         &fake,
         "webhook_url = \"${OIE_TEST_SLACK_HOOK}\"",
         "",
     ));
+    ws.env(
+        "OIE_TEST_SLACK_HOOK",
+        format!("{}/hooks/C0DEFAULT", fake.base),
+    );
     ws.import(&leads(4));
     let daemon = ws.start();
     wait_until("4 messages", 20, || fake.messages("C0DEFAULT").len() >= 4).await;
@@ -97,15 +97,15 @@ async fn the_default_limit_is_one_message_per_second() {
 #[tokio::test(flavor = "multi_thread")]
 async fn group_wait_turns_a_burst_into_digests() {
     let fake = SlackFake::start(Duration::from_millis(900)).await;
-    std::env::set_var(
-        "OIE_TEST_SLACK_DIGEST_HOOK",
-        format!("{}/hooks/C0DIGEST", fake.base),
-    );
     let ws = Workspace::new(&config(
         &fake,
         "webhook_url = \"${OIE_TEST_SLACK_DIGEST_HOOK}\"",
         "group_wait = \"2s\"",
     ));
+    ws.env(
+        "OIE_TEST_SLACK_DIGEST_HOOK",
+        format!("{}/hooks/C0DIGEST", fake.base),
+    );
     ws.import(&leads(200));
     let daemon = ws.start();
     let count = |m: &Value| {
@@ -154,15 +154,15 @@ async fn group_wait_turns_a_burst_into_digests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lead_text_cannot_ping_the_channel_or_plant_a_link() {
     let fake = SlackFake::start(Duration::from_millis(10)).await;
-    std::env::set_var(
-        "OIE_TEST_SLACK_ESCAPE_HOOK",
-        format!("{}/hooks/C0ESC", fake.base),
-    );
     let ws = Workspace::new(&config(
         &fake,
         "webhook_url = \"${OIE_TEST_SLACK_ESCAPE_HOOK}\"",
         "",
     ));
+    ws.env(
+        "OIE_TEST_SLACK_ESCAPE_HOOK",
+        format!("{}/hooks/C0ESC", fake.base),
+    );
     let mut lead = hot_lead("evil-1");
     lead["company"] = json!("<!channel> *Acme* & <https://evil.example|click>");
     lead["firstName"] = json!("<@U123>");
@@ -184,12 +184,12 @@ async fn lead_text_cannot_ping_the_channel_or_plant_a_link() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_channel_the_app_cannot_post_to_parks_the_connector_with_what_to_fix() {
     let fake = SlackFake::start(Duration::from_millis(10)).await;
-    std::env::set_var("OIE_TEST_SLACK_TOKEN_OK", TOKEN);
     let ws = Workspace::new(&config(
         &fake,
         "token = \"${OIE_TEST_SLACK_TOKEN_OK}\"\nchannel = \"private\"",
         "",
     ));
+    ws.env("OIE_TEST_SLACK_TOKEN_OK", TOKEN);
     ws.import(&leads(3));
     let daemon = ws.start();
     wait_until("parked", 15, || {
@@ -212,12 +212,12 @@ async fn a_channel_the_app_cannot_post_to_parks_the_connector_with_what_to_fix()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_refused_for_a_few_seconds_loses_nothing() {
     let fake = SlackFake::start(Duration::from_millis(10)).await;
-    std::env::set_var("OIE_TEST_SLACK_TOKEN_ROTATE", TOKEN);
     let ws = Workspace::new(&config(
         &fake,
         "token = \"${OIE_TEST_SLACK_TOKEN_ROTATE}\"\nchannel = \"C0ROT\"\nrate_limit = 50",
         "",
     ));
+    ws.env("OIE_TEST_SLACK_TOKEN_ROTATE", TOKEN);
     fake.refuse_tokens_for(Duration::from_secs(3));
     ws.import(&leads(20));
     let daemon = ws.start();
@@ -245,10 +245,10 @@ async fn a_token_refused_for_a_few_seconds_loses_nothing() {
 
 #[test]
 fn routes_test_shows_the_block_kit_message_and_check_refuses_digests_elsewhere() {
-    std::env::set_var("OIE_TEST_SLACK_RT_HOOK", "http://127.0.0.1:9/hooks/C0RT");
     let ws = Workspace::new(&format!(
         "{FAST}\n[[routes]]\nname = \"hot\"\nwhen = 'true'\nto = [\"sales\"]\n\n[connectors.sales]\nkind = \"slack\"\nwebhook_url = \"${{OIE_TEST_SLACK_RT_HOOK}}\"\n"
     ));
+    ws.env("OIE_TEST_SLACK_RT_HOOK", "http://127.0.0.1:9/hooks/C0RT");
     std::fs::write(ws.path("lead.json"), r#"{"visitorId": "ab3f9", "firstName": "Jane", "lastName": "Doe", "company": "Acme", "intentScore": 86}"#).unwrap();
     let out = ws.oie(&[
         "routes",
@@ -277,8 +277,6 @@ fn routes_test_shows_the_block_kit_message_and_check_refuses_digests_elsewhere()
 #[tokio::test(flavor = "multi_thread")]
 async fn connectors_check_signs_in_with_the_bot_token() {
     let fake = SlackFake::start(Duration::ZERO).await;
-    std::env::set_var("OIE_TEST_SLACK_BOT_TOKEN", TOKEN);
-    std::env::set_var("OIE_TEST_SLACK_BAD_TOKEN", "xoxb-revoked");
     let ws = Workspace::new(&format!(
         "{}\n[connectors.other]\nkind = \"slack\"\nbase_url = \"{}/api\"\ntoken = \"${{OIE_TEST_SLACK_BAD_TOKEN}}\"\nchannel = \"C0X\"\n",
         config(
@@ -288,6 +286,8 @@ async fn connectors_check_signs_in_with_the_bot_token() {
         ),
         fake.base
     ));
+    ws.env("OIE_TEST_SLACK_BAD_TOKEN", "xoxb-revoked");
+    ws.env("OIE_TEST_SLACK_BOT_TOKEN", TOKEN);
     let out = ws.oie(&["connectors", "check"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");

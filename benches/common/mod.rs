@@ -20,15 +20,22 @@ use tokio_util::task::TaskTracker;
 
 /// Routes a sync trigger for each of `n` leads (`lead(i)`) with the config at `config_path`
 /// (its data in `dir`), then runs connector `connector` until all are delivered; returns the
-/// seconds the delivering took.
+/// seconds the delivering took. `env` holds the variables the config's `${VAR}` references
+/// name (the benchmark's own environment is left alone).
 pub async fn deliver_all(
     dir: &Path,
     config_path: &Path,
+    env: &[(&str, &str)],
     connector: &str,
     n: usize,
     lead: impl Fn(usize) -> serde_json::Value,
 ) -> f64 {
-    let loaded = config::load(config_path).unwrap_or_else(|p| panic!("{p:?}"));
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let loaded = oie_connectors::secret::with_env(&env, || config::load(config_path))
+        .unwrap_or_else(|p| panic!("{p:?}"));
     let store: Arc<dyn LeadStore> = Arc::new(SqliteStore::open(&dir.join("oie.db")).unwrap());
     let outbox = Arc::new(Outbox::open(&dir.join("outbox.db")).unwrap());
     let pipeline = Pipeline {

@@ -72,6 +72,28 @@ fn is_var_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+thread_local! {
+    /// Variables to read instead of the process environment while [`with_env`] runs.
+    static OVERRIDE: std::cell::RefCell<Option<std::collections::HashMap<String, String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a config load on this thread) with `${VAR}` references read from `vars` instead of
+/// the process environment: tests load configs this way, without changing the environment other
+/// threads read.
+pub fn with_env<T>(vars: &std::collections::HashMap<String, String>, f: impl FnOnce() -> T) -> T {
+    let before = OVERRIDE.with(|o| o.replace(Some(vars.clone())));
+    let out = f();
+    OVERRIDE.with(|o| *o.borrow_mut() = before);
+    out
+}
+
+fn var(name: &str) -> Option<String> {
+    OVERRIDE
+        .with(|o| o.borrow().as_ref().map(|vars| vars.get(name).cloned()))
+        .unwrap_or_else(|| std::env::var(name).ok())
+}
+
 /// Replaces every `${VAR}` with the variable's value; a missing or empty variable is an error
 /// that names it (never its value).
 pub fn expand_env(raw: &str) -> Result<String, String> {
@@ -89,8 +111,8 @@ pub fn expand_env(raw: &str) -> Result<String, String> {
                 "`${{{name}}}` is not a valid environment variable name"
             ));
         }
-        match std::env::var(name) {
-            Ok(value) if !value.is_empty() => out.push_str(&value),
+        match var(name) {
+            Some(value) if !value.is_empty() => out.push_str(&value),
             _ => return Err(format!("environment variable {name} is not set")),
         }
         rest = &after[end + 1..];
@@ -114,10 +136,22 @@ mod tests {
         assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn expands_references() {
-        std::env::set_var("OIE_TEST_EXPAND", "abc");
-        assert_eq!(expand_env("x/${OIE_TEST_EXPAND}/y").unwrap(), "x/abc/y");
+        let env = vars(&[("OIE_TEST_EXPAND", "abc")]);
+        let expanded = with_env(&env, || expand_env("x/${OIE_TEST_EXPAND}/y"));
+        assert_eq!(expanded.unwrap(), "x/abc/y");
+        assert!(
+            expand_env("${OIE_TEST_EXPAND}").is_err(),
+            "only inside with_env"
+        );
         assert_eq!(expand_env("plain").unwrap(), "plain");
         let err = expand_env("${OIE_TEST_NOT_SET_ANYWHERE}").unwrap_err();
         assert_eq!(
@@ -139,8 +173,11 @@ mod tests {
         let err = serde_json::from_str::<C>(r#"{"token":"xoxb-literal"}"#).unwrap_err();
         assert!(err.to_string().contains("environment variable reference"));
         assert!(!err.to_string().contains("xoxb-literal"));
-        std::env::set_var("OIE_TEST_TOKEN", "t");
-        let c: C = serde_json::from_str(r#"{"token":"${OIE_TEST_TOKEN}"}"#).unwrap();
+        let env = vars(&[("OIE_TEST_TOKEN", "t")]);
+        let c: C = with_env(&env, || {
+            serde_json::from_str(r#"{"token":"${OIE_TEST_TOKEN}"}"#)
+        })
+        .unwrap();
         assert_eq!(c.token.expose(), "t");
     }
 }

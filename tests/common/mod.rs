@@ -234,9 +234,11 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_oie")
 }
 
-/// A temporary folder with a config.toml.
+/// A temporary folder with a config.toml, and the environment its `oie` processes get (tests
+/// never change their own process's environment: other tests' threads read it).
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    env: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// Engine and source settings that make tests quick: fast polling, port 0. Ends inside
@@ -275,7 +277,28 @@ impl Workspace {
     pub fn new(config: &str) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        Workspace { dir }
+        Workspace {
+            dir,
+            env: Default::default(),
+        }
+    }
+
+    /// Sets `key` in the environment of every `oie` this workspace starts from now on.
+    pub fn env(&self, key: &str, value: impl Into<String>) -> &Workspace {
+        self.env
+            .lock()
+            .unwrap()
+            .push((key.to_string(), value.into()));
+        self
+    }
+
+    /// A command running `oie` with this workspace's environment.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(bin());
+        command
+            .envs(self.env.lock().unwrap().iter().cloned())
+            .env_remove("RUST_LOG");
+        command
     }
 
     pub fn config(&self) -> PathBuf {
@@ -288,11 +311,10 @@ impl Workspace {
 
     /// Runs `oie ARGS --config <this config>` to completion.
     pub fn oie(&self, args: &[&str]) -> Output {
-        Command::new(bin())
+        self.command()
             .args(args)
             .arg("--config")
             .arg(self.config())
-            .env_remove("RUST_LOG")
             .output()
             .unwrap()
     }
@@ -322,10 +344,10 @@ impl Workspace {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         )))
         .unwrap();
-        let child = Command::new(bin())
+        let child = self
+            .command()
             .args(["run", "--config"])
             .arg(self.config())
-            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

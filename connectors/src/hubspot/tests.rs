@@ -26,10 +26,21 @@ fn context(lead: Value, trigger: &str) -> RenderContext {
     }))
 }
 
+/// What `${VAR}` references read in these tests (never the process environment).
+fn env() -> std::collections::HashMap<String, String> {
+    [
+        ("OIE_TEST_HUBSPOT_TOKEN", fake::TOKEN),
+        ("OIE_TEST_HUBSPOT_SECRET", fake::CLIENT_SECRET),
+        ("OIE_TEST_HUBSPOT_REFRESH", fake::REFRESH_TOKEN),
+        ("OIE_TEST_HUBSPOT_BAD", "pat-wrong"),
+        ("OIE_TEST_HUBSPOT_REVOKED", "revoked"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 fn config(base: &str, extra: Value) -> HubSpotConfig {
-    std::env::set_var("OIE_TEST_HUBSPOT_TOKEN", fake::TOKEN);
-    std::env::set_var("OIE_TEST_HUBSPOT_SECRET", fake::CLIENT_SECRET);
-    std::env::set_var("OIE_TEST_HUBSPOT_REFRESH", fake::REFRESH_TOKEN);
     let mut c = json!({
         "token": "${OIE_TEST_HUBSPOT_TOKEN}",
         "base_url": base,
@@ -42,7 +53,7 @@ fn config(base: &str, extra: Value) -> HubSpotConfig {
             c[k] = v.clone();
         }
     }
-    serde_json::from_value(c).unwrap()
+    crate::secret::with_env(&env(), || serde_json::from_value(c)).unwrap()
 }
 
 fn hubspot(base: &str, extra: Value) -> HubSpot {
@@ -280,7 +291,6 @@ async fn a_daily_429_is_quota_until_the_reset() {
 #[tokio::test]
 async fn auth_failures_say_what_to_fix_and_5xx_retry() {
     let fake = HubSpotFake::start().await;
-    std::env::set_var("OIE_TEST_HUBSPOT_BAD", "pat-wrong");
     let hs = hubspot(&fake.base, json!({"token": "${OIE_TEST_HUBSPOT_BAD}"}));
     let outcome = hs.send(&deliveries(&hs, [lead(0)], "sync")).await.remove(0);
     let auth = failure(&outcome);
@@ -332,7 +342,6 @@ async fn oauth_tokens_are_refreshed_once_and_reused() {
     hs.send(&deliveries(&hs, [lead(1)], "sync")).await;
     assert_eq!(fake.token_calls(), 3);
 
-    std::env::set_var("OIE_TEST_HUBSPOT_REVOKED", "revoked");
     let mut revoked = oauth;
     revoked["refresh_token"] = json!("${OIE_TEST_HUBSPOT_REVOKED}");
     let hs = hubspot(&fake.base, revoked);

@@ -38,7 +38,15 @@ fn jwt_config(fake: &SalesforceFake, extra: Value) -> SalesforceConfig {
             c[k] = v.clone();
         }
     }
-    serde_json::from_value(c).unwrap()
+    // What `${VAR}` references read here (never the process environment).
+    let env = [
+        ("OIE_TEST_SF_SECRET", fake::CLIENT_SECRET),
+        ("OIE_TEST_SF_WRONG", "nope"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    crate::secret::with_env(&env, || serde_json::from_value(c)).unwrap()
 }
 
 fn jwt(fake: &SalesforceFake, extra: Value) -> Salesforce {
@@ -224,8 +232,6 @@ async fn the_jwt_is_verified_and_refusals_say_what_to_check() {
 #[tokio::test]
 async fn client_credentials_work_and_a_wrong_secret_is_an_auth_failure() {
     let fake = SalesforceFake::start_with_test_key().await;
-    std::env::set_var("OIE_TEST_SF_SECRET", fake::CLIENT_SECRET);
-    std::env::set_var("OIE_TEST_SF_WRONG", "nope");
     let cc = |secret: &str| {
         let config = jwt_config(
             &fake,
@@ -317,7 +323,7 @@ async fn config_mistakes_are_reported() {
     .contains("external id"));
     assert!(err(json!({"headroom": 1.5}), Some(fake::TEST_PRIVATE_KEY)).contains("headroom"));
     assert!(err(
-        json!({"client_secret": "${PATH}"}),
+        json!({"client_secret": "${OIE_TEST_SF_SECRET}"}),
         Some(fake::TEST_PRIVATE_KEY)
     )
     .contains("one flow"));

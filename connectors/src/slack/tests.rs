@@ -36,9 +36,18 @@ fn config(extra: Value) -> SlackConfig {
             c[k] = v.clone();
         }
     }
-    std::env::set_var("OIE_TEST_SLACK_WEBHOOK", "http://127.0.0.1:9/hook");
-    std::env::set_var("OIE_TEST_SLACK_TOKEN", "xoxb-test");
-    serde_json::from_value(c).unwrap()
+    crate::secret::with_env(&env(), || serde_json::from_value(c)).unwrap()
+}
+
+/// What `${VAR}` references read here (never the process environment).
+fn env() -> std::collections::HashMap<String, String> {
+    [
+        ("OIE_TEST_SLACK_WEBHOOK", "http://127.0.0.1:9/hook"),
+        ("OIE_TEST_SLACK_TOKEN", "xoxb-test"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 fn slack(extra: Value) -> Slack {
@@ -220,9 +229,10 @@ fn config_needs_one_mode() {
         Slack::new(none, templates.clone()).err().unwrap(),
         "set `webhook_url`, or `token` and `channel`"
     );
-    std::env::set_var("OIE_TEST_SLACK_TOKEN", "xoxb-test");
-    let no_channel: SlackConfig =
-        serde_json::from_value(json!({"token": "${OIE_TEST_SLACK_TOKEN}"})).unwrap();
+    let no_channel: SlackConfig = crate::secret::with_env(&env(), || {
+        serde_json::from_value(json!({"token": "${OIE_TEST_SLACK_TOKEN}"}))
+    })
+    .unwrap();
     assert!(Slack::new(no_channel, templates)
         .err()
         .unwrap()
