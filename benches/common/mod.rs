@@ -34,8 +34,7 @@ pub async fn deliver_all(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let loaded = oie_connectors::secret::with_env(&env, || config::load(config_path))
-        .unwrap_or_else(|p| panic!("{p:?}"));
+    let loaded = config::load_with_env(config_path, &env).unwrap_or_else(|p| panic!("{p:?}"));
     let store: Arc<dyn LeadStore> = Arc::new(SqliteStore::open(&dir.join("oie.db")).unwrap());
     let outbox = Arc::new(Outbox::open(&dir.join("outbox.db")).unwrap());
     let pipeline = Pipeline {

@@ -35,6 +35,15 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Problem>> {
     load_str(path, &text)
 }
 
+/// [`load`] with `${VAR}` references read from `env` instead of the process environment (tests
+/// and benchmarks: changing the environment of a process with threads is not safe).
+pub fn load_with_env(
+    path: &Path,
+    env: &std::collections::HashMap<String, String>,
+) -> Result<Loaded, Vec<Problem>> {
+    oie_connectors::secret::with_env(env, || load(path))
+}
+
 /// [`load`] for config text already in memory; `path` is used in messages and to resolve
 /// relative paths.
 pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Vec<Problem>> {
@@ -47,5 +56,33 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Vec<Problem>> {
             problems.sort_by_key(|p| (p.file.clone(), p.line));
             Err(problems)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    /// A `${VAR}` comes from the environment given, and a missing one is reported by name.
+    #[test]
+    fn secrets_come_from_the_environment_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[[routes]]\nname = \"r\"\nwhen = 'true'\nto = [\"hook\"]\n\n[connectors.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"${OIE_UNIT_HOOK_SECRET}\"\n",
+        )
+        .unwrap();
+        let env = HashMap::from([(
+            "OIE_UNIT_HOOK_SECRET".to_string(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+        )]);
+        assert!(super::load_with_env(&path, &env).is_ok());
+        let problems = match super::load_with_env(&path, &HashMap::new()) {
+            Ok(_) => panic!("a missing variable is a problem"),
+            Err(p) => p,
+        };
+        let text = format!("{problems:?}");
+        assert!(text.contains("OIE_UNIT_HOOK_SECRET is not set"), "{text}");
     }
 }
