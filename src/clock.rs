@@ -35,6 +35,14 @@ pub fn parse_time(text: &str) -> Option<i64> {
         .and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())))
 }
 
+/// Waits `interval`, or less if `stop` comes first.
+pub async fn pause(interval: std::time::Duration, stop: &tokio_util::sync::CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(interval) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
 /// Where the dispatcher, breaker and retry schedule get "now" from.
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {

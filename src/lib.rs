@@ -3,8 +3,9 @@
 //! # Layout
 //! - `config`: the `config.toml` model, `${ENV}` resolution, and validation (`oie check`).
 //! - `lead`: a lead profile as routes and templates see it; engagement levels.
-//! - `store`: the lead store (SQLite) — read changed leads, write CRM outcomes back, import.
-//! - `sources`: turn lead changes into `hot_lead` and `sync` triggers.
+//! - `store`: the lead store (`LeadStore`: SQLite or BigQuery) — its source, CRM writeback,
+//!   chores; import, events, identities, retention of the embedded one.
+//! - `sources`: turn lead changes into `hot_lead` and `sync` triggers; `stage` hands them over.
 //! - `routing`: CEL routes, first match wins, repeat suppression (pure).
 //! - `scoring`: runs `sql/sqlite/` scoring steps (embedded mode).
 //! - `pipeline`: route → render → idempotency key, for sources and `oie routes test`.

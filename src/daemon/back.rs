@@ -11,23 +11,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, pause};
 use crate::config::{Config, ConnectorHandle};
 use crate::dispatch::{self, ConnectorRuntime, Dispatcher};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::routing::Router;
-use crate::sources::bigquery::BigQuerySource;
-use crate::sources::leads::LeadsSource;
 use crate::sources::pubsub::PubSubSource;
-use crate::store::{BigQueryStore, LeadStore, SqliteStore, Writeback};
-
-/// The lead store the daemon reads and writes back to.
-pub enum Leads {
-    Embedded(Arc<SqliteStore>),
-    Warehouse(Arc<BigQueryStore>),
-}
+use crate::sources::stage::Stage;
+use crate::sources::Source;
+use crate::store::{Chores, LeadStore};
 
 pub struct Back {
     work: CancellationToken,
@@ -49,17 +43,13 @@ impl Back {
         databases: Vec<crate::sqlite::Checkpointer>,
         router: Router,
         connectors: BTreeMap<String, ConnectorHandle>,
-        leads: &Leads,
+        store: &Arc<dyn LeadStore>,
         outbox: &Arc<Outbox>,
         metrics: &Arc<Metrics>,
         lead_wake: Arc<Notify>,
     ) -> Back {
         let (records, rx) = mpsc::channel(4096);
-        let writeback: Arc<dyn Writeback> = match leads {
-            Leads::Embedded(s) => s.clone(),
-            Leads::Warehouse(s) => s.clone(),
-        };
-        let recorder = tokio::spawn(dispatch::run_recorder(rx, outbox.clone(), writeback));
+        let recorder = tokio::spawn(dispatch::run_recorder(rx, outbox.clone(), store.clone()));
         let work = CancellationToken::new();
         let dispatcher = Dispatcher {
             outbox: outbox.clone(),
@@ -85,73 +75,46 @@ impl Back {
             loops.spawn(dispatcher.clone().run(rt.clone()));
         }
         let pipeline = Arc::new(Pipeline { router, connectors });
+        let stage = |source| Stage {
+            source,
+            outbox: outbox.clone(),
+            pipeline: pipeline.clone(),
+            metrics: metrics.clone(),
+        };
+        let waker = {
+            let runtimes = runtimes.clone();
+            Arc::new(move || runtimes.iter().for_each(|rt| rt.wake()))
+        };
         if let Some(pubsub) = &config.sources.pubsub {
             let source = Arc::new(PubSubSource {
-                outbox: outbox.clone(),
-                pipeline: pipeline.clone(),
-                metrics: metrics.clone(),
+                stage: stage(crate::sources::pubsub::SOURCE),
                 config: pubsub.clone(),
             });
             loops.spawn(source.run(runtimes.clone(), work.clone()));
         }
-        let leads_config = &config.sources.leads;
-        let interval = leads_config.interval(config.store.kind);
-        let page = leads_config.batch_size.max(1);
-        match leads {
-            Leads::Embedded(store) if leads_config.enabled => {
-                let lead_store: Arc<dyn LeadStore> = store.clone();
-                let source = Arc::new(LeadsSource {
-                    store: lead_store,
-                    outbox: outbox.clone(),
-                    pipeline: pipeline.clone(),
-                    metrics: metrics.clone(),
-                    page,
-                });
-                loops.spawn(poll_leads(
-                    source,
-                    interval,
-                    runtimes.clone(),
-                    lead_wake,
-                    work.clone(),
-                ));
-            }
-            Leads::Warehouse(store) => {
-                if leads_config.enabled {
-                    let source = BigQuerySource {
-                        store: store.clone(),
-                        outbox: outbox.clone(),
-                        pipeline: pipeline.clone(),
-                        metrics: metrics.clone(),
-                        page,
-                    };
-                    loops.spawn(poll_bigquery(
-                        source,
-                        interval,
-                        runtimes.clone(),
-                        work.clone(),
-                    ));
-                }
-                let waker = {
-                    let runtimes = runtimes.clone();
-                    Arc::new(move || runtimes.iter().for_each(|rt| rt.wake()))
-                };
-                let eraser = crate::erasure::CloudEraser {
-                    store: store.clone(),
-                    outbox: outbox.clone(),
-                    pipeline: pipeline.clone(),
-                    wake: waker,
-                };
-                loops.spawn(erase_in_bigquery(eraser, interval, work.clone()));
-                if config.store.fold {
-                    loops.spawn(fold(
-                        store.clone(),
-                        config.store.fold_interval,
-                        work.clone(),
-                    ));
-                }
-            }
-            Leads::Embedded(_) => {}
+        let leads = &config.sources.leads;
+        let interval = leads.interval(config.store.kind);
+        if leads.enabled {
+            let source = store.clone().source(&stage, leads.batch_size.max(1));
+            loops.spawn(poll(
+                source,
+                interval,
+                waker.clone(),
+                lead_wake,
+                work.clone(),
+            ));
         }
+        store.clone().chores(
+            Chores {
+                fold_every: config.store.fold.then_some(config.store.fold_interval),
+                outbox: outbox.clone(),
+                pipeline: pipeline.clone(),
+                wake: waker,
+                interval,
+                stop: work.clone(),
+            },
+            &loops,
+        );
         loops.spawn(prune(
             outbox.clone(),
             config.delivery.retain_delivered,
@@ -201,123 +164,29 @@ impl Back {
     }
 }
 
-async fn poll_leads(
-    source: Arc<LeadsSource>,
+/// Polls the lead source every `interval`, or at once when `wake` is notified (a scoring run
+/// finished), until `stop`.
+async fn poll(
+    source: Arc<dyn Source>,
     interval: Duration,
-    runtimes: Vec<Arc<ConnectorRuntime>>,
+    connectors: Arc<dyn Fn() + Send + Sync>,
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
+    let handed: Arc<dyn Fn(usize) + Send + Sync> = Arc::new(move |added| {
+        if added > 0 {
+            connectors();
+        }
+    });
     while !stop.is_cancelled() {
-        let (s, rts, halt) = (source.clone(), runtimes.clone(), stop.clone());
-        let drained = tokio::task::spawn_blocking(move || {
-            s.drain(
-                now_ms,
-                || !halt.is_cancelled(),
-                |step| {
-                    if step.enqueued > 0 {
-                        rts.iter().for_each(|rt| rt.wake());
-                        tracing::debug!(
-                            leads = step.leads,
-                            enqueued = step.enqueued,
-                            "leads handed over"
-                        );
-                    }
-                },
-            )
-        })
-        .await;
-        match drained {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "lead source failed; will try again"),
-            Err(e) => tracing::error!(error = %e, "lead source task failed"),
+        if let Err(e) = source.clone().poll(stop.clone(), handed.clone()).await {
+            tracing::error!(error = %format!("{e:#}"), "the lead source failed; will try again");
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = wake.notified() => {}
             _ = stop.cancelled() => {}
         }
-    }
-}
-
-/// Polls BigQuery: every page of new alerts, then every page of changed profiles, then waits.
-async fn poll_bigquery(
-    source: BigQuerySource,
-    interval: Duration,
-    runtimes: Vec<Arc<ConnectorRuntime>>,
-    stop: CancellationToken,
-) {
-    let wake = |enqueued: usize| {
-        if enqueued > 0 {
-            runtimes.iter().for_each(|rt| rt.wake());
-        }
-    };
-    while !stop.is_cancelled() {
-        let polled: anyhow::Result<(usize, usize)> = async {
-            let (mut alerts, mut profiles) = (0, 0);
-            loop {
-                let page = source.alerts_page(now_ms()).await?;
-                wake(page.enqueued);
-                alerts += page.rows;
-                if !page.full(source.page) || stop.is_cancelled() {
-                    break;
-                }
-            }
-            let mut continuing = false;
-            loop {
-                let page = source.profiles_page(now_ms(), continuing).await?;
-                wake(page.enqueued);
-                profiles += page.rows;
-                continuing = page.full(source.page);
-                if !continuing || stop.is_cancelled() {
-                    break;
-                }
-            }
-            Ok((alerts, profiles))
-        }
-        .await;
-        match polled {
-            Ok((alerts, profiles)) if alerts + profiles > 0 => {
-                tracing::info!(alerts, profiles, "BigQuery changes handed over")
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "reading BigQuery failed; will try again")
-            }
-        }
-        pause(interval, &stop).await;
-    }
-}
-
-/// Folds `crm_sync_log` into `crm_sync_state` at start and every `interval`.
-async fn fold(store: Arc<BigQueryStore>, interval: Duration, stop: CancellationToken) {
-    while !stop.is_cancelled() {
-        match store.fold(now_ms()).await {
-            Ok(()) => tracing::debug!("crm_sync_log folded into crm_sync_state"),
-            // Another replica folding at the same moment makes BigQuery abort one of the two.
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "folding CRM outcomes failed; will try again")
-            }
-        }
-        pause(interval, &stop).await;
-    }
-}
-
-/// Works on BigQuery's erasure requests once per source interval.
-async fn erase_in_bigquery(
-    eraser: crate::erasure::CloudEraser,
-    interval: Duration,
-    stop: CancellationToken,
-) {
-    while !stop.is_cancelled() {
-        match eraser.pass().await {
-            Ok((0, 0)) => {}
-            Ok((done, waiting)) => tracing::info!(done, waiting, "erasure requests"),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "reading erasure requests failed; will try again")
-            }
-        }
-        pause(interval, &stop).await;
     }
 }
 
@@ -347,13 +216,5 @@ async fn checkpoint(databases: Vec<crate::sqlite::Checkpointer>, stop: Cancellat
             tracing::debug!(error = %e, "WAL checkpoint skipped; the next one catches up");
         }
         pause(CHECKPOINT_EVERY, &stop).await;
-    }
-}
-
-/// Waits `interval`, or less if `stop` comes first.
-async fn pause(interval: Duration, stop: &CancellationToken) {
-    tokio::select! {
-        _ = tokio::time::sleep(interval) => {}
-        _ = stop.cancelled() => {}
     }
 }

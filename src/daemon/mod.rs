@@ -15,12 +15,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
-use crate::config::{Loaded, StoreKind};
+use crate::config::Loaded;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::store::{BigQueryStore, SqliteStore};
-
-pub use back::Leads;
+use crate::store::SqliteStore;
 
 /// The file that holds the bound address (useful with port 0).
 pub const ADDR_FILE: &str = "server.addr";
@@ -52,20 +50,8 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
             .prepare()
             .map_err(|e| anyhow::anyhow!("connectors.{}: {e}", handle.name))?;
     }
-    let (leads, outbox) = match config.store.kind {
-        StoreKind::Sqlite => {
-            let (store, outbox) = open(&data_dir)?;
-            if let Some(classes) = &config.scoring.page_classes {
-                store.set_page_classes(&classes.rows())?;
-            }
-            (Leads::Embedded(store), outbox)
-        }
-        StoreKind::Bigquery => {
-            let outbox = Arc::new(Outbox::open(&data_dir.join("outbox.db"))?);
-            let store = BigQueryStore::connect(&config.store).await?;
-            (Leads::Warehouse(Arc::new(store)), outbox)
-        }
-    };
+    let store = crate::store::open(&config, &data_dir).await?;
+    let outbox = Arc::new(Outbox::open(&data_dir.join("outbox.db"))?);
     let recovered = outbox.recover_inflight()?;
     if recovered > 0 {
         tracing::info!(
@@ -79,7 +65,8 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
     let mut databases = vec![crate::sqlite::Checkpointer::open(
         &data_dir.join("outbox.db"),
     )?];
-    if config.store.kind == StoreKind::Sqlite {
+    let embedded = store.clone().embedded();
+    if embedded.is_some() {
         databases.push(crate::sqlite::Checkpointer::open(&data_dir.join("oie.db"))?);
     }
     let back = back::Back::start(
@@ -87,16 +74,12 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         databases,
         router,
         connectors,
-        &leads,
+        &store,
         &outbox,
         &metrics,
         lead_wake.clone(),
     );
-    let embedded = match &leads {
-        Leads::Embedded(store) => Some(store),
-        Leads::Warehouse(_) => None,
-    };
-    let eraser = embedded.map(|store| {
+    let eraser = embedded.as_ref().map(|store| {
         Arc::new(crate::erasure::Eraser {
             store: store.clone(),
             outbox: outbox.clone(),
@@ -105,7 +88,13 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         })
     });
     let front = front::Front::start(
-        &config, &data_dir, embedded, eraser, &outbox, &metrics, lead_wake,
+        &config,
+        &data_dir,
+        embedded.as_ref(),
+        eraser,
+        &outbox,
+        &metrics,
+        lead_wake,
     )
     .await?;
     tracing::info!(addr = %front.addr, connectors = back.connectors(), routes = config.routes.len(), "oie is running");

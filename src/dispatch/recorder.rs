@@ -8,7 +8,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::{mpsc, Notify};
 
 use crate::outbox::{Outbox, Report};
-use crate::store::{SyncRecord, Writeback};
+use crate::store::{LeadStore, SyncRecord};
 
 /// One attempt's result on its way to disk.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub struct Record {
 const BATCH: usize = 500;
 
 /// Runs until every sender is dropped and the channel is drained.
-pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc<dyn Writeback>) {
+pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc<dyn LeadStore>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -37,7 +37,7 @@ pub async fn run(mut rx: mpsc::Receiver<Record>, outbox: Arc<Outbox>, store: Arc
     }
 }
 
-async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn Writeback>) {
+async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn LeadStore>) {
     let mut wake: Vec<Arc<Notify>> = Vec::new();
     for n in batch.iter().filter_map(|r| r.requeued.as_ref()) {
         if !wake.iter().any(|w| Arc::ptr_eq(w, n)) {
@@ -55,22 +55,19 @@ async fn write(batch: Vec<Record>, outbox: &Arc<Outbox>, store: &Arc<dyn Writeba
             syncs.clone(),
         );
         async move {
-            tokio::task::spawn_blocking(move || {
-                // Held while writing back: an erasure waits, and one that came first is seen,
-                // so a writeback never brings back the sync state of an erased visitor.
-                let forgotten = outbox.forgotten.hold();
-                let syncs: Vec<SyncRecord> = syncs
-                    .iter()
-                    .filter(|s| !forgotten.contains_key(&s.visitor_id))
-                    .cloned()
-                    .collect();
-                if !syncs.is_empty() {
-                    store.record_sync(&syncs)?;
-                }
-                drop(forgotten);
-                outbox.record(&reports)
-            })
-            .await?
+            // Held while writing back: an erasure waits, and one that came first is seen,
+            // so a writeback never brings back the sync state of an erased visitor.
+            let gate = outbox.forgotten.writeback().await;
+            let syncs: Vec<SyncRecord> = syncs
+                .iter()
+                .filter(|s| outbox.forgotten.since(&s.visitor_id).is_none())
+                .cloned()
+                .collect();
+            if !syncs.is_empty() {
+                store.write_back(Arc::new(syncs)).await?;
+            }
+            drop(gate);
+            tokio::task::spawn_blocking(move || outbox.record(&reports)).await?
         }
     };
     // Disk trouble is usually brief; keep trying rather than forget an outcome.

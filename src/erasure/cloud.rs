@@ -101,7 +101,7 @@ impl CloudEraser {
         let now = now_ms();
         let mut queued = 0;
         for visitor in &visitors {
-            self.outbox.forgotten.forget(visitor, now);
+            self.outbox.forgotten.forget_async(visitor, now).await;
             let handed = match leads.get(visitor) {
                 Some(lead) => {
                     let work = Work {

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::outbox::{HandOver, Outbox};
 use crate::pipeline::{Pipeline, Work};
 use crate::routing::Trigger;
-use crate::store::{LeadStore, SqliteStore};
+use crate::store::SqliteStore;
 
 /// Erases visitors of the embedded store.
 pub struct Eraser {

@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
 use crate::lead::Lead;
-use crate::metrics::Metrics;
-use crate::outbox::{HandOver, Outbox};
-use crate::pipeline::{Pipeline, Work};
 use crate::routing::{Trigger, TriggerKind};
+use crate::sources::stage::{Arrival, Progress, Stage};
+use crate::sources::Source;
 use crate::store::{BigQueryStore, Cursor, ALERT_LOOKBACK_MS};
 
 /// The `triggers_total{source}` label.
@@ -22,9 +24,7 @@ pub const PROFILES: &str = "bigquery.lead_profiles";
 
 pub struct BigQuerySource {
     pub store: Arc<BigQueryStore>,
-    pub outbox: Arc<Outbox>,
-    pub pipeline: Arc<Pipeline>,
-    pub metrics: Arc<Metrics>,
+    pub stage: Arc<Stage>,
     pub page: usize,
 }
 
@@ -121,7 +121,7 @@ impl BigQuerySource {
     }
 
     async fn cursor(&self, name: &'static str) -> anyhow::Result<Option<Cursor>> {
-        let outbox = self.outbox.clone();
+        let outbox = self.stage.outbox.clone();
         let text = tokio::task::spawn_blocking(move || outbox.cursor(name)).await??;
         Ok(text.as_deref().and_then(Cursor::decode))
     }
@@ -134,34 +134,56 @@ impl BigQuerySource {
         (name, cursor): (&str, Cursor),
         now: i64,
     ) -> anyhow::Result<usize> {
-        let (outbox, pipeline, metrics) = (
-            self.outbox.clone(),
-            self.pipeline.clone(),
-            self.metrics.clone(),
-        );
-        let cursor = (name.to_string(), cursor.encode());
-        tokio::task::spawn_blocking(move || {
-            let ids: Vec<&str> = leads.iter().map(|(lead, _)| lead.visitor_id()).collect();
-            let mut fires = pipeline.last_fires(&outbox, &ids)?;
-            let mut work = Vec::with_capacity(leads.len());
-            for (lead, trigger) in &leads {
-                metrics
-                    .triggers
-                    .with_label_values(&[SOURCE, trigger.kind.as_str()])
-                    .inc();
-                work.push(Work {
-                    lead,
-                    triggers: vec![trigger.clone()],
-                    fires: fires.remove(lead.visitor_id()).unwrap_or_default(),
-                    crm: crm.get(lead.visitor_id()).cloned().unwrap_or_default(),
-                });
+        let arrivals: Vec<Arrival> = leads
+            .into_iter()
+            .map(|(lead, trigger)| Arrival {
+                // A page may hold two alerts of one lead.
+                crm: crm.get(lead.visitor_id()).cloned().unwrap_or_default(),
+                triggers: vec![trigger],
+                lead,
+            })
+            .collect();
+        let progress = Progress {
+            cursors: vec![(name.to_string(), cursor.encode())],
+            ..Progress::default()
+        };
+        let stage = self.stage.clone();
+        let handed = tokio::task::spawn_blocking(move || stage.hand_over(&arrivals, progress, now))
+            .await??;
+        Ok(handed.added)
+    }
+}
+
+/// Every page of new alerts, then every page of changed profiles.
+#[async_trait::async_trait]
+impl Source for BigQuerySource {
+    async fn poll(
+        self: Arc<Self>,
+        stop: CancellationToken,
+        handed: Arc<dyn Fn(usize) + Send + Sync>,
+    ) -> anyhow::Result<()> {
+        let (mut alerts, mut profiles) = (0, 0);
+        loop {
+            let page = self.alerts_page(now_ms()).await?;
+            handed(page.enqueued);
+            alerts += page.rows;
+            if !page.full(self.page) || stop.is_cancelled() {
+                break;
             }
-            let mut out: HandOver = pipeline.route_all(&work, now);
-            out.cursors.push(cursor);
-            let committed = outbox.hand_over(&out, now)?;
-            metrics.handed_over(&out.deliveries, &out.suppressed, &committed.superseded);
-            Ok(committed.added)
-        })
-        .await?
+        }
+        let mut continuing = false;
+        loop {
+            let page = self.profiles_page(now_ms(), continuing).await?;
+            handed(page.enqueued);
+            profiles += page.rows;
+            continuing = page.full(self.page);
+            if !continuing || stop.is_cancelled() {
+                break;
+            }
+        }
+        if alerts + profiles > 0 {
+            tracing::info!(alerts, profiles, "BigQuery changes handed over");
+        }
+        Ok(())
     }
 }

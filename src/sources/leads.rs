@@ -5,20 +5,21 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
 use crate::lead::Lead;
-use crate::metrics::Metrics;
-use crate::outbox::{HandOver, Outbox, Seen};
-use crate::pipeline::{Pipeline, Work};
-use crate::routing::{LastFire, Trigger};
-use crate::store::LeadStore;
+use crate::outbox::Seen;
+use crate::routing::Trigger;
+use crate::sources::stage::{Arrival, Progress, Stage, Staged};
+use crate::sources::Source;
+use crate::store::SqliteStore;
 
 pub const SOURCE: &str = "leads";
 
 pub struct LeadsSource {
-    pub store: Arc<dyn LeadStore>,
-    pub outbox: Arc<Outbox>,
-    pub pipeline: Arc<Pipeline>,
-    pub metrics: Arc<Metrics>,
+    pub store: Arc<SqliteStore>,
+    pub stage: Stage,
     pub page: usize,
 }
 
@@ -31,15 +32,9 @@ pub struct Step {
 
 /// One page read and routed, not yet handed over.
 struct Page {
-    out: HandOver,
+    staged: Staged,
     leads: usize,
     now_ms: i64,
-}
-
-impl Page {
-    fn last_version(&self) -> i64 {
-        self.out.position.as_ref().map_or(0, |(_, p)| *p)
-    }
 }
 
 impl LeadsSource {
@@ -53,16 +48,15 @@ impl LeadsSource {
         go_on: impl Fn() -> bool + Sync,
         mut handed: impl FnMut(&Step),
     ) -> anyhow::Result<()> {
-        let position = self.outbox.position(SOURCE)?;
+        let position = self.stage.outbox.position(SOURCE)?;
         let mut next = self.read(position, None, now_ms())?;
         while let Some(page) = next.take() {
             let more = page.leads == self.page && go_on();
             let (written, following) = std::thread::scope(|s| {
                 let writer = s.spawn(|| self.write(&page));
-                let following = if more {
-                    self.read(page.last_version(), Some(&page.out), now_ms())
-                } else {
-                    Ok(None)
+                let following = match page.staged.position() {
+                    Some(last) if more => self.read(last, Some(&page.staged), now_ms()),
+                    _ => Ok(None),
                 };
                 // Writing does not panic; if it did, so should the caller.
                 (writer.join().expect("hand-over thread panicked"), following)
@@ -78,82 +72,85 @@ impl LeadsSource {
     fn read(
         &self,
         position: i64,
-        pending: Option<&HandOver>,
+        pending: Option<&Staged>,
         now_ms: i64,
     ) -> anyhow::Result<Option<Page>> {
         let leads = self.store.changed_leads(position, self.page)?;
-        let Some(last) = leads.last() else {
+        let Some(last) = leads.last().map(Lead::version) else {
             return Ok(None);
         };
+        let count = leads.len();
         let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
-        let mut seen = self.outbox.seen(&ids)?;
+        let mut seen = self.stage.outbox.seen(&ids)?;
         let mut crm = self.store.crm_ids(&ids)?;
-        let mut fires = self.pipeline.last_fires(&self.outbox, &ids)?;
         if let Some(pending) = pending {
             // Only this page's leads are looked up; the others' entries are never read.
-            seen.extend(pending.seen.iter().map(|(v, s)| (v.clone(), *s)));
-            for f in &pending.fires {
-                fires.entry(f.visitor_id.clone()).or_default().insert(
-                    f.route.clone(),
-                    LastFire {
-                        at_ms: f.at_ms,
-                        level: f.level,
-                    },
-                );
-            }
+            seen.extend(pending.seen().iter().map(|(v, s)| (v.clone(), *s)));
         }
-        let mut work = Vec::with_capacity(leads.len());
-        for lead in &leads {
-            let previous = seen.get(lead.visitor_id()).copied();
-            let fires = fires.remove(lead.visitor_id()).unwrap_or_default();
-            let triggers = triggers(lead, previous, now_ms);
-            for t in &triggers {
-                self.metrics
-                    .triggers
-                    .with_label_values(&[SOURCE, t.kind.as_str()])
-                    .inc();
-            }
-            let crm = crm.remove(lead.visitor_id()).unwrap_or_default();
-            work.push(Work {
-                lead,
-                triggers,
-                fires,
-                crm,
-            });
-        }
-        let mut out = self.pipeline.route_all(&work, now_ms);
-        out.position = Some((SOURCE.to_string(), last.version()));
-        out.seen = leads
-            .iter()
-            .map(|l| {
-                (
-                    l.visitor_id().to_string(),
-                    Seen {
+        let progress = Progress {
+            position: Some((SOURCE.to_string(), last)),
+            seen: leads
+                .iter()
+                .map(|l| {
+                    let seen = Seen {
                         level: l.level(),
                         version: l.version(),
-                    },
-                )
+                    };
+                    (l.visitor_id().to_string(), seen)
+                })
+                .collect(),
+            ..Progress::default()
+        };
+        let arrivals: Vec<Arrival> = leads
+            .into_iter()
+            .map(|lead| Arrival {
+                triggers: triggers(&lead, seen.get(lead.visitor_id()).copied(), now_ms),
+                crm: crm.remove(lead.visitor_id()).unwrap_or_default(),
+                lead,
             })
             .collect();
+        let staged = self.stage.stage(&arrivals, progress, pending, now_ms)?;
         Ok(Some(Page {
-            out,
-            leads: leads.len(),
+            staged,
+            leads: count,
             now_ms,
         }))
     }
 
     /// Commits a page's deliveries with the source's progress.
     fn write(&self, page: &Page) -> anyhow::Result<Step> {
-        let committed = self.outbox.hand_over(&page.out, page.now_ms)?;
-        self.metrics.handed_over(
-            &page.out.deliveries,
-            &page.out.suppressed,
-            &committed.superseded,
-        );
+        let handed = self.stage.commit(&page.staged, page.now_ms)?;
         Ok(Step {
             leads: page.leads,
-            enqueued: committed.added,
+            enqueued: handed.added,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for LeadsSource {
+    async fn poll(
+        self: Arc<Self>,
+        stop: CancellationToken,
+        handed: Arc<dyn Fn(usize) + Send + Sync>,
+    ) -> anyhow::Result<()> {
+        tokio::task::spawn_blocking(move || {
+            self.drain(
+                now_ms,
+                || !stop.is_cancelled(),
+                |step| {
+                    if step.enqueued > 0 {
+                        tracing::debug!(
+                            leads = step.leads,
+                            enqueued = step.enqueued,
+                            "leads handed over"
+                        );
+                    }
+                    handed(step.enqueued);
+                },
+            )
+        })
+        .await?
     }
 }
 

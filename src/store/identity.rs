@@ -152,7 +152,6 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use crate::store::tests::store;
-    use crate::store::LeadStore;
 
     /// Erasing the newest profile must not hand its change number to the next change: a
     /// source positioned at it would skip that change.

@@ -325,7 +325,6 @@ fn text(row: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::store::tests::store;
-    use crate::store::LeadStore;
 
     #[test]
     fn csv_bad_rows_are_reported_and_the_rest_load() {

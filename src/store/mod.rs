@@ -16,9 +16,19 @@ pub use import::{import_file, import_identities, IdentitiesReport, ImportReport}
 pub use retention::{Pruned, Retention};
 pub use sqlite::SqliteStore;
 
-use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::lead::Lead;
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, StoreKind};
+use crate::outbox::Outbox;
+use crate::pipeline::Pipeline;
+use crate::sources::stage::Stage;
+use crate::sources::Source;
 
 /// The outcome of one CRM delivery, for `crm_sync_state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,22 +42,58 @@ pub struct SyncRecord {
     pub result: Result<Option<String>, String>,
 }
 
-/// Where CRM outcomes are written back (blocking: the recorder calls it off the runtime).
-pub trait Writeback: Send + Sync {
+/// What the daemon needs from a lead store, embedded or in the warehouse: it never asks
+/// which kind it has.
+#[async_trait::async_trait]
+pub trait LeadStore: Send + Sync {
     /// Writes CRM outcomes back. A failure never marks a lead as synced.
-    fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()>;
+    async fn write_back(self: Arc<Self>, records: Arc<Vec<SyncRecord>>) -> anyhow::Result<()>;
+
+    /// The source that turns this store's lead changes into triggers, handing over through
+    /// the stage `stage` makes for its label, in pages of at most `page`.
+    fn source(
+        self: Arc<Self>,
+        stage: &dyn Fn(&'static str) -> Stage,
+        page: usize,
+    ) -> Arc<dyn Source>;
+
+    /// Spawns on `tasks` what the store needs done beside its source until `chores.stop`
+    /// (BigQuery: the fold of outcomes into `crm_sync_state`, and erasure requests).
+    fn chores(self: Arc<Self>, chores: Chores, tasks: &TaskTracker);
+
+    /// The embedded store, for what only embedded mode has: ingest, scoring, erasure on
+    /// request, and its file to checkpoint.
+    fn embedded(self: Arc<Self>) -> Option<Arc<SqliteStore>>;
 }
 
-/// What the embedded daemon needs from a lead store.
-pub trait LeadStore: Writeback {
-    /// Leads whose `changeSeq` is above `after`, in change order, at most `limit`.
-    fn changed_leads(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Lead>>;
+/// What a store's chores work with.
+pub struct Chores {
+    /// How often outcomes are folded (`[store] fold` and `fold_interval`), if at all.
+    pub fold_every: Option<Duration>,
+    pub outbox: Arc<Outbox>,
+    pub pipeline: Arc<Pipeline>,
+    /// Wakes the connector loops after work was handed over outside a source.
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// The source's polling interval.
+    pub interval: Duration,
+    pub stop: CancellationToken,
+}
 
-    /// The known CRM record ids of each lead: visitorId → [(connector, record id)].
-    fn crm_ids(
-        &self,
-        visitor_ids: &[&str],
-    ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>>;
+/// Opens the store `config` names: SQLite under `data_dir` (created if missing, with the
+/// page classes of `[scoring]`), or a connection to BigQuery. Call inside the runtime.
+pub async fn open(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn LeadStore>> {
+    Ok(match config.store.kind {
+        StoreKind::Sqlite => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let store = SqliteStore::open(&data_dir.join("oie.db"))?;
+            if let Some(classes) = &config.scoring.page_classes {
+                store.set_page_classes(&classes.rows())?;
+            }
+            Arc::new(store)
+        }
+        StoreKind::Bigquery => Arc::new(BigQueryStore::connect(&config.store).await?),
+    })
 }
 
 #[cfg(test)]

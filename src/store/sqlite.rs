@@ -1,12 +1,16 @@
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
+use tokio_util::task::TaskTracker;
 
-use super::{LeadStore, SyncRecord, Writeback};
+use super::{Chores, LeadStore, SyncRecord};
 use crate::lead::{FieldType, Lead, FIELDS};
+use crate::sources::leads::LeadsSource;
+use crate::sources::stage::Stage;
+use crate::sources::Source;
 
 const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
 
@@ -150,8 +154,10 @@ fn row_to_lead(row: &rusqlite::Row) -> rusqlite::Result<Lead> {
     Ok(Lead::from_values(values))
 }
 
-impl LeadStore for SqliteStore {
-    fn changed_leads(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Lead>> {
+/// What the lead source reads.
+impl SqliteStore {
+    /// Leads whose `changeSeq` is above `after`, in change order, at most `limit`.
+    pub fn changed_leads(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Lead>> {
         self.with_conn(|c| {
             let sql = format!(
                 "SELECT {} FROM lead_profiles WHERE changeSeq > ?1 ORDER BY changeSeq LIMIT ?2",
@@ -163,7 +169,8 @@ impl LeadStore for SqliteStore {
         })
     }
 
-    fn crm_ids(
+    /// The known CRM record ids of each lead: visitorId → [(connector, record id)].
+    pub fn crm_ids(
         &self,
         visitor_ids: &[&str],
     ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
@@ -190,8 +197,9 @@ impl LeadStore for SqliteStore {
     }
 }
 
-impl Writeback for SqliteStore {
-    fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()> {
+impl SqliteStore {
+    /// Writes CRM outcomes back (blocking). A failure never marks a lead as synced.
+    pub fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
             for r in records {
@@ -200,6 +208,32 @@ impl Writeback for SqliteStore {
             tx.commit()?;
             Ok(())
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl LeadStore for SqliteStore {
+    async fn write_back(self: Arc<Self>, records: Arc<Vec<SyncRecord>>) -> anyhow::Result<()> {
+        tokio::task::spawn_blocking(move || self.record_sync(&records)).await?
+    }
+
+    fn source(
+        self: Arc<Self>,
+        stage: &dyn Fn(&'static str) -> Stage,
+        page: usize,
+    ) -> Arc<dyn Source> {
+        Arc::new(LeadsSource {
+            store: self,
+            stage: stage(crate::sources::leads::SOURCE),
+            page,
+        })
+    }
+
+    /// Nothing beside the source: scoring, erasure and pruning of events run in the front.
+    fn chores(self: Arc<Self>, _chores: Chores, _tasks: &TaskTracker) {}
+
+    fn embedded(self: Arc<Self>) -> Option<Arc<SqliteStore>> {
+        Some(self)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::config::{ConnectorDelivery, DeliveryConfig};
 use crate::metrics::Metrics;
 use crate::outbox::{HandOver, NewDelivery, Outbox};
-use crate::store::{SqliteStore, Writeback};
+use crate::store::{LeadStore, SqliteStore};
 
 /// What a scripted connector is told about a request, to decide its answer.
 pub struct Ask<'a> {
@@ -209,7 +209,7 @@ impl Harness {
             "crm", connector, &delivery, &defaults,
         ));
         let (tx, rx) = mpsc::channel(64);
-        let writeback: Arc<dyn Writeback> = store.clone();
+        let writeback: Arc<dyn LeadStore> = store.clone();
         let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), writeback));
         let stop = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());

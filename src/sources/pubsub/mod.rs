@@ -22,9 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::config::PubSubSourceConfig;
 use crate::dispatch::ConnectorRuntime;
-use crate::metrics::Metrics;
-use crate::outbox::{NewDelivery, Outbox};
-use crate::pipeline::{Pipeline, Work};
+use crate::outbox::NewDelivery;
+use crate::sources::stage::{Arrival, Handed, Progress, Stage};
 
 pub const SOURCE: &str = "pubsub";
 
@@ -32,18 +31,8 @@ pub const SOURCE: &str = "pubsub";
 pub const DEAD_LETTER_CONNECTOR: &str = "sources.pubsub";
 
 pub struct PubSubSource {
-    pub outbox: Arc<Outbox>,
-    pub pipeline: Arc<Pipeline>,
-    pub metrics: Arc<Metrics>,
+    pub stage: Stage,
     pub config: PubSubSourceConfig,
-}
-
-/// What one committed batch held.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Committed {
-    pub messages: usize,
-    pub enqueued: usize,
-    pub dead: usize,
 }
 
 impl PubSubSource {
@@ -129,17 +118,17 @@ impl PubSubSource {
                 tokio::task::spawn_blocking(move || source.hand_over(&messages, now_ms())).await;
             match committed {
                 Ok(Ok(done)) => {
-                    // Acked only now: the deliveries are durable in the outbox.
-                    handlers.into_iter().for_each(|h| h.ack());
-                    if done.enqueued > 0 {
+                    if done.added > 0 {
                         runtimes.iter().for_each(|rt| rt.wake());
                     }
                     tracing::debug!(
-                        messages = done.messages,
-                        enqueued = done.enqueued,
+                        messages = handlers.len(),
+                        routed = done.routed,
                         dead = done.dead,
                         "Pub/Sub messages handed over and acked"
                     );
+                    // Acked only now: the deliveries are durable in the outbox.
+                    handlers.into_iter().for_each(|h| h.ack());
                 }
                 Ok(Err(e)) => {
                     // Dropping a handler nacks its message: Pub/Sub redelivers it.
@@ -159,9 +148,9 @@ impl PubSubSource {
     }
 
     /// Parses, routes and commits one batch (blocking: SQLite).
-    pub fn hand_over(&self, messages: &[Message], now: i64) -> anyhow::Result<Committed> {
-        let mut parsed = Vec::new();
-        let mut dead = Vec::new();
+    pub fn hand_over(&self, messages: &[Message], now: i64) -> anyhow::Result<Handed> {
+        let mut arrivals = Vec::new();
+        let mut progress = Progress::default();
         for m in messages {
             let published = m
                 .publish_time
@@ -169,46 +158,19 @@ impl PubSubSource {
                 .map(|t| t.seconds() * 1000 + i64::from(t.nanos()) / 1_000_000)
                 .unwrap_or(now);
             match message::parse(&m.data, &m.message_id, published) {
-                Ok(p) => {
-                    self.metrics
-                        .triggers
-                        .with_label_values(&[SOURCE, p.trigger.kind.as_str()])
-                        .inc();
-                    parsed.push(p);
-                }
+                Ok(p) => arrivals.push(Arrival {
+                    lead: p.lead,
+                    triggers: vec![p.trigger],
+                    crm: Vec::new(),
+                }),
                 Err(reason) => {
                     tracing::warn!(message_id = %m.message_id, %reason,
                         "Pub/Sub message can never be routed: kept as a dead letter and acked");
-                    dead.push(dead_letter(m, reason));
+                    progress.dead.push(dead_letter(m, reason));
                 }
             }
         }
-        let ids: Vec<&str> = parsed.iter().map(|p| p.lead.visitor_id()).collect();
-        let mut fires = self.pipeline.last_fires(&self.outbox, &ids)?;
-        let mut work = Vec::with_capacity(parsed.len());
-        for p in &parsed {
-            let fires = fires.remove(p.lead.visitor_id()).unwrap_or_default();
-            work.push(Work {
-                lead: &p.lead,
-                triggers: vec![p.trigger.clone()],
-                fires,
-                crm: Vec::new(),
-            });
-        }
-        let mut out = self.pipeline.route_all(&work, now);
-        let (routed, dead_count) = (out.deliveries.len(), dead.len());
-        out.deliveries.extend(dead);
-        let committed = self.outbox.hand_over(&out, now)?;
-        self.metrics.handed_over(
-            &out.deliveries[..routed],
-            &out.suppressed,
-            &committed.superseded,
-        );
-        Ok(Committed {
-            messages: messages.len(),
-            enqueued: routed,
-            dead: dead_count,
-        })
+        self.stage.hand_over(&arrivals, progress, now)
     }
 }
 

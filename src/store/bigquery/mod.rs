@@ -6,18 +6,25 @@
 //! Cost: `hot_lead_alerts` reads are pruned to the partitions since the cursor; `lead_profiles`
 //! is first probed for its newest `updatedAt` (one column), and read only when that moved.
 
+mod chores;
 mod erasure;
 mod reads;
 mod writeback;
 
 pub use erasure::{NotYet, TABLES as ERASED_TABLES};
 
-use anyhow::Context;
+use std::sync::Arc;
 
-use super::{SyncRecord, Writeback};
+use anyhow::Context;
+use tokio_util::task::TaskTracker;
+
+use super::{Chores, LeadStore, SqliteStore, SyncRecord};
 use crate::bigquery::query::Warehouse;
 use crate::config::StoreConfig;
 use crate::lead::Level;
+use crate::sources::bigquery::BigQuerySource;
+use crate::sources::stage::Stage;
+use crate::sources::Source;
 
 /// How far back the first read of `hot_lead_alerts` looks (the alert query's own window).
 pub const ALERT_LOOKBACK_MS: i64 = 7 * 86_400_000;
@@ -56,8 +63,6 @@ pub struct Alert {
 
 pub struct BigQueryStore {
     wh: Warehouse,
-    /// The runtime the blocking [`Writeback`] calls run their requests on.
-    runtime: tokio::runtime::Handle,
 }
 
 impl BigQueryStore {
@@ -75,14 +80,34 @@ impl BigQueryStore {
                 location: store.location.clone(),
                 max_bytes_billed: store.max_bytes_billed,
             },
-            runtime: tokio::runtime::Handle::current(),
         })
     }
 }
 
-impl Writeback for BigQueryStore {
-    fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()> {
-        self.runtime.block_on(self.append_outcomes(records))
+#[async_trait::async_trait]
+impl LeadStore for BigQueryStore {
+    async fn write_back(self: Arc<Self>, records: Arc<Vec<SyncRecord>>) -> anyhow::Result<()> {
+        self.append_outcomes(&records).await
+    }
+
+    fn source(
+        self: Arc<Self>,
+        stage: &dyn Fn(&'static str) -> Stage,
+        page: usize,
+    ) -> Arc<dyn Source> {
+        Arc::new(BigQuerySource {
+            store: self,
+            stage: Arc::new(stage(crate::sources::bigquery::SOURCE)),
+            page,
+        })
+    }
+
+    fn chores(self: Arc<Self>, chores: Chores, tasks: &TaskTracker) {
+        chores::spawn(self, chores, tasks);
+    }
+
+    fn embedded(self: Arc<Self>) -> Option<Arc<SqliteStore>> {
+        None
     }
 }
 
