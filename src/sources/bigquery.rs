@@ -148,8 +148,8 @@ impl BigQuerySource {
             ..Progress::default()
         };
         let stage = self.stage.clone();
-        let handed = tokio::task::spawn_blocking(move || stage.hand_over(&arrivals, progress, now))
-            .await??;
+        let handed =
+            tokio::task::spawn_blocking(move || stage.hand_over(arrivals, progress, now)).await??;
         Ok(handed.added)
     }
 }

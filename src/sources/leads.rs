@@ -109,7 +109,7 @@ impl LeadsSource {
                 lead,
             })
             .collect();
-        let staged = self.stage.stage(&arrivals, progress, pending, now_ms)?;
+        let staged = self.stage.stage(arrivals, progress, pending, now_ms)?;
         Ok(Some(Page {
             staged,
             leads: count,

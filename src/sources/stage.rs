@@ -75,12 +75,16 @@ impl Stage {
     /// page routed but not yet committed: its fires are newer than the outbox's.
     pub fn stage(
         &self,
-        arrivals: &[Arrival],
+        arrivals: Vec<Arrival>,
         progress: Progress,
         pending: Option<&Staged>,
         now_ms: i64,
     ) -> anyhow::Result<Staged> {
-        let ids: Vec<&str> = arrivals.iter().map(|a| a.lead.visitor_id()).collect();
+        let (leads, saw): (Vec<Lead>, Vec<_>) = arrivals
+            .into_iter()
+            .map(|a| (a.lead, (a.triggers, a.crm)))
+            .unzip();
+        let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
         let mut fires = self.pipeline.last_fires(&self.outbox, &ids)?;
         if let Some(pending) = pending {
             for f in &pending.out.fires {
@@ -93,19 +97,19 @@ impl Stage {
                 );
             }
         }
-        let mut work = Vec::with_capacity(arrivals.len());
-        for a in arrivals {
-            for t in &a.triggers {
+        let mut work = Vec::with_capacity(leads.len());
+        for (lead, (triggers, crm)) in leads.iter().zip(saw) {
+            for t in &triggers {
                 self.metrics
                     .triggers
                     .with_label_values(&[self.source, t.kind.as_str()])
                     .inc();
             }
             work.push(Work {
-                lead: &a.lead,
-                triggers: a.triggers.clone(),
-                fires: fires.remove(a.lead.visitor_id()).unwrap_or_default(),
-                crm: a.crm.clone(),
+                lead,
+                triggers,
+                fires: fires.remove(lead.visitor_id()).unwrap_or_default(),
+                crm,
             });
         }
         let mut out = self.pipeline.route_all(&work, now_ms);
@@ -133,7 +137,7 @@ impl Stage {
     /// [`Stage::stage`] and [`Stage::commit`] together (blocking).
     pub fn hand_over(
         &self,
-        arrivals: &[Arrival],
+        arrivals: Vec<Arrival>,
         progress: Progress,
         now_ms: i64,
     ) -> anyhow::Result<Handed> {
@@ -196,11 +200,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stage = stage(dir.path());
         let first = stage
-            .stage(&[hot("v1", 1_000)], Progress::default(), None, 1_000)
+            .stage(vec![hot("v1", 1_000)], Progress::default(), None, 1_000)
             .unwrap();
         let second = stage
             .stage(
-                &[hot("v1", 2_000)],
+                vec![hot("v1", 2_000)],
                 Progress::default(),
                 Some(&first),
                 2_000,
@@ -210,7 +214,7 @@ mod tests {
         assert_eq!(second.out.suppressed, vec!["hot".to_string()]);
         // Without the overlay the outbox knows nothing yet, so the repeat would go out.
         let blind = stage
-            .stage(&[hot("v1", 2_000)], Progress::default(), None, 2_000)
+            .stage(vec![hot("v1", 2_000)], Progress::default(), None, 2_000)
             .unwrap();
         assert_eq!(blind.out.deliveries.len(), 1);
     }
@@ -227,7 +231,7 @@ mod tests {
             ..Progress::default()
         };
         let handed = stage
-            .hand_over(&[hot("v1", 1_000), hot("v2", 1_000)], progress(), 1_000)
+            .hand_over(vec![hot("v1", 1_000), hot("v2", 1_000)], progress(), 1_000)
             .unwrap();
         assert_eq!(
             handed,
@@ -254,7 +258,7 @@ mod tests {
             0
         );
         let again = stage
-            .hand_over(&[hot("v1", 1_000), hot("v2", 1_000)], progress(), 1_000)
+            .hand_over(vec![hot("v1", 1_000), hot("v2", 1_000)], progress(), 1_000)
             .unwrap();
         assert_eq!(again.added, 0);
     }

@@ -170,7 +170,7 @@ impl PubSubSource {
                 }
             }
         }
-        self.stage.hand_over(&arrivals, progress, now)
+        self.stage.hand_over(arrivals, progress, now)
     }
 }
 
