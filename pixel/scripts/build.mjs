@@ -14,6 +14,8 @@ const result = await build({
   target: ['es2020'],
   outfile: 'dist/oie.js',
   legalComments: 'none',
+  // Internal property names (never on the wire, in storage or in the DOM) get short names.
+  mangleProps: /^(visibleSince|clock|failures|timer|sending|inflight|transport|schedule|maxDepth|blockedUntil|scrolled|save|due|drop|sent|kv|at)$/,
   logLevel: 'warning',
   write: !check,
 });

@@ -25,6 +25,9 @@ export function isId(value: string | null | undefined): value is string {
 /** The `i` parameter of `href` if it is a valid id, and the address without any `i` (path,
  * query, fragment), or null when there was none to take out. */
 export function splitId(href: string): [string | null, string | null] {
+  // Most pages have no `i`: say so without building a URL (the slow path decides the rest).
+  const query = href.split('#')[0].split('?')[1];
+  if (!query || !/(^|&)(i|%69)([=&]|$)/i.test(query)) return [null, null];
   const url = new URL(href);
   const i = url.searchParams.get('i');
   if (i === null) return [null, null];

@@ -9,7 +9,7 @@ import { forget, remember, resolveVisitor, splitId } from './identity';
 import { Queue } from './queue';
 import { touchSession } from './session';
 import { browserKV, KV, randomId } from './store';
-import { cut, here, pageClasses, pageviewData, watch } from './trackers';
+import { cut, here, PageClasses, pageClasses, pageviewData, watch } from './trackers';
 import { httpTransport } from './transport';
 
 type Command = ArrayLike<unknown>;
@@ -29,15 +29,14 @@ safe(() => {
   const [urlId, clean] = splitId(location.href);
   const secure = location.protocol === 'https:';
   if (clean !== null) history.replaceState(history.state, '', clean);
+  // Only known while this first task runs; its attributes are read when the browser is idle.
   const script = document.currentScript as HTMLScriptElement | null;
-  const endpoint = script?.getAttribute('data-endpoint') || (script ? new URL('/track', script.src).href : '/track');
-  const requireConsent = script?.getAttribute('data-consent') === 'required';
-  const classes = pageClasses(script);
   const now = () => Date.now();
   const gpc = (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
   // Made when the browser is idle (see `boot`): touching localStorage costs milliseconds.
   let kv: KV;
   let queue: Queue;
+  let classes: PageClasses;
   let booted = false;
 
   let consent = false;
@@ -67,14 +66,10 @@ safe(() => {
     started = true;
     visitorId = resolveVisitor(kv, document, urlId, secure, now());
     emit('pageview', pageviewData(classes, false));
-    const pages = watch(emit, now, classes);
-    const leave = safe(() => {
+    const pages = watch(emit, now, classes, () => queue.flushOnExit());
+    window.addEventListener('pagehide', safe(() => {
       pages.exit();
       queue.flushOnExit();
-    });
-    window.addEventListener('pagehide', leave);
-    document.addEventListener('visibilitychange', safe(() => {
-      if (document.visibilityState === 'hidden') queue.flushOnExit();
     }));
     void queue.flush();
   };
@@ -106,6 +101,9 @@ safe(() => {
   const later = (window as Window & { requestIdleCallback?: (fn: () => void, o: { timeout: number }) => void })
     .requestIdleCallback;
   const boot = safe(() => {
+    const endpoint = script?.getAttribute('data-endpoint') || (script ? new URL('/track', script.src).href : '/track');
+    const requireConsent = script?.getAttribute('data-consent') === 'required';
+    classes = pageClasses(script);
     kv = browserKV();
     queue = new Queue(kv, httpTransport(endpoint), { now, setTimeout: (fn, ms) => setTimeout(safe(fn), ms) });
     consent = !gpc && (!requireConsent || kv.get(CONSENT_KEY) === '1');

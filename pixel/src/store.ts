@@ -15,21 +15,26 @@ export function memoryKV(): KV {
   };
 }
 
-/** localStorage when it works, else memory. */
+/** localStorage when it works, else memory. Opened on first use, without a probe write: the
+ * first access to localStorage is the pixel's dearest call (the browser loads the origin's
+ * storage area), so it is paid once, and a write that fails falls back to memory. */
 export function browserKV(): KV {
-  try {
-    const s = window.localStorage;
-    const probe = '_oie_probe';
-    s.setItem(probe, '1');
-    s.removeItem(probe);
-    return {
-      get: (k) => { try { return s.getItem(k); } catch { return null; } },
-      set: (k, v) => { try { s.setItem(k, v); } catch { /* full or blocked: keep going */ } },
-      del: (k) => { try { s.removeItem(k); } catch { /* blocked */ } },
-    };
-  } catch {
-    return memoryKV();
-  }
+  let kv: KV | undefined;
+  const open = (): KV => {
+    if (kv) return kv;
+    try {
+      const s = window.localStorage;
+      if (!s) throw 0;
+      return (kv = {
+        get: (k) => { try { return s.getItem(k); } catch { return null; } },
+        set: (k, v) => { try { s.setItem(k, v); } catch { /* full or blocked: keep going */ } },
+        del: (k) => { try { s.removeItem(k); } catch { /* blocked */ } },
+      });
+    } catch {
+      return (kv = memoryKV());
+    }
+  };
+  return { get: (k) => open().get(k), set: (k, v) => open().set(k, v), del: (k) => open().del(k) };
 }
 
 export function readJSON<T>(kv: KV, key: string): T | null {

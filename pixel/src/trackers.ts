@@ -100,7 +100,8 @@ export function pageviewData(classes: PageClasses, spa: boolean): Record<string,
   return spa || cls ? data : undefined;
 }
 
-export function watch(emit: Emit, now: () => number, classes: PageClasses): { exit: () => void } {
+/** Watches the page; `hidden` runs each time the tab is hidden (after `focus_lost`). */
+export function watch(emit: Emit, now: () => number, classes: PageClasses, hidden: () => void): { exit: () => void } {
   let page = newPage(now());
   let path = location.pathname + location.search;
   const started = new WeakSet<HTMLFormElement>();
@@ -213,6 +214,7 @@ export function watch(emit: Emit, now: () => number, classes: PageClasses): { ex
       if (page.visibleSince !== null) page.activeMs += t - page.visibleSince;
       page.visibleSince = null;
       emit('focus_lost');
+      hidden();
     } else if (page.visibleSince === null) {
       page.visibleSince = t;
     }
