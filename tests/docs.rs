@@ -106,11 +106,11 @@ fn every_link_between_the_docs_resolves() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
-/// The keys a struct takes: serde lists them when it meets an unknown one.
-fn keys<T: DeserializeOwned>(base: &str) -> BTreeSet<String> {
-    let error = match toml::from_str::<T>(&format!("{base}\nzz_not_a_key = 1")) {
+/// The keys a config takes: serde lists them when it meets an unknown one.
+fn keys(base: &str, parse: &dyn Fn(&str) -> Result<String, String>) -> BTreeSet<String> {
+    let error = match parse(&format!("{base}\nzz_not_a_key = 1")) {
         Ok(_) => panic!("an unknown key was accepted"),
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
     let listed = error
         .split("expected one of ")
@@ -152,22 +152,32 @@ fn documented(page: &str, title: &str) -> Vec<(String, String)> {
 /// Every key of `T` is documented under `title`, and each documented TOML default is what `T`
 /// gets without the key (`base` holds the required keys).
 fn holds<T: DeserializeOwned + std::fmt::Debug>(page: &str, title: &str, base: &str) {
+    let parse = |text: &str| {
+        toml::from_str::<T>(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())
+    };
+    holds_by(page, title, base, &parse);
+}
+
+/// [`holds`] for a config known by `parse` (TOML → its `Debug` text).
+fn holds_by(page: &str, title: &str, base: &str, parse: &dyn Fn(&str) -> Result<String, String>) {
     let rows = documented(page, title);
     let doc_keys: BTreeSet<String> = rows.iter().map(|(k, _)| k.clone()).collect();
-    let model = keys::<T>(base);
+    let model = keys(base, parse);
     assert_eq!(
         doc_keys, model,
         "keys of `{title}`: documented vs the model"
     );
-    let plain = unspanned(&format!("{:?}", toml::from_str::<T>(base).unwrap()));
+    let plain = unspanned(&parse(base).unwrap());
     for (key, default) in rows {
         let Some(literal) = default.strip_prefix('`').and_then(|d| d.strip_suffix('`')) else {
             continue; // none, required, table
         };
-        let with = toml::from_str::<T>(&format!("{base}\n{key} = {literal}"))
+        let with = parse(&format!("{base}\n{key} = {literal}"))
             .unwrap_or_else(|e| panic!("`{title}` {key} = {literal}: {e}"));
         assert_eq!(
-            unspanned(&format!("{with:?}")),
+            unspanned(&with),
             plain,
             "`{title}` {key}: the documented default {literal} is not the real one"
         );
@@ -190,7 +200,6 @@ fn unspanned(debug: &str) -> String {
 #[test]
 fn the_configuration_reference_holds_to_the_model() {
     use oie::config::*;
-    use oie_connectors::{file, hubspot, pubsub, salesforce, slack, webhook};
     let page = read(&root().join("docs/configuration.md"));
     holds::<EngineConfig>(&page, "[engine]", "");
     holds::<ServerConfig>(&page, "[server]", "");
@@ -206,11 +215,19 @@ fn the_configuration_reference_holds_to_the_model() {
     holds::<DeliveryConfig>(&page, "[delivery]", "");
     holds::<RouteConfig>(&page, "[[routes]]", "name = \"r\"\nto = [\"c\"]");
     holds::<ConnectorDelivery>(&page, "[connectors.NAME] (every kind)", "");
-    let kind = |k: &str| format!("[connectors.NAME] kind = \"{k}\"");
-    holds::<webhook::WebhookConfig>(&page, &kind("webhook"), "url = \"http://127.0.0.1:9/x\"");
-    holds::<file::FileConfig>(&page, &kind("file"), "path = \"-\"");
-    holds::<slack::SlackConfig>(&page, &kind("slack"), "");
-    holds::<hubspot::HubSpotConfig>(&page, &kind("hubspot"), "");
-    holds::<salesforce::SalesforceConfig>(&page, &kind("salesforce"), "client_id = \"c\"");
-    holds::<pubsub::PubSubConfig>(&page, &kind("pubsub"), "topic = \"projects/p/topics/t\"");
+    // Every kind in the registry has its section, built from the kind's own example.
+    let env: std::collections::HashMap<String, String> = [
+        "SLACK_WEBHOOK_URL",
+        "HUBSPOT_TOKEN",
+        "SALESFORCE_CLIENT_SECRET",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), "from-the-environment".to_string()))
+    .collect();
+    oie_connectors::secret::with_env(&env, || {
+        for kind in KINDS {
+            let title = format!("[connectors.NAME] kind = \"{}\"", kind.name);
+            holds_by(&page, &title, kind.example, &|text| kind.describe(text));
+        }
+    });
 }

@@ -51,12 +51,8 @@ pub trait Connector: Send + Sync {
         8
     }
 
-    /// Whether [`Connector::render_digest`] works: routes with `group_wait` need it.
-    fn supports_digest(&self) -> bool {
-        false
-    }
-
-    /// Renders one message for several deliveries, from their render data (oldest first).
+    /// Renders one message for several deliveries, from their render data (oldest first). Only
+    /// kinds whose [`crate::Kind::DIGESTS`] says so implement it.
     fn render_digest(&self, items: &[serde_json::Value]) -> Result<String, crate::RenderError> {
         let _ = items;
         Err(crate::RenderError::Render {

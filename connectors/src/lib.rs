@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - `connector`: the [`Connector`] trait and the [`Delivery`] it sends.
+//! - `kind`: what makes a connector kind ([`Kind`]: name, config, how it is built, digests);
+//!   every connector folder implements it in its `kind.rs`.
 //! - `reason`: why an attempt failed (a closed set) and what that does; [`Failure`].
 //! - `outcome`: [`Outcome`] and the shared HTTP status table.
 //! - `secret`: a string that never prints.
@@ -25,6 +27,7 @@ pub mod erasure;
 pub mod file;
 mod http;
 pub mod hubspot;
+pub mod kind;
 pub mod oauth;
 mod outcome;
 pub mod pubsub;
@@ -36,6 +39,7 @@ pub mod templates;
 pub mod webhook;
 
 pub use connector::{Connector, Delivery};
+pub use kind::{Build, Kind};
 pub use outcome::{classify_status, parse_retry_after, Outcome};
 pub use reason::{Effect, Failure, Reason};
 pub use secret::Secret;

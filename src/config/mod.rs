@@ -3,6 +3,7 @@
 //! Loading never stops at the first mistake: [`load`] returns every problem it can find, each
 //! with its file and line, which is what `oie check` prints.
 
+mod kinds;
 mod model;
 mod problem;
 mod server;
@@ -10,6 +11,7 @@ mod spanned;
 mod validate;
 mod warnings;
 
+pub use kinds::{Registered, KINDS};
 pub use model::{
     Config, ConnectorDelivery, ConnectorEntry, ConnectorSettings, DeliveryConfig, EngineConfig,
     LeadsSourceConfig, LogFormat, PubSubSourceConfig, RouteConfig, ScoringConfig, ServerConfig,

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use oie_connectors::duration;
+
+pub use super::kinds::ConnectorSettings;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -314,17 +316,6 @@ pub struct ConnectorEntry {
     pub settings: ConnectorSettings,
     /// Where the table starts in the file (for messages).
     pub line: usize,
-}
-
-/// The kind-specific part of a connector.
-#[derive(Debug)]
-pub enum ConnectorSettings {
-    Webhook(oie_connectors::webhook::WebhookConfig),
-    File(oie_connectors::file::FileConfig),
-    Slack(oie_connectors::slack::SlackConfig),
-    HubSpot(oie_connectors::hubspot::HubSpotConfig),
-    Salesforce(oie_connectors::salesforce::SalesforceConfig),
-    PubSub(oie_connectors::pubsub::PubSubConfig),
 }
 
 /// Delivery settings every connector accepts, next to its own keys.

@@ -8,21 +8,29 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::model::{Config, ConnectorEntry, ConnectorSettings, DELIVERY_KEYS, RETIRED_KEYS};
+use super::kinds::{self, ConnectorSettings, Registered};
+use super::model::{Config, ConnectorEntry, DELIVERY_KEYS, RETIRED_KEYS};
 use super::problem::line_of;
 use super::Problem;
 
 const SECTIONS: &str = "engine, server, store, scoring, sources, delivery, routes, connectors";
-const KINDS: &str = "webhook, file, slack, hubspot, salesforce, pubsub";
 
 /// Where problems go, with the text to turn offsets into lines.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
     problems: &'a mut Vec<Problem>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub(super) fn new(path: &'a Path, text: &'a str, problems: &'a mut Vec<Problem>) -> Ctx<'a> {
+        Ctx {
+            path,
+            text,
+            problems,
+        }
+    }
+
     fn problem(&mut self, offset: usize, message: String) {
         self.problems
             .push(Problem::at(self.path, self.text, offset, message));
@@ -31,11 +39,7 @@ impl Ctx<'_> {
 
 /// Parses the file into a [`Config`]; `None` only when the TOML itself does not parse.
 pub fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Option<Config> {
-    let mut ctx = Ctx {
-        path,
-        text,
-        problems,
-    };
+    let mut ctx = Ctx::new(path, text, problems);
     let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
@@ -81,7 +85,11 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 }
 
 /// Deserializes one section, recording every structural error it can find.
-fn read<T: DeserializeOwned>(ctx: &mut Ctx, label: &str, mut value: Spanned<DeValue>) -> Option<T> {
+pub(super) fn read<T: DeserializeOwned>(
+    ctx: &mut Ctx,
+    label: &str,
+    mut value: Spanned<DeValue>,
+) -> Option<T> {
     let mut set_aside: Vec<String> = Vec::new();
     // Each round sets one key aside, so this ends; the bound only guards against surprises.
     for _ in 0..64 {
@@ -226,21 +234,24 @@ fn read_kind(
     let Some(kind) = kind else {
         ctx.problem(
             at,
-            format!("{label}: missing `kind`; expected one of {KINDS}"),
+            format!(
+                "{label}: missing `kind`; expected one of {}",
+                kinds::names()
+            ),
         );
         return None;
     };
     match kind.get_ref().as_str() {
-        Some("webhook") => read(ctx, label, own).map(ConnectorSettings::Webhook),
-        Some("file") => read(ctx, label, own).map(ConnectorSettings::File),
-        Some("slack") => read(ctx, label, own).map(ConnectorSettings::Slack),
-        Some("hubspot") => read(ctx, label, own).map(ConnectorSettings::HubSpot),
-        Some("salesforce") => read(ctx, label, own).map(ConnectorSettings::Salesforce),
-        Some("pubsub") => read(ctx, label, own).map(ConnectorSettings::PubSub),
+        Some(name) if Registered::find(name).is_some() => {
+            Registered::find(name)?.read(ctx, label, own)
+        }
         Some(other) => {
             ctx.problem(
                 kind.span().start,
-                format!("{label}: unknown connector kind `{other}`; expected one of {KINDS}"),
+                format!(
+                    "{label}: unknown connector kind `{other}`; expected one of {}",
+                    kinds::names()
+                ),
             );
             None
         }

@@ -5,14 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use oie_connectors::file::FileSink;
-use oie_connectors::hubspot::HubSpot;
-use oie_connectors::salesforce::Salesforce;
-use oie_connectors::slack::Slack;
-use oie_connectors::webhook::Webhook;
-use oie_connectors::{Connector, TemplateSet};
+use oie_connectors::{Build, Connector, TemplateSet};
 
-use super::model::{Config, ConnectorDelivery, ConnectorEntry, ConnectorSettings};
+use super::model::{Config, ConnectorDelivery, ConnectorEntry};
 
 use super::Problem;
 use crate::routing::{compile_when, Route, Router};
@@ -33,6 +28,8 @@ pub struct ConnectorHandle {
     pub name: String,
     pub connector: Arc<dyn Connector>,
     pub delivery: ConnectorDelivery,
+    /// Whether its kind sends digests (from the registry).
+    pub digests: bool,
 }
 
 pub fn validate(
@@ -245,16 +242,17 @@ fn check_digests(
             let Some(handle) = connectors.get(target.get_ref()) else {
                 continue;
             };
-            if !handle.connector.supports_digest() {
+            if !handle.digests {
                 problems.push(Problem::at(
                     path,
                     text,
                     target.span().start,
                     format!(
-                        "route `{}` has group_wait, but connector `{}` ({}) cannot send digests; only slack can",
+                        "route `{}` has group_wait, but connector `{}` ({}) cannot send digests; only {} can",
                         route.name.get_ref(),
                         target.get_ref(),
-                        handle.connector.kind()
+                        handle.connector.kind(),
+                        super::kinds::digest_kinds()
                     ),
                 ));
             }
@@ -288,7 +286,14 @@ fn build_connectors(
             line,
             ..
         } = entry;
-        let made = build(base, settings, templates.clone(), keys)
+        let digests = settings.kind.digests;
+        let mut with = Build {
+            base,
+            templates: templates.clone(),
+            key_files: keys,
+        };
+        let made = settings
+            .build(&mut with)
             .and_then(|c| check_delivery(&delivery, c.as_ref()).map(|()| c));
         match made {
             Ok(connector) => {
@@ -298,6 +303,7 @@ fn build_connectors(
                         name: name.clone(),
                         connector,
                         delivery,
+                        digests,
                     },
                 );
             }
@@ -305,45 +311,6 @@ fn build_connectors(
         }
     }
     built
-}
-
-fn build(
-    base: &Path,
-    settings: ConnectorSettings,
-    templates: Arc<TemplateSet>,
-    keys: &mut Vec<PathBuf>,
-) -> Result<Arc<dyn Connector>, String> {
-    Ok(match settings {
-        ConnectorSettings::Webhook(c) => Arc::new(Webhook::new(c, templates)?),
-        ConnectorSettings::Slack(c) => Arc::new(Slack::new(c, templates)?),
-        ConnectorSettings::HubSpot(c) => Arc::new(HubSpot::new(c, templates)?),
-        ConnectorSettings::PubSub(mut c) => {
-            key_file(base, &mut c.credentials_file, keys)?;
-            Arc::new(oie_connectors::pubsub::PubSub::new(c)?)
-        }
-        ConnectorSettings::Salesforce(c) => {
-            let key = match (&c.private_key_file, &c.private_key) {
-                (Some(_), Some(_)) => {
-                    return Err("set `private_key_file` or `private_key`, not both".into())
-                }
-                (Some(file), None) => {
-                    let path = base.join(file);
-                    keys.push(path.clone());
-                    let pem = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("private_key_file {}: {e}", path.display()))?;
-                    Some(oie_connectors::Secret::new(pem))
-                }
-                (None, key) => key.clone(),
-            };
-            Arc::new(Salesforce::new(c, key)?)
-        }
-        ConnectorSettings::File(mut c) => {
-            if c.path != "-" && Path::new(&c.path).is_relative() {
-                c.path = base.join(&c.path).to_string_lossy().into_owned();
-            }
-            Arc::new(FileSink::new(c, templates)?)
-        }
-    })
 }
 
 fn check_delivery(d: &ConnectorDelivery, connector: &dyn Connector) -> Result<(), String> {

@@ -61,14 +61,7 @@ impl Back {
         };
         let runtimes: Vec<Arc<ConnectorRuntime>> = connectors
             .values()
-            .map(|h| {
-                Arc::new(ConnectorRuntime::new(
-                    &h.name,
-                    h.connector.clone(),
-                    &h.delivery,
-                    &config.delivery,
-                ))
-            })
+            .map(|h| Arc::new(ConnectorRuntime::of(h, &config.delivery)))
             .collect();
         let loops = TaskTracker::new();
         for rt in &runtimes {

@@ -47,9 +47,27 @@ pub struct ConnectorRuntime {
     /// Wakes the loop: new work, a state change, or a delivery queued again.
     pub(super) wake: Arc<Notify>,
     pub(super) published: Mutex<Option<Published>>,
+    /// Whether its kind sends digests: grouped deliveries go out as one message.
+    pub(super) digests: bool,
 }
 
 impl ConnectorRuntime {
+    /// The runtime of a configured connector.
+    pub fn of(
+        handle: &crate::config::ConnectorHandle,
+        defaults: &DeliveryConfig,
+    ) -> ConnectorRuntime {
+        let mut rt = ConnectorRuntime::new(
+            &handle.name,
+            handle.connector.clone(),
+            &handle.delivery,
+            defaults,
+        );
+        rt.digests = handle.digests;
+        rt
+    }
+
+    /// A runtime for `connector`, which sends no digests.
     pub fn new(
         name: &str,
         connector: Arc<dyn Connector>,
@@ -89,6 +107,7 @@ impl ConnectorRuntime {
             deadline,
             wake: Arc::new(Notify::new()),
             published: Mutex::new(None),
+            digests: false,
         }
     }
 
@@ -247,7 +266,7 @@ impl Dispatcher {
     /// Splits claimed deliveries into requests: batches of single deliveries, and one digest per
     /// group (completed with the group's members that were not due yet).
     async fn units(&self, rt: &ConnectorRuntime, claimed: Vec<Claimed>) -> Vec<Unit> {
-        let digests = rt.connector.supports_digest();
+        let digests = rt.digests;
         let (grouped, single): (Vec<Claimed>, Vec<Claimed>) = claimed
             .into_iter()
             .partition(|c| digests && c.group_key.is_some());

@@ -2,6 +2,7 @@
 //! The default connector, and a way to see exactly what `oie` would send.
 
 mod config;
+mod kind;
 mod sink;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 mod auth;
 mod classify;
 mod config;
+mod kind;
 mod sink;
 #[cfg(test)]
 mod tests;

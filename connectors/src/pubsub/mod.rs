@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod config;
+mod kind;
 mod sink;
 #[cfg(test)]
 mod tests;

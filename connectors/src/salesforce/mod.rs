@@ -12,6 +12,7 @@
 mod auth;
 mod classify;
 mod config;
+mod kind;
 mod limits;
 mod sink;
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod blocks;
 mod classify;
 mod config;
+mod kind;
 mod sink;
 #[cfg(test)]
 mod tests;

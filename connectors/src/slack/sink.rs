@@ -201,10 +201,6 @@ impl Connector for Slack {
         self.timeout
     }
 
-    fn supports_digest(&self) -> bool {
-        true
-    }
-
     /// `auth.test` with the bot token; an incoming webhook has no read call (posting would send
     /// a message), so it is not checked.
     async fn check(&self) -> Result<String, Failure> {

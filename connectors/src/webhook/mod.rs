@@ -5,6 +5,7 @@
 //! redirects park the connector, 429/502/503/504 throttle, other 4xx dead-letter the delivery.
 
 mod config;
+mod kind;
 mod signature;
 mod sink;
 #[cfg(test)]
