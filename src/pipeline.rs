@@ -165,6 +165,10 @@ impl Pipeline {
         context: &RenderContext,
     ) -> Option<NewDelivery> {
         let handle = &self.connectors[connector];
+        if handle.connector.erases_by_visitor() {
+            let input = context.data().to_string();
+            return Some(self.delivery(route, connector, work.lead, trigger, context, &input));
+        }
         let record = work
             .crm
             .iter()

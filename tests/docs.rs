@@ -220,6 +220,7 @@ fn the_configuration_reference_holds_to_the_model() {
         "SLACK_WEBHOOK_URL",
         "HUBSPOT_TOKEN",
         "SALESFORCE_CLIENT_SECRET",
+        "CLOUDFLARE_API_TOKEN",
     ]
     .iter()
     .map(|k| (k.to_string(), "from-the-environment".to_string()))

@@ -35,6 +35,12 @@ pub trait Connector: Send + Sync {
         false
     }
 
+    /// An `erasure` trigger reaches it even without a record oie synced there: what it holds
+    /// is keyed by the visitor (a KV namespace), so it can always be told to forget.
+    fn erases_by_visitor(&self) -> bool {
+        false
+    }
+
     /// How many deliveries one `send` may carry.
     fn max_batch(&self) -> usize {
         1

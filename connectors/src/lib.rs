@@ -17,10 +17,12 @@
 //! - `slack/`: incoming webhooks and `chat.postMessage`, Block Kit, digests.
 //! - `hubspot/`: contacts batch upsert by e-mail, notes, rate-limit window, OAuth refresh.
 //! - `salesforce/`: sObject Collections upsert by external id, JWT bearer and client credentials.
+//! - `cloudflare_kv/`: Workers KV bulk writes and deletes through the Cloudflare API.
 //! - `pubsub/`: routed leads published to a Pub/Sub topic (version-1 hot-lead messages).
 //! - `oauth`: token minting through our HTTP client, and a token cache.
 
 mod batch;
+pub mod cloudflare_kv;
 mod connector;
 pub mod duration;
 pub mod erasure;

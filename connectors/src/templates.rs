@@ -27,6 +27,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/slack/digest.json.hbs"),
     ),
     (
+        "kv/personalization",
+        include_str!("../../templates/kv/personalization.json.hbs"),
+    ),
+    (
         "hubspot/note",
         include_str!("../../templates/hubspot/note.html.hbs"),
     ),

@@ -7,6 +7,7 @@
 // Handlers answer early with a whole `Response`; its size does not matter in a test fake.
 #![allow(clippy::result_large_err)]
 
+pub mod cloudflare;
 pub mod google;
 pub mod hubspot;
 pub mod salesforce;

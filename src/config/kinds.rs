@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use oie_connectors::cloudflare_kv::CloudflareKv;
 use oie_connectors::file::FileSink;
 use oie_connectors::hubspot::HubSpot;
 use oie_connectors::pubsub::PubSub;
@@ -26,6 +27,7 @@ pub const KINDS: &[Registered] = &[
     Registered::of::<HubSpot>(),
     Registered::of::<Salesforce>(),
     Registered::of::<PubSub>(),
+    Registered::of::<CloudflareKv>(),
 ];
 
 /// Reads a kind's own keys into settings waiting to be built.
@@ -159,6 +161,7 @@ mod tests {
             ),
             ("HUBSPOT_TOKEN", "pat-na1-example"),
             ("SALESFORCE_CLIENT_SECRET", "example-secret"),
+            ("CLOUDFLARE_API_TOKEN", "example-token"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -205,5 +208,78 @@ mod tests {
         });
         assert_eq!(digest_kinds(), "slack");
         assert!(Registered::find("kinesis").is_none());
+    }
+
+    /// A kind made in this test: one `Registered::of` line is all the registry needs to read
+    /// its keys (unknown ones refused with their line) and build it.
+    #[test]
+    fn one_line_registers_a_kind() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct EchoConfig {
+            greeting: String,
+        }
+        struct Echo(String);
+        #[async_trait::async_trait]
+        impl Connector for Echo {
+            fn kind(&self) -> &'static str {
+                "echo"
+            }
+            fn render(
+                &self,
+                _: &oie_connectors::RenderContext,
+            ) -> Result<String, oie_connectors::RenderError> {
+                Ok(self.0.clone())
+            }
+            async fn send(
+                &self,
+                batch: &[oie_connectors::Delivery],
+            ) -> Vec<oie_connectors::Outcome> {
+                batch
+                    .iter()
+                    .map(|_| oie_connectors::Outcome::Delivered { record_id: None })
+                    .collect()
+            }
+        }
+        impl Kind for Echo {
+            const NAME: &'static str = "echo";
+            const EXAMPLE: &'static str = "greeting = \"hello\"";
+            type Config = EchoConfig;
+            fn build(config: EchoConfig, _: &mut Build) -> Result<Arc<dyn Connector>, String> {
+                Ok(Arc::new(Echo(config.greeting)))
+            }
+        }
+        static ECHO: Registered = Registered::of::<Echo>();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let read = |text: &str, problems: &mut Vec<crate::config::Problem>| {
+            let root = toml::de::DeTable::parse(text).unwrap();
+            let own = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+            let mut ctx = Ctx::new(&path, text, problems);
+            ECHO.read(&mut ctx, "connectors.hello", own)
+        };
+        let mut problems = Vec::new();
+        let settings = read("greeting = \"hello\"\n", &mut problems).unwrap();
+        let mut key_files = Vec::new();
+        let mut with = Build {
+            base: dir.path(),
+            templates: Arc::new(oie_connectors::TemplateSet::defaults()),
+            key_files: &mut key_files,
+        };
+        let connector = settings.build(&mut with).unwrap();
+        assert_eq!(connector.kind(), "echo");
+        let data = oie_connectors::RenderContext::new(serde_json::json!({}));
+        assert_eq!(connector.render(&data).unwrap(), "hello");
+
+        // The unknown key is reported with its line and set aside (the loader then builds
+        // nothing, as for any kind).
+        let mut problems = Vec::new();
+        read("greeting = \"hi\"\nvolume = 11\n", &mut problems);
+        let text = format!("{problems:?}");
+        assert!(
+            text.contains("unknown field `volume`") && text.contains("line: 2"),
+            "{text}"
+        );
     }
 }
