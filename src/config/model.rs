@@ -323,19 +323,19 @@ pub struct ConnectorEntry {
 #[serde(deny_unknown_fields)]
 pub struct ConnectorDelivery {
     /// Requests per second at most (default: the vendor's documented limit — Slack 1 per
-    /// channel; none for webhooks and files).
+    /// channel, Cloudflare KV 2; none for webhooks and files).
     #[serde(default)]
     pub rate_limit: Option<f64>,
-    /// Requests in flight at once (default: webhooks 32, file and Pub/Sub 8, Slack 1 to keep
-    /// messages in order, HubSpot 4, Salesforce 2).
+    /// Requests in flight at once (default: webhooks 32, file and Pub/Sub 8, Slack and
+    /// Cloudflare KV 1 to keep messages and writes in order, HubSpot 4, Salesforce 2).
     #[serde(default)]
     pub concurrency: Option<usize>,
     /// Deliveries per request, up to the connector's own maximum (HubSpot 100, Salesforce 200,
-    /// file and Pub/Sub 100, webhooks and Slack 1).
+    /// file and Pub/Sub 100, Cloudflare KV 10,000, webhooks and Slack 1).
     #[serde(default)]
     pub batch_size: Option<usize>,
     /// How long a new delivery waits for others to share its request (default 0; HubSpot and
-    /// Salesforce 10s). A queued CRM sync that a newer sync of the same lead replaces within
+    /// Salesforce 10s, Cloudflare KV 1s). A queued CRM sync that a newer sync of the same lead replaces within
     /// this time is dropped as `superseded`: a lead that changes five times costs one write.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub batch_wait: Option<Duration>,

@@ -161,9 +161,10 @@ impl Connector for CloudflareKv {
         true
     }
 
-    /// The API allows 1,200 requests per 5 minutes.
+    /// The API allows 1,200 requests per 5 minutes (4 a second), and one send is at most two
+    /// requests (a bulk write and a bulk delete): 2 sends a second, 20,000 keys.
     fn default_rate_limit(&self) -> Option<f64> {
-        Some(4.0)
+        Some(2.0)
     }
 
     /// One request at a time: a put and a later delete of the same key must land in order.
