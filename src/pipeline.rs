@@ -117,13 +117,16 @@ impl Pipeline {
         } = work;
         let input = self.router.input(lead_input.clone(), trigger, now_ms);
         let mut routed = Vec::new();
-        for m in eval.evaluate(&input, |r| fires.get(r).copied()) {
+        let takes = |c: &String| self.connectors[c].connector.takes(trigger.kind.as_str());
+        // An identity carries the e-mail: only routes to connectors that hold identities see it.
+        let eligible = |r: &Route| trigger.kind != TriggerKind::Identity || r.to.iter().any(takes);
+        for m in eval.evaluate_among(&input, |r| fires.get(r).copied(), eligible) {
             let route = &m.route.name;
             let first = out.deliveries.len();
             if !m.suppressed {
                 let context = RenderContext::new(render_input(lead, trigger, route, crm));
                 let input = context.data().to_string();
-                for connector in &m.route.to {
+                for connector in m.route.to.iter().filter(|c| takes(c)) {
                     if trigger.kind == TriggerKind::Erasure {
                         out.deliveries
                             .extend(self.erasure(m.route, connector, work, trigger, &context));

@@ -121,3 +121,119 @@ async fn kv_follows_the_leads_and_their_erasure() {
     );
     drop(daemon);
 }
+
+const IDS: &str = "9b1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e";
+
+/// `oie identities import` beside a running daemon: 25,000 identities reach the identities
+/// namespace in 3 bulk writes; the same file again writes nothing; a route for everything that
+/// comes first (to a file) never sees an identity, whose value carries the e-mail; erasing an
+/// identity that never became a lead deletes its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_reach_their_namespace_and_no_other_connector() {
+    let fake = CloudflareFake::start(&[IDS]).await;
+    let config = format!(
+        r#"
+[engine]
+shutdown_timeout = "5s"
+
+[server]
+listen = "127.0.0.1:0"
+
+[sources.leads]
+interval = "100ms"
+
+[[routes]]
+name = "everything"
+to = ["copy"]
+continue = true
+
+[[routes]]
+name = "identities"
+when = 'trigger.kind == "identity" || trigger.kind == "erasure"'
+to = ["ids"]
+
+[connectors.copy]
+kind = "file"
+path = "copy.jsonl"
+
+[connectors.ids]
+kind = "cloudflare_kv"
+holds = "identities"
+account_id = "{}"
+namespace_id = "{IDS}"
+api_token = "${{OIE_TEST_CF_TOKEN}}"
+base_url = "{}"
+batch_wait = "300ms"
+expiration_ttl = "90d"
+"#,
+        cloudflare::ACCOUNT,
+        fake.base
+    );
+    let ws = Workspace::new(&config);
+    ws.env("OIE_TEST_CF_TOKEN", cloudflare::TOKEN);
+    let daemon = ws.start();
+
+    let file = ws.path("identities.jsonl");
+    let rows: String = (0..25_000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"shortId": format!("k{:012x}", 0x5eed_0000_0000u64 + i * 7919),
+                       "email": format!("p{i}@acme.example"), "firstName": "Jane",
+                       "lastName": format!("Doe{i}"), "company": "Acme", "campaignName": "Q4"})
+            )
+        })
+        .collect();
+    std::fs::write(&file, rows).unwrap();
+    let out = ws.oie(&["identities", "import", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("25000 identity write(s) handed to the outbox"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    wait_until("25,000 identities in KV", 60, || fake.keys(IDS) == 25_000).await;
+    assert_eq!(fake.calls(), (3, 0));
+    let key = format!("k{:012x}", 0x5eed_0000_0000u64 + 7 * 7919);
+    let stored = fake.value(IDS, &key).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored.value).unwrap(),
+        json!({"email": "p7@acme.example", "firstName": "Jane", "lastName": "Doe7",
+               "company": "Acme", "campaignName": "Q4"})
+    );
+    assert_eq!(stored.expiration_ttl, Some(90 * 86_400));
+
+    // The same file again: nothing new to write.
+    let again = ws.oie(&["identities", "import", file.to_str().unwrap()]);
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("handed to the outbox"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.calls(), (3, 0));
+
+    // An identity that never became a lead is erased from KV too.
+    let out = ws.oie(&["visitors", "erase", &key]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("the erased identity gone from KV", 20, || {
+        fake.value(IDS, &key).is_none()
+    })
+    .await;
+    assert_eq!(fake.calls(), (3, 1));
+
+    let copy = std::fs::read_to_string(ws.path("copy.jsonl")).unwrap_or_default();
+    assert!(
+        !copy.contains("@acme.example"),
+        "an identity reached the file connector"
+    );
+    assert!(ws.dead_letters().is_empty(), "{:?}", ws.dead_letters());
+    drop(daemon);
+}

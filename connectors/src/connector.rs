@@ -35,6 +35,12 @@ pub trait Connector: Send + Sync {
         false
     }
 
+    /// Whether deliveries of this trigger kind (`hot_lead`, `sync`, `identity`, …) may go to
+    /// it. `identity` carries the e-mail: only connectors made to hold identities take it.
+    fn takes(&self, trigger_kind: &str) -> bool {
+        trigger_kind != "identity"
+    }
+
     /// An `erasure` trigger reaches it even without a record oie synced there: what it holds
     /// is keyed by the visitor (a KV namespace), so it can always be told to forget.
     fn erases_by_visitor(&self) -> bool {

@@ -27,6 +27,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/slack/digest.json.hbs"),
     ),
     (
+        "kv/identity",
+        include_str!("../../templates/kv/identity.json.hbs"),
+    ),
+    (
         "kv/personalization",
         include_str!("../../templates/kv/personalization.json.hbs"),
     ),

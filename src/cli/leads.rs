@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use crate::store::{import_file, import_identities as load_identities, ImportReport, SqliteStore};
 
 pub fn import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
-    let store = embedded(config)?;
+    let (_, store) = embedded(config)?;
     let report = import_file(&store, file)?;
     Ok(print(file, &report, "lead"))
 }
@@ -16,8 +16,9 @@ pub fn import_identities(
     file: &Path,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let store = embedded(config)?;
-    let done = load_identities(&store, file, crate::clock::now_ms())?;
+    let (loaded, store) = embedded(config)?;
+    let now = crate::clock::now_ms();
+    let done = load_identities(&store, file, now)?;
     if let Some(first) = done.guessable.first() {
         eprintln!(
             "warning: {} id(s) can be guessed (\"{first}\" carries about {:.0} bits; fewer than {:.0}): anyone can try every value against /identify and list your prospects. Leave shortId empty to let oie generate ids, or use at least 8 random letters and digits",
@@ -35,7 +36,59 @@ pub fn import_identities(
             done.generated
         );
     }
+    let handed = hand_over_identities(loaded, &done.rows, now)?;
+    if handed > 0 {
+        println!("{handed} identity write(s) handed to the outbox");
+    }
     Ok(print(file, &done.report, "identity"))
+}
+
+/// `identity` triggers for the connectors that hold identities (a `cloudflare_kv` connector
+/// with `holds = "identities"`), committed to the outbox; a running `oie run` sends them. An
+/// identity imported again unchanged adds nothing (its trigger is named by its values).
+fn hand_over_identities(
+    loaded: crate::config::Loaded,
+    rows: &[serde_json::Map<String, serde_json::Value>],
+    now: i64,
+) -> anyhow::Result<usize> {
+    use sha2::{Digest, Sha256};
+    if !loaded
+        .connectors
+        .values()
+        .any(|h| h.connector.takes("identity"))
+    {
+        return Ok(0);
+    }
+    let pipeline = crate::pipeline::Pipeline {
+        router: loaded.router,
+        connectors: loaded.connectors,
+    };
+    let leads: Vec<(crate::lead::Lead, String)> = rows
+        .iter()
+        .map(|row| {
+            let mut lead = row.clone();
+            lead.insert("visitorId".into(), row["shortId"].clone());
+            let digest = hex::encode(Sha256::digest(
+                serde_json::Value::Object(row.clone()).to_string(),
+            ));
+            (
+                crate::lead::Lead::from_json(&lead),
+                digest[..32].to_string(),
+            )
+        })
+        .collect();
+    let work: Vec<crate::pipeline::Work> = leads
+        .iter()
+        .map(|(lead, digest)| crate::pipeline::Work {
+            lead,
+            triggers: vec![crate::routing::Trigger::identity(digest, now)],
+            fires: Default::default(),
+            crm: Vec::new(),
+        })
+        .collect();
+    let out = pipeline.route_all(&work, now);
+    let outbox = crate::outbox::Outbox::open(&loaded.data_dir.join("outbox.db"))?;
+    Ok(outbox.hand_over(&out, now)?.added)
 }
 
 /// `email,shortId` for each identity, readable by the owner only (it lists prospects).
@@ -58,7 +111,7 @@ fn write_ids(out: &Path, ids: &[(String, String)]) -> anyhow::Result<()> {
 }
 
 /// The embedded store; imports make no sense on a BigQuery store, whose leads BigQuery scores.
-fn embedded(config: &Path) -> anyhow::Result<SqliteStore> {
+fn embedded(config: &Path) -> anyhow::Result<(crate::config::Loaded, SqliteStore)> {
     let loaded = super::load(config)?;
     if loaded.config.store.kind == crate::config::StoreKind::Bigquery {
         anyhow::bail!(
@@ -66,7 +119,10 @@ fn embedded(config: &Path) -> anyhow::Result<SqliteStore> {
              load identities into the identity_map table (e.g. `bq load`) and let the scheduled scoring queries build lead_profiles"
         );
     }
-    SqliteStore::open(&loaded.data_dir.join("oie.db"))
+    std::fs::create_dir_all(&loaded.data_dir)
+        .with_context(|| format!("creating {}", loaded.data_dir.display()))?;
+    let store = SqliteStore::open(&loaded.data_dir.join("oie.db"))?;
+    Ok((loaded, store))
 }
 
 /// Prints an import's outcome; exit 1 when any row was rejected.

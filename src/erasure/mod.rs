@@ -55,8 +55,16 @@ impl Eraser {
     /// The deliveries of routes that send `erasure` triggers, made while the lead and its CRM
     /// records are still known.
     fn crm_erasures(&self, visitor: &str, now_ms: i64) -> anyhow::Result<HandOver> {
-        let Some(lead) = self.store.lead(visitor)? else {
-            return Ok(HandOver::default());
+        let lead = match self.store.lead(visitor)? {
+            Some(lead) => lead,
+            // An identity that never became a lead: what holds it by visitor (a KV namespace of
+            // identities) is still told to forget it.
+            None if self.store.has_identity(visitor)? => crate::lead::Lead::from_json(
+                json!({ "visitorId": visitor })
+                    .as_object()
+                    .unwrap_or(&Default::default()),
+            ),
+            None => return Ok(HandOver::default()),
         };
         let crm = self
             .store

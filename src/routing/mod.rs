@@ -163,12 +163,23 @@ impl<'r> Evaluator<'r> {
         input: &Input,
         last_fire: impl Fn(&str) -> Option<LastFire>,
     ) -> Vec<RouteMatch<'r>> {
+        self.evaluate_among(input, last_fire, |_| true)
+    }
+
+    /// [`Evaluator::evaluate`] over the routes `eligible` keeps: the others are as if absent
+    /// (an `identity` trigger is routed only among routes to connectors that hold identities).
+    pub fn evaluate_among(
+        &self,
+        input: &Input,
+        last_fire: impl Fn(&str) -> Option<LastFire>,
+        eligible: impl Fn(&Route) -> bool,
+    ) -> Vec<RouteMatch<'r>> {
         let mut scope = self.root.new_inner_scope();
         scope.add_variable_from_value("lead", input.lead.clone());
         scope.add_variable_from_value("trigger", input.trigger.clone());
         let mut matches = Vec::new();
         for route in &self.router.routes {
-            if !is_true(route, &scope) {
+            if !eligible(route) || !is_true(route, &scope) {
                 continue;
             }
             let suppressed = suppressed(route, input, last_fire(&route.name));

@@ -148,3 +148,26 @@ fn the_trigger_routes_see_is_the_trigger_templates_see() {
         assert_eq!(input.trigger, from_json, "{trigger:?}");
     }
 }
+
+/// Routes `eligible` leaves out are as if absent: a first route that would stop the list does
+/// not hide the one after it.
+#[test]
+fn routes_left_out_do_not_stop_the_list() {
+    let mut identities = route("identities", "true", false, None);
+    identities.to = vec!["kv".into()];
+    let router = Router::new(vec![route("everything", "true", false, None), identities]);
+    let input = input(&router, 50, Level::Warm, TriggerKind::Sync);
+    let evaluator = router.evaluator();
+    let all: Vec<String> = evaluator
+        .evaluate(&input, |_| None)
+        .iter()
+        .map(|m| m.route.name.clone())
+        .collect();
+    assert_eq!(all, ["everything"]);
+    let among: Vec<String> = evaluator
+        .evaluate_among(&input, |_| None, |r| r.to.iter().any(|c| c == "kv"))
+        .iter()
+        .map(|m| m.route.name.clone())
+        .collect();
+    assert_eq!(among, ["identities"]);
+}

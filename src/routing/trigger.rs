@@ -15,6 +15,10 @@ pub enum TriggerKind {
     Replay,
     /// The visitor asked to be forgotten: routes may tell CRMs to delete the person.
     Erasure,
+    /// An identity (short id → who) was imported or changed. Only connectors that hold
+    /// identities (a `cloudflare_kv` connector with `holds = "identities"`) receive it, whatever
+    /// a route's `when` says: it carries the e-mail.
+    Identity,
 }
 
 impl TriggerKind {
@@ -24,6 +28,7 @@ impl TriggerKind {
             TriggerKind::Sync => "sync",
             TriggerKind::Replay => "replay",
             TriggerKind::Erasure => "erasure",
+            TriggerKind::Identity => "identity",
         }
     }
 
@@ -33,6 +38,7 @@ impl TriggerKind {
             "sync" => Some(TriggerKind::Sync),
             "replay" => Some(TriggerKind::Replay),
             "erasure" => Some(TriggerKind::Erasure),
+            "identity" => Some(TriggerKind::Identity),
             _ => None,
         }
     }
@@ -100,6 +106,19 @@ impl Trigger {
             previous_level: None,
             at_ms,
             identity: format!("erasure:{at_ms}"),
+            origin_ms: None,
+        }
+    }
+
+    /// An identity imported at `at_ms`; `digest` names its values, so importing the same
+    /// identity again adds nothing and a changed one is written once.
+    pub fn identity(digest: &str, at_ms: i64) -> Trigger {
+        Trigger {
+            kind: TriggerKind::Identity,
+            level: Level::Cold,
+            previous_level: None,
+            at_ms,
+            identity: format!("identity:{digest}"),
             origin_ms: None,
         }
     }

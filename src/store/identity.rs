@@ -81,6 +81,19 @@ impl SqliteStore {
         })
     }
 
+    /// Whether an identity with this short id was imported.
+    pub fn has_identity(&self, short_id: &str) -> anyhow::Result<bool> {
+        self.with_reader(|c| {
+            Ok(c.query_row(
+                "SELECT 1 FROM identity_map WHERE shortId = ?1 LIMIT 1",
+                [short_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+        })
+    }
+
     /// `/identify`: the page-safe part of an identity, the same shape for unknown ids.
     pub fn identify(&self, short_id: &str) -> anyhow::Result<Value> {
         self.with_reader(|c| {

@@ -294,6 +294,7 @@ pub fn import_identities(
                     out.guessable.push(id.clone());
                 }
                 out.ids.push((email.unwrap_or_default(), id));
+                out.rows.push(row);
             }
             Err(e) => out.report.rejected.push(format!("line {line}: {e}")),
         }
@@ -311,6 +312,8 @@ pub struct IdentitiesReport {
     pub generated: usize,
     /// Ids the file brought with fewer than 40 bits of entropy.
     pub guessable: Vec<String>,
+    /// Every identity loaded, as stored (with its `shortId`), in file order.
+    pub rows: Vec<serde_json::Map<String, Value>>,
 }
 
 fn text(row: &serde_json::Map<String, Value>, key: &str) -> Option<String> {

@@ -4,6 +4,15 @@ use serde::Deserialize;
 
 use crate::{duration, secret, Secret};
 
+/// What a namespace holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holds {
+    #[default]
+    Personalization,
+    Identities,
+}
+
 /// `[connectors.NAME] kind = "cloudflare_kv"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,10 +28,16 @@ pub struct CloudflareKvConfig {
     /// The API's base address (default `https://api.cloudflare.com/client/v4`).
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// What the namespace holds: `"personalization"` (a value per lead from its `sync`
+    /// triggers, what the Worker's `/personalize` reads) or `"identities"` (a value per short id
+    /// from `identity` triggers, what `/identify` and `/go` read; only connectors holding
+    /// identities receive them, since they carry the e-mail).
+    #[serde(default)]
+    pub holds: Holds,
     /// The template of each value (default `kv/personalization`: first name, company, campaign
-    /// and level — what the Worker's `/personalize` reads).
-    #[serde(default = "default_template")]
-    pub template: String,
+    /// and level; `kv/identity` when it holds identities: e-mail, names, company, campaign).
+    #[serde(default)]
+    pub template: Option<String>,
     /// How long KV keeps a value, at least 60s (default: for ever).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub expiration_ttl: Option<Duration>,
@@ -36,10 +51,6 @@ pub struct CloudflareKvConfig {
 
 fn default_base_url() -> String {
     "https://api.cloudflare.com/client/v4".into()
-}
-
-fn default_template() -> String {
-    "kv/personalization".into()
 }
 
 fn default_timeout() -> Duration {

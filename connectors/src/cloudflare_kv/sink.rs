@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::CloudflareKvConfig;
+use super::{CloudflareKvConfig, Holds};
 use crate::{
     classify_status, http, Connector, Delivery, Failure, Outcome, Reason, RenderContext,
     RenderError, Secret, TemplateSet,
@@ -23,6 +23,7 @@ pub struct CloudflareKv {
     /// `…/accounts/{account}/storage/kv/namespaces/{namespace}`.
     namespace: String,
     token: Secret,
+    holds: Holds,
     template: String,
     templates: Arc<TemplateSet>,
     expiration_ttl: Option<u64>,
@@ -37,8 +38,15 @@ enum Op {
 
 impl CloudflareKv {
     pub fn new(config: CloudflareKvConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
-        if !templates.has(&config.template) {
-            return Err(format!("template `{}` does not exist", config.template));
+        let template = config.template.clone().unwrap_or_else(|| {
+            match config.holds {
+                Holds::Personalization => "kv/personalization",
+                Holds::Identities => "kv/identity",
+            }
+            .to_string()
+        });
+        if !templates.has(&template) {
+            return Err(format!("template `{template}` does not exist"));
         }
         let id = |what: &str, v: &str| {
             if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -66,7 +74,8 @@ impl CloudflareKv {
                 config.account_id, config.namespace_id
             ),
             token: config.api_token,
-            template: config.template,
+            holds: config.holds,
+            template,
             templates,
             expiration_ttl: ttl,
             timeout: config.timeout,
@@ -154,6 +163,15 @@ impl Connector for CloudflareKv {
 
     fn max_batch(&self) -> usize {
         MAX_PAIRS
+    }
+
+    /// A namespace of identities takes `identity` triggers (and erasures, and replays of its
+    /// dead letters); one of personalization takes everything else.
+    fn takes(&self, trigger_kind: &str) -> bool {
+        match self.holds {
+            Holds::Identities => matches!(trigger_kind, "identity" | "erasure" | "replay"),
+            Holds::Personalization => trigger_kind != "identity",
+        }
     }
 
     /// Values are keyed by the visitor id: an erasure deletes them, synced or not.
