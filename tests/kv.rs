@@ -12,9 +12,8 @@ use serde_json::{json, Value};
 
 const NS: &str = "5a3f0c1e9b7d4e2f8a6c1b0d9e8f7a6b";
 
-fn workspace(fake: &CloudflareFake) -> Workspace {
-    let config = format!(
-        r#"
+/// What both tests' configs start with: a daemon on a free port reading leads every 100 ms.
+const HEADER: &str = r#"
 [engine]
 shutdown_timeout = "5s"
 
@@ -23,7 +22,18 @@ listen = "127.0.0.1:0"
 
 [sources.leads]
 interval = "100ms"
+"#;
 
+/// A workspace whose `oie` processes get the fake's token as `OIE_TEST_CF_TOKEN`.
+fn with_token(config: &str) -> Workspace {
+    let ws = Workspace::new(config);
+    ws.env("OIE_TEST_CF_TOKEN", cloudflare::TOKEN);
+    ws
+}
+
+fn workspace(fake: &CloudflareFake) -> Workspace {
+    let config = format!(
+        r#"{HEADER}
 [delivery]
 backoff_base = "100ms"
 backoff_max = "400ms"
@@ -45,9 +55,7 @@ expiration_ttl = "90d"
         cloudflare::ACCOUNT,
         fake.base
     );
-    let ws = Workspace::new(&config);
-    ws.env("OIE_TEST_CF_TOKEN", cloudflare::TOKEN);
-    ws
+    with_token(&config)
 }
 
 fn leads(n: usize, company: &str) -> Vec<Value> {
@@ -132,16 +140,7 @@ const IDS: &str = "9b1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e";
 async fn identities_reach_their_namespace_and_no_other_connector() {
     let fake = CloudflareFake::start(&[IDS]).await;
     let config = format!(
-        r#"
-[engine]
-shutdown_timeout = "5s"
-
-[server]
-listen = "127.0.0.1:0"
-
-[sources.leads]
-interval = "100ms"
-
+        r#"{HEADER}
 [[routes]]
 name = "everything"
 to = ["copy"]
@@ -169,8 +168,7 @@ expiration_ttl = "90d"
         cloudflare::ACCOUNT,
         fake.base
     );
-    let ws = Workspace::new(&config);
-    ws.env("OIE_TEST_CF_TOKEN", cloudflare::TOKEN);
+    let ws = with_token(&config);
     let daemon = ws.start();
 
     let file = ws.path("identities.jsonl");
