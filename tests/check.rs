@@ -326,6 +326,30 @@ fn retention_shorter_than_the_scoring_window_is_warned_about() {
     );
 }
 
+/// A catch-all route before an erasure route would swallow every erasure: warned about.
+#[test]
+fn a_catch_all_route_before_an_erasure_route_is_warned_about() {
+    let config = GOOD.replace(
+        "[[routes]]\nname = \"hot\"\nwhen = 'trigger.kind == \"hot_lead\"'\nto = [\"out\"]",
+        "[[routes]]\nname = \"all\"\nto = [\"out\"]\n\n[[routes]]\nname = \"forget\"\nwhen = 'trigger.kind == \"erasure\"'\nto = [\"out\"]",
+    );
+    assert!(config.contains("name = \"forget\""));
+    let (code, lines) = check(&config, |_| {});
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(
+        lines[0].starts_with("warning: route `all` matches every trigger and stops there, so route `forget` never sees an erasure"),
+        "{lines:?}"
+    );
+    let (_, lines) = check(
+        &config.replace("name = \"all\"", "name = \"all\"\ncontinue = true"),
+        |_| {},
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("never sees an erasure")),
+        "{lines:?}"
+    );
+}
+
 /// `oie check` changes nothing: no data dir, no output file.
 #[test]
 fn check_has_no_side_effects_and_names_the_store() {

@@ -37,7 +37,35 @@ impl Loaded {
                 "[store] events_retention = \"{}\" is shorter than the 90 days scores look back: scores will fall as events are pruned",
                 humantime::format_duration(store.events_retention)
             ));
-        keys.chain(data).chain(short).collect()
+        keys.chain(data)
+            .chain(short)
+            .chain(self.hidden_erasure_routes())
+            .collect()
+    }
+
+    /// Routes are first-match: a route that matches everything and does not `continue` hides
+    /// every later route from `erasure` triggers, so a later erasure route would never fire.
+    fn hidden_erasure_routes(&self) -> Vec<String> {
+        let routes = &self.config.routes;
+        let mut out = Vec::new();
+        for (j, later) in routes.iter().enumerate() {
+            if !later.when.get_ref().contains("erasure") {
+                continue;
+            }
+            let catch_all = routes[..j]
+                .iter()
+                .find(|r| r.when.get_ref().trim() == "true" && !r.continue_matching);
+            if let Some(first) = catch_all {
+                out.push(format!(
+                    "route `{}` matches every trigger and stops there, so route `{}` never sees an erasure: put `{}` first, or give `{}` continue = true",
+                    first.name.get_ref(),
+                    later.name.get_ref(),
+                    later.name.get_ref(),
+                    first.name.get_ref()
+                ));
+            }
+        }
+        out
     }
 }
 
