@@ -47,10 +47,18 @@ pub fn client() -> reqwest::ClientBuilder {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
 }
 
-/// A client for vendor APIs: no redirects, `oie/<version>` as user agent.
+/// The client for vendor APIs — no redirects, `oie/<version>` as user agent — shared by every
+/// connector of the process: one connection pool and one set of TLS roots, however many
+/// connectors there are. Timeouts are set per request, by each connector.
 pub fn api_client() -> Result<reqwest::Client, String> {
-    client()
-        .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build HTTP client: {e}"))
+    static SHARED: std::sync::OnceLock<Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            client()
+                .user_agent(concat!("oie/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("cannot build HTTP client: {e}"))
+        })
+        .clone()
 }

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 
 use crate::{Connector, TemplateSet};
 
-/// What a connector is built with.
+/// What a connector is built with. (The HTTP client is shared too: every connector that calls
+/// a vendor API gets the process's one client, with one connection pool, from
+/// `http::api_client`.)
 pub struct Build<'a> {
     /// The folder of `config.toml`: relative paths in it are relative to this.
     pub base: &'a Path,
