@@ -29,15 +29,9 @@ impl Build<'_> {
         self.base.join(path)
     }
 
-    /// A key file the connector reads itself later: resolved, noted, and checked to exist.
-    pub fn key_file(&mut self, key: &str, file: &str) -> Result<PathBuf, String> {
-        let full = self.path(file);
-        self.key_files.push(full.clone());
-        if full.is_file() {
-            Ok(full)
-        } else {
-            Err(format!("{key} {} does not exist", full.display()))
-        }
+    /// A key file the connector reads itself later: see [`resolve_key_file`].
+    pub fn key_file(&mut self, key: &str, file: &mut Option<String>) -> Result<(), String> {
+        resolve_key_file(self.base, key, file, self.key_files)
     }
 
     /// A key file read now (a PEM key, say), noted for the permission warnings.
@@ -64,4 +58,26 @@ pub trait Kind: 'static {
 
     /// Builds the connector, checking what can be checked without the network.
     fn build(config: Self::Config, with: &mut Build) -> Result<Arc<dyn Connector>, String>;
+}
+
+/// An optional key file named by `key` (`credentials_file`, say), resolved in place against
+/// `base`, the config's folder, noted in `key_files` for the permission warnings, and checked
+/// to exist. Connectors and oie's own sections (`[store]`, `[sources.pubsub]`) share it.
+pub fn resolve_key_file(
+    base: &Path,
+    key: &str,
+    file: &mut Option<String>,
+    key_files: &mut Vec<PathBuf>,
+) -> Result<(), String> {
+    let Some(name) = file.as_deref() else {
+        return Ok(());
+    };
+    let full = base.join(name);
+    *file = Some(full.to_string_lossy().into_owned());
+    key_files.push(full.clone());
+    if full.is_file() {
+        Ok(())
+    } else {
+        Err(format!("{key} {} does not exist", full.display()))
+    }
 }

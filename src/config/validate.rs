@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use oie_connectors::kind::resolve_key_file;
 use oie_connectors::{Build, Connector, TemplateSet};
 
 use super::model::{Config, ConnectorDelivery, ConnectorEntry};
@@ -165,27 +166,8 @@ fn check_store(
             "[store] kind = \"bigquery\" needs `project` (the Google Cloud project of the dataset)",
         ));
     }
-    if let Err(m) = key_file(base, &mut store.credentials_file, keys) {
+    if let Err(m) = resolve_key_file(base, "credentials_file", &mut store.credentials_file, keys) {
         problems.push(Problem::at(path, text, at, format!("[store] {m}")));
-    }
-}
-
-/// Resolves a `credentials_file` against the config's folder (adding it to `keys`); the error
-/// says it is missing.
-fn key_file(base: &Path, file: &mut Option<String>, keys: &mut Vec<PathBuf>) -> Result<(), String> {
-    let Some(name) = file.as_deref() else {
-        return Ok(());
-    };
-    let full = base.join(name);
-    *file = Some(full.to_string_lossy().into_owned());
-    keys.push(full.clone());
-    if full.is_file() {
-        Ok(())
-    } else {
-        Err(format!(
-            "credentials_file {} does not exist",
-            full.display()
-        ))
     }
 }
 
@@ -224,7 +206,7 @@ fn check_pubsub(
                 .into(),
         );
     }
-    if let Err(m) = key_file(base, &mut p.credentials_file, keys) {
+    if let Err(m) = resolve_key_file(base, "credentials_file", &mut p.credentials_file, keys) {
         problem(m);
     }
 }

@@ -11,10 +11,7 @@ impl Kind for PubSub {
     type Config = PubSubConfig;
 
     fn build(mut config: PubSubConfig, with: &mut Build) -> Result<Arc<dyn Connector>, String> {
-        if let Some(file) = &config.credentials_file {
-            let full = with.key_file("credentials_file", file)?;
-            config.credentials_file = Some(full.to_string_lossy().into_owned());
-        }
+        with.key_file("credentials_file", &mut config.credentials_file)?;
         Ok(Arc::new(PubSub::new(config)?))
     }
 }
