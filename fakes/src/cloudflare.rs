@@ -193,13 +193,24 @@ fn admit(s: &mut Inner, headers: &HeaderMap, account: &str, ns: &str) -> Result<
     Ok(())
 }
 
+/// The fake, locked, for a request [`admit`] let through.
+fn admitted<'a>(
+    inner: &'a Mutex<Inner>,
+    headers: &HeaderMap,
+    account: &str,
+    ns: &str,
+) -> Result<std::sync::MutexGuard<'a, Inner>, Response> {
+    let mut s = inner.lock().unwrap();
+    admit(&mut s, headers, account, ns)?;
+    Ok(s)
+}
+
 async fn namespace(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path((account, ns)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(answer) = admit(&mut s, &headers, &account, &ns) {
+    if let Err(answer) = admitted(&inner, &headers, &account, &ns) {
         return answer;
     }
     ok(json!({"id": ns, "title": format!("namespace {ns}"), "supports_url_encoding": true}))
@@ -211,10 +222,10 @@ async fn bulk_write(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(answer) = admit(&mut s, &headers, &account, &ns) {
-        return answer;
-    }
+    let mut s = match admitted(&inner, &headers, &account, &ns) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
     if body.len() > MAX_BYTES {
         return envelope(StatusCode::PAYLOAD_TOO_LARGE, 10_011, "request too large");
     }
@@ -273,10 +284,10 @@ async fn bulk_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(answer) = admit(&mut s, &headers, &account, &ns) {
-        return answer;
-    }
+    let mut s = match admitted(&inner, &headers, &account, &ns) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
     let Ok(keys) = serde_json::from_slice::<Vec<String>>(&body) else {
         return envelope(
             StatusCode::BAD_REQUEST,
