@@ -119,8 +119,6 @@ fn embedded(config: &Path) -> anyhow::Result<(crate::config::Loaded, SqliteStore
              load identities into the identity_map table (e.g. `bq load`) and let the scheduled scoring queries build lead_profiles"
         );
     }
-    std::fs::create_dir_all(&loaded.data_dir)
-        .with_context(|| format!("creating {}", loaded.data_dir.display()))?;
     let store = SqliteStore::open(&loaded.data_dir.join("oie.db"))?;
     Ok((loaded, store))
 }

@@ -25,10 +25,8 @@ pub const ADDR_FILE: &str = "server.addr";
 /// Where the metrics listener is, when `[server] metrics_listen` asks for one.
 pub const METRICS_ADDR_FILE: &str = "metrics.addr";
 
-/// Opens the lead store and the outbox under `data_dir`.
+/// Opens the lead store and the outbox under `data_dir` (created if missing).
 pub fn open(data_dir: &Path) -> anyhow::Result<(Arc<SqliteStore>, Arc<Outbox>)> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
     let store = Arc::new(SqliteStore::open(&data_dir.join("oie.db"))?);
     let outbox = Arc::new(Outbox::open(&data_dir.join("outbox.db"))?);
     Ok((store, outbox))

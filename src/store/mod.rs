@@ -20,7 +20,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -79,13 +78,11 @@ pub struct Chores {
     pub stop: CancellationToken,
 }
 
-/// Opens the store `config` names: SQLite under `data_dir` (created if missing, with the
-/// page classes of `[scoring]`), or a connection to BigQuery. Call inside the runtime.
+/// Opens the store `config` names: SQLite under `data_dir` (created if missing, with the page
+/// classes of `[scoring]`), or a connection to BigQuery. Call inside the runtime.
 pub async fn open(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn LeadStore>> {
     Ok(match config.store.kind {
         StoreKind::Sqlite => {
-            std::fs::create_dir_all(data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
             let store = SqliteStore::open(&data_dir.join("oie.db"))?;
             if let Some(classes) = &config.scoring.page_classes {
                 store.set_page_classes(&classes.rows())?;
