@@ -128,8 +128,9 @@ impl Pipeline {
                 let input = context.data().to_string();
                 for connector in m.route.to.iter().filter(|c| takes(c)) {
                     if trigger.kind == TriggerKind::Erasure {
-                        out.deliveries
-                            .extend(self.erasure(m.route, connector, work, trigger, &context));
+                        out.deliveries.extend(
+                            self.erasure(m.route, connector, work, trigger, &context, &input),
+                        );
                         continue;
                     }
                     out.deliveries
@@ -156,9 +157,10 @@ impl Pipeline {
         routed
     }
 
-    /// A CRM erasure: only to a CRM connector, and only when oie synced a record of the lead
-    /// there (HubSpot blocklists an e-mail it is asked to delete but does not know). The render
-    /// input carries that record as `record`.
+    /// An erasure: to a connector that erases by visitor (KV) as the route renders it (`input`
+    /// is that render input as text); to a CRM connector only when oie synced a record of the
+    /// lead there (HubSpot blocklists an e-mail it is asked to delete but does not know), with
+    /// that record as `record` in the render input.
     fn erasure(
         &self,
         route: &Route,
@@ -166,11 +168,11 @@ impl Pipeline {
         work: &Work,
         trigger: &Trigger,
         context: &RenderContext,
+        input: &str,
     ) -> Option<NewDelivery> {
         let handle = &self.connectors[connector];
         if handle.connector.erases_by_visitor() {
-            let input = context.data().to_string();
-            return Some(self.delivery(route, connector, work.lead, trigger, context, &input));
+            return Some(self.delivery(route, connector, work.lead, trigger, context, input));
         }
         let record = work
             .crm

@@ -241,11 +241,10 @@ fn read_kind(
         );
         return None;
     };
-    match kind.get_ref().as_str() {
-        Some(name) if Registered::find(name).is_some() => {
-            Registered::find(name)?.read(ctx, label, own)
-        }
-        Some(other) => {
+    let name = kind.get_ref().as_str();
+    match (name, name.and_then(Registered::find)) {
+        (_, Some(registered)) => registered.read(ctx, label, own),
+        (Some(other), None) => {
             ctx.problem(
                 kind.span().start,
                 format!(
@@ -255,7 +254,7 @@ fn read_kind(
             );
             None
         }
-        None => {
+        (None, None) => {
             ctx.problem(
                 kind.span().start,
                 format!("{label}: `kind` must be a string"),
