@@ -23,6 +23,35 @@ fn workspace(config: &str) -> Workspace {
     ws
 }
 
+/// A cloud-mode workspace, with the webhook receiver and HubSpot fake its config names, whose
+/// dataset (`<name>_<pid>`) `oie bigquery apply` made on `bigquery` (the emulator, or a proxy
+/// in front of it).
+struct Cloud {
+    ws: Workspace,
+    receiver: Receiver,
+    crm: HubSpotFake,
+    dataset: String,
+}
+
+fn cloud(rt: &tokio::runtime::Runtime, bigquery: &str, name: &str) -> Cloud {
+    let receiver = rt.block_on(Receiver::start(&[]));
+    let crm = rt.block_on(HubSpotFake::start());
+    let dataset = format!("{name}_{}", std::process::id());
+    let ws = workspace(&config(bigquery, &dataset, &receiver, &crm));
+    let out = ws.oie(&["bigquery", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Cloud {
+        ws,
+        receiver,
+        crm,
+        dataset,
+    }
+}
+
 fn config(endpoint: &str, dataset: &str, receiver: &Receiver, crm: &HubSpotFake) -> String {
     format!(
         r#"
@@ -119,16 +148,12 @@ fn load(bq: &mut BigQuery, now: i64) -> HashMap<String, String> {
 fn cloud_mode_polls_delivers_once_and_writes_back() {
     let Some(endpoint) = emulator() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let receiver = rt.block_on(Receiver::start(&[]));
-    let crm = rt.block_on(HubSpotFake::start());
-    let dataset = format!("run_{}", std::process::id());
-    let ws = workspace(&config(&endpoint, &dataset, &receiver, &crm));
-    let out = ws.oie(&["bigquery", "apply"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Cloud {
+        ws,
+        receiver,
+        crm,
+        dataset,
+    } = cloud(&rt, &endpoint, "run");
     let leads = ws.path("leads.jsonl");
     std::fs::write(&leads, "{\"visitorId\": \"x1\"}\n").unwrap();
     let out = ws.oie(&["leads", "import", leads.to_str().unwrap()]);
@@ -355,16 +380,13 @@ path = "out.jsonl"
 fn cloud_mode_erases_what_the_worker_recorded() {
     let Some(endpoint) = emulator() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let receiver = rt.block_on(Receiver::start(&[]));
-    let crm = rt.block_on(HubSpotFake::start());
-    let dataset = format!("erase_{}", std::process::id());
-    let ws = workspace(&config(&endpoint, &dataset, &receiver, &crm));
-    let out = ws.oie(&["bigquery", "apply"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Cloud {
+        ws,
+        // Kept alive for the daemon's deliveries.
+        receiver: _receiver,
+        crm: _crm,
+        dataset,
+    } = cloud(&rt, &endpoint, "erase");
     let mut bq = BigQuery::existing(&endpoint, &dataset);
     let now = oie::clock::now_ms();
     let levels = load(&mut bq, now);
@@ -475,16 +497,13 @@ fn erasure_waits_for_the_streaming_buffer() {
     let Some(endpoint) = emulator() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let proxy = rt.block_on(streaming_buffer_proxy(&endpoint, 2));
-    let receiver = rt.block_on(Receiver::start(&[]));
-    let crm = rt.block_on(HubSpotFake::start());
-    let dataset = format!("buffer_{}", std::process::id());
-    let ws = workspace(&config(&proxy, &dataset, &receiver, &crm));
-    let out = ws.oie(&["bigquery", "apply"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Cloud {
+        ws,
+        // Kept alive for the daemon's deliveries.
+        receiver: _receiver,
+        crm: _crm,
+        dataset,
+    } = cloud(&rt, &proxy, "buffer");
     let mut bq = BigQuery::existing(&endpoint, &dataset);
     let levels = load(&mut bq, oie::clock::now_ms());
     let visitor = levels.keys().min().unwrap().clone();
