@@ -1,5 +1,6 @@
 -- wrk script: POST /track with 5-event batches, every event id unique; counts 202 and 503.
--- An argument after `--` is sent as the Origin header (the Worker checks it on every POST).
+-- Arguments after `--`: the Origin header (the Worker checks it on every POST), and how many
+-- distinct visitors the events come from (default 2000).
 local threads = {}
 local next_id = 0
 
@@ -11,6 +12,7 @@ end
 
 function init(args)
   origin = args[1]
+  visitors = tonumber(args[2]) or 2000
   n = 0
   accepted = 0
   busy = 0
@@ -23,7 +25,7 @@ function request()
   for k = 1, 5 do
     events[k] = string.format(
       '{"eventId":"w%d-%d-%d","type":"pageview","timestamp":1795700000000,"sessionId":"s%d-%d","visitorId":"v%d","url":"https://acme.example/pricing","path":"/pricing"}',
-      id, n, k, id, n % 500, n % 2000)
+      id, n, k, id, n % 500, n % visitors)
   end
   local headers = {["Content-Type"] = "text/plain"}
   if origin then headers["Origin"] = origin end

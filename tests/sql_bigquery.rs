@@ -4,7 +4,8 @@
 mod common;
 
 use common::scoring;
-use common::warehouse::{emulator, BigQuery, Sqlite, Warehouse};
+use common::warehouse::{emulator, events, rfc3339, BigQuery, Sqlite, Warehouse};
+use serde_json::json;
 
 fn warehouse(name: &str) -> Option<BigQuery> {
     emulator().map(|url| BigQuery::new(&url, &format!("oie_test_{name}_{}", std::process::id())))
@@ -105,4 +106,84 @@ fn crm_outcomes_fold_into_state() {
         return;
     };
     scoring::crm_fold(&mut bq);
+}
+
+/// The Worker's streaming scorer records the rises it published (`source = 'edge'`); the
+/// scheduled query skips a rise already alerted that way, but not one alerted before the lead's
+/// level fell again.
+#[test]
+fn rises_the_streaming_scorer_alerted_are_not_alerted_again() {
+    let Some(mut bq) = warehouse("edge") else {
+        return;
+    };
+    let (hour, day) = (3_600_000, 86_400_000);
+    let edge = |bq: &BigQuery, at: i64, level: &str| {
+        let id = format!("w1:{at}");
+        bq.insert_all(
+            "hot_lead_alerts",
+            vec![
+                json!({"alertId": id, "visitorId": "w1", "previousLevel": "warm",
+            "newLevel": level, "intentScore": 83, "levelChangedAt": at, "alertedAt": at,
+            "alertTime": rfc3339(at), "source": "edge"}),
+            ],
+        );
+    };
+    let alerts = |bq: &mut BigQuery| {
+        bq.select("SELECT alertId, newLevel, source FROM {}hot_lead_alerts ORDER BY levelChangedAt")
+            .into_iter()
+            .map(|r| {
+                (
+                    r["alertId"].clone(),
+                    r["newLevel"].clone(),
+                    r["source"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Warm (51) at t1.
+    let t1: i64 = 1_793_534_400_000;
+    let warm = json!([["s1", "-5m", "pageview", "/"], ["s1", "-5m", "form_submit", "/", {"formId": "demo"}]]);
+    bq.insert_events(&events(Some("w1"), &warm, t1, t1));
+    bq.run_all(t1);
+    // Burning (83) by t2; the Worker alerted it a minute before the scheduled run.
+    let t2 = t1 + hour;
+    let pricing = json!([
+        ["s2", "-2m", "pageview", "/pricing"],
+        ["s2", "-2m", "pageview", "/pricing"],
+        ["s2", "-1m", "pageview", "/pricing"]
+    ]);
+    let mut more = events(Some("w1"), &pricing, t2, t2);
+    more.iter_mut()
+        .for_each(|e| e.event_id = format!("{}-t2", e.event_id));
+    bq.insert_events(&more);
+    edge(&bq, t2 - 60_000, "burning");
+    bq.run_all(t2);
+    let edge_only = vec![(
+        Some(format!("w1:{}", t2 - 60_000)),
+        Some("burning".to_string()),
+        Some("edge".to_string()),
+    )];
+    assert_eq!(
+        alerts(&mut bq),
+        edge_only,
+        "the rise the Worker alerted is not alerted again"
+    );
+    // 40 days later time alone brings it down to warm; then it rises again, and this rise the
+    // Worker did not see: the old edge alert (before the fall) does not hide it.
+    let t3 = t2 + 40 * day;
+    bq.run_all(t3);
+    let t4 = t3 + hour;
+    let back = json!([["s3", "-2m", "pageview", "/pricing"], ["s3", "-1m", "form_submit", "/pricing", {"formId": "demo"}]]);
+    let mut again = events(Some("w1"), &back, t4, t4);
+    again
+        .iter_mut()
+        .for_each(|e| e.event_id = format!("{}-t4", e.event_id));
+    bq.insert_events(&again);
+    bq.run_all(t4);
+    let all = alerts(&mut bq);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(
+        all[1],
+        (Some(format!("w1:{t4}")), Some("burning".to_string()), None)
+    );
 }

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS `${dataset}.lead_profiles` (
   engagementLevel    STRING NOT NULL,  -- cold, warm, hot, burning
   previousLevel      STRING,           -- the level before the last change (NULL: first scored)
   levelChangedAt     INT64,
+  previousLevelAt    INT64,            -- when previousLevel began (NULL: first scored)
   firstVisitAt       INT64,            -- first event inside the 90-day window
   lastVisitAt        INT64,            -- last event inside the 90-day window
   totalSessions      INT64 NOT NULL,
@@ -124,7 +125,9 @@ CREATE TABLE IF NOT EXISTS `${dataset}.hot_lead_alerts` (
   intentScore     INT64 NOT NULL,
   levelChangedAt  INT64 NOT NULL,
   alertedAt       INT64 NOT NULL,
-  alertTime       TIMESTAMP NOT NULL
+  alertTime       TIMESTAMP NOT NULL,
+  source          STRING             -- 'edge': the Worker's streaming scorer, already published
+                                     -- to Pub/Sub; NULL: queries/3_hot_lead_alerts.sql
 )
 PARTITION BY DATE(alertTime)
 CLUSTER BY visitorId;

@@ -253,7 +253,7 @@ fn sql_file(relative: &str) -> String {
     .unwrap()
 }
 
-fn rfc3339(ms: i64) -> String {
+pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64),
     )

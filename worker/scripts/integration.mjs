@@ -12,7 +12,7 @@ import { createServer, request as httpRequest } from "node:http";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { listen, repo, sleep, startTokenServer, startWorker, waitFor } from "./dev.mjs";
+import { bigQuery, listen, repo, sleep, startTokenServer, startWorker, waitFor } from "./dev.mjs";
 
 const emulator = process.env.OIE_BQ_EMULATOR;
 if (!emulator) {
@@ -33,23 +33,7 @@ const check = (ok, what) => {
   if (!ok) failures.push(what);
 };
 
-async function bq(method, path, body) {
-  const response = await fetch(`${emulator}/bigquery/v2/projects/${project}${path}`, {
-    method,
-    headers: { authorization: "Bearer test", "content-type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await response.json().catch(() => ({}));
-  if (!response.ok && method !== "DELETE") throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function query(sql) {
-  const r = await bq("POST", "/queries", { query: sql, useLegacySql: false, formatOptions: { useInt64Timestamp: true } });
-  if (r.errors?.length) throw new Error(`query failed: ${JSON.stringify(r.errors)}\n${sql}`);
-  const fields = r.schema?.fields ?? [];
-  return (r.rows ?? []).map((row) => Object.fromEntries(fields.map((f, i) => [f.name, row.f[i].v])));
-}
+const { call: bq, query } = bigQuery(emulator, project);
 
 // The schema, as `oie bigquery apply` would create it.
 console.log(`integration: dataset ${dataset} on ${emulator}`);
@@ -94,8 +78,8 @@ const worker = await startWorker({
 });
 const base = worker.base;
 
-function stop() {
-  worker.stop();
+async function stop() {
+  await worker.stop();
   tokens.close();
   proxyServer.close();
   proxyServer.closeAllConnections();
@@ -162,7 +146,7 @@ try {
   console.error(worker.log.slice(-4000));
   exitCode = 1;
 } finally {
-  stop();
+  await stop();
   await bq("DELETE", `/datasets/${dataset}?deleteContents=true`).catch(() => {});
 }
 if (failures.length) {

@@ -27,12 +27,18 @@ export interface Env {
   IDENTITY_STORE: KVNamespace;
   PERSONALIZATION: KVNamespace;
   EVENTS_QUEUE: Queue<Row>;
-  /** The dead-letter queue, for rows BigQuery refuses for good. */
-  DEAD_LETTERS: Queue<DeadRow>;
+  /** The dead-letter queue: rows BigQuery refuses for good, moments Pub/Sub never took. */
+  DEAD_LETTERS: Queue<DeadLetter>;
+  /** The streaming scorer, a Durable Object per identified visitor (scorer.ts). */
+  SCORER?: DurableObjectNamespace<import("./scorer").VisitorScorer>;
+  /** Topic for hot-lead moments from the streaming scorer ("" or unset = the scorer is off). */
+  HOT_LEADS_TOPIC?: string;
+  /** Page classes as `{"pricing": ["/pricing%", …], …}` (default: those of sql/bigquery/page_classes.sql). */
+  PAGE_CLASSES?: string;
 }
 
 /** The BigQuery tables the Worker writes. */
-export type Table = "events" | "email_clicks" | "erasure_requests";
+export type Table = "events" | "email_clicks" | "erasure_requests" | "hot_lead_alerts";
 
 /** One row on its way to BigQuery (one queue message). */
 export interface Row {
@@ -46,6 +52,16 @@ export interface Row {
 export interface DeadRow extends Row {
   error: string;
 }
+
+/** A hot-lead moment the streaming scorer could not publish, with why. */
+export interface DeadMoment {
+  kind: "hot_lead_moment";
+  id: string;
+  moment: unknown;
+  error: string;
+}
+
+export type DeadLetter = DeadRow | DeadMoment;
 
 /** What the Worker does outside itself; tests replace it. */
 export interface Io {

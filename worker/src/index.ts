@@ -6,6 +6,7 @@
  * - `GET /go`: records an e-mail click and redirects (never to a foreign host).
  * - `DELETE /visitors/:id`: erasure (admin token).
  * - `GET /health`.
+ * - `VisitorScorer`: the streaming scorer, a Durable Object per identified visitor (scorer.ts).
  * - queue consumer: batch inserts into BigQuery with retries and a dead-letter queue. */
 
 import { preflight } from "./cors";
@@ -14,6 +15,8 @@ import { json, reject } from "./http";
 import { erase, go, identify, personalize } from "./pages";
 import { consume } from "./queue";
 import { track } from "./track";
+
+export { VisitorScorer } from "./scorer";
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {

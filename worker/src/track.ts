@@ -6,6 +6,7 @@ import { type Env, type Io, type Row } from "./env";
 import { json, reject, userAgent } from "./http";
 import { overLimit } from "./limits";
 import { publishRealtime } from "./pubsub";
+import { feedScorers } from "./scorers";
 import { SIGNATURE_HEADER, verify } from "./signing";
 
 /** Request facts from Cloudflare's edge (`request.cf`) kept with every event. */
@@ -57,6 +58,7 @@ export async function track(request: Request, env: Env, ctx: ExecutionContext, i
     return withCors(reject(503, "busy: events could not be queued; retry shortly", { "retry-after": "1" }), origin);
   }
   ctx.waitUntil(publishRealtime(parsed.events, rows, env, io));
+  ctx.waitUntil(feedScorers(parsed.events, env));
   return withCors(json({ success: true, eventsReceived: rows.length }, 202), origin);
 }
 

@@ -1,7 +1,7 @@
 /** Shared test helpers: capturing queues and a fake Google (token endpoint + BigQuery). */
 
 import { env } from "cloudflare:test";
-import type { DeadRow, Env, Io, Row } from "../src/env";
+import type { DeadLetter, Env, Io, Row } from "../src/env";
 
 export const ORIGIN = "https://www.acme.example";
 
@@ -22,16 +22,16 @@ export class CaptureQueue<T> {
 export function testEnv(overrides: Partial<Env> = {}): {
   env: Env;
   events: CaptureQueue<Row>;
-  dead: CaptureQueue<DeadRow>;
+  dead: CaptureQueue<DeadLetter>;
 } {
   const events = new CaptureQueue<Row>();
-  const dead = new CaptureQueue<DeadRow>();
+  const dead = new CaptureQueue<DeadLetter>();
   const base = env as unknown as Env;
   return {
     env: {
       ...base,
       EVENTS_QUEUE: events as unknown as Queue<Row>,
-      DEAD_LETTERS: dead as unknown as Queue<DeadRow>,
+      DEAD_LETTERS: dead as unknown as Queue<DeadLetter>,
       ...overrides,
     },
     events,
@@ -45,6 +45,8 @@ export interface FakeGoogle extends Io {
   publishes: { url: string; messages: { data: string; attributes: Record<string, string> }[] }[];
   /** Answers the next insertAll calls with these (status, body) before succeeding. */
   script: { status: number; body: unknown }[];
+  /** … and the next publish calls with these. */
+  publishScript: { status: number; body: unknown }[];
   clock: number;
 }
 
@@ -55,6 +57,7 @@ export function fakeGoogle(): FakeGoogle {
     inserts: [],
     publishes: [],
     script: [],
+    publishScript: [],
     clock: 1_790_000_000_000,
     now: () => g.clock,
     fetch: async (input, init) => {
@@ -69,6 +72,8 @@ export function fakeGoogle(): FakeGoogle {
         return Response.json({ access_token: `ya29.fake-${g.tokenRequests}`, expires_in: 3600, token_type: "Bearer" });
       }
       if (url.endsWith(":publish")) {
+        const next = g.publishScript.shift();
+        if (next) return Response.json(next.body, { status: next.status });
         g.publishes.push({ url, messages: JSON.parse(String(init?.body)).messages });
         return Response.json({ messageIds: ["1"] });
       }

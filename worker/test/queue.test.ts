@@ -107,7 +107,7 @@ describe("queue consumer", () => {
     expect(result.explicitAcks.sort()).toEqual(["m0", "m1"]);
     expect(result.retryMessages.map((r: { msgId: string }) => r.msgId)).toEqual(["m2"]);
     expect(dead.sent).toHaveLength(1);
-    expect(dead.sent[0]?.insertId).toBe("e1");
+    expect(dead.sent[0] && "insertId" in dead.sent[0] && dead.sent[0].insertId).toBe("e1");
     expect(dead.sent[0]?.error).toContain("invalid: no such field: bogus");
   });
 });

@@ -6,7 +6,8 @@
 --   (c) leads with an event that has left the 90-day window (firstVisitAt older than 90 days).
 --   The score is the formula of sql/README.md, computed in integer milliseconds of points so
 --   rounding is exact and identical to the SQLite version. previousLevel and levelChangedAt
---   record level changes for 3_hot_lead_alerts.sql. scoredAt is stamped on every rescored lead;
+--   record level changes for 3_hot_lead_alerts.sql (and previousLevelAt when the level before
+--   began, which tells it the streaming scorer's alerts of this rise from older ones). scoredAt is stamped on every rescored lead;
 --   updatedAt only when a profile field changed (what `oie` polls for sync triggers).
 -- When: every 15 minutes, after 1_sessions.sql.
 -- Reads: `events` of the last 2 days (partition filter) to find touched visitors, then the
@@ -190,6 +191,7 @@ WHEN MATCHED THEN UPDATE SET
   engagementLevel = S.engagementLevel,
   previousLevel = IF(T.engagementLevel != S.engagementLevel, T.engagementLevel, T.previousLevel),
   levelChangedAt = IF(T.engagementLevel != S.engagementLevel, S.nowMs, T.levelChangedAt),
+  previousLevelAt = IF(T.engagementLevel != S.engagementLevel, T.levelChangedAt, T.previousLevelAt),
   firstVisitAt = S.firstVisitAt,
   lastVisitAt = S.lastVisitAt,
   totalSessions = S.sessions,

@@ -75,13 +75,15 @@ impl BigQueryStore {
     }
 
     /// Alerts after `after`, in `(alertedAt, alertId)` order, at most `limit`; only the
-    /// partitions since the cursor are read.
+    /// partitions since the cursor are read. The Worker's streaming scorer's rows (`source =
+    /// 'edge'`) are left out: it published those moments to Pub/Sub itself.
     pub async fn alerts_after(&self, after: &Cursor, limit: usize) -> anyhow::Result<Vec<Alert>> {
         let sql = format!(
             "SELECT alertId, visitorId, newLevel, previousLevel, alertedAt
              FROM `${{dataset}}.hot_lead_alerts`
              WHERE alertTime >= TIMESTAMP_MILLIS(@ms)
                AND ((alertedAt > @ms) OR (alertedAt = @ms AND alertId > @id))
+               AND source IS DISTINCT FROM 'edge'
              ORDER BY alertedAt, alertId
              LIMIT {limit}"
         );
