@@ -111,6 +111,8 @@ export async function erase(request: Request, env: Env, io: Io, id: string): Pro
   const identity = (await env.IDENTITY_STORE.get(id)) !== null;
   const personalization = (await env.PERSONALIZATION.get(id)) !== null;
   await Promise.all([env.IDENTITY_STORE.delete(id), env.PERSONALIZATION.delete(id)]);
+  // The streaming scorer's history of the visitor (its Durable Object keeps nothing after this).
+  const history = env.SCORER ? await env.SCORER.get(env.SCORER.idFromName(id)).forget() : false;
   const now = io.now();
   const visitorHash = await sha256(id);
   await env.EVENTS_QUEUE.send(
@@ -119,12 +121,12 @@ export async function erase(request: Request, env: Env, io: Io, id: string): Pro
       insertId: `${visitorHash}:${now}`,
       json: {
         visitorHash,
-        erased: JSON.stringify({ identity, personalization }),
+        erased: JSON.stringify({ identity, personalization, history }),
         requestedAt: now,
         requestTime: new Date(now).toISOString(),
       },
     },
     { contentType: "json" },
   );
-  return json({ erased: { identity, personalization } });
+  return json({ erased: { identity, personalization, history } });
 }

@@ -102,6 +102,16 @@ export class VisitorScorer extends DurableObject<Env> {
     return { ...score(profile, now), lastVisitAt: profile.lastVisitAt };
   }
 
+  /** Erasure: drops the visitor's history and any moment still owed; says whether there was any. */
+  async forget(): Promise<boolean> {
+    const had = !this.history.empty() || this.nextRetry() !== null;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.opened = null;
+    this.alarmAt = null;
+    return had;
+  }
+
   override async alarm(): Promise<void> {
     this.alarmAt = null; // this alarm has fired
     await this.deliver();

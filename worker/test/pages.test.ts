@@ -1,6 +1,7 @@
-import { env, SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { go, personalize } from "../src/pages";
+import type { VisitorScorer } from "../src/scorer";
 import vectors from "../../contract/redirects.json";
 import { fakeGoogle, testEnv } from "./helpers";
 
@@ -110,8 +111,11 @@ describe("GET /go", () => {
 });
 
 describe("DELETE /visitors/:id", () => {
-  it("needs the admin token, removes KV entries and records the request", async () => {
+  it("needs the admin token, removes KV entries and the scorer's history, and records the request", async () => {
     await seed();
+    const scorer = env.SCORER!.get(env.SCORER!.idFromName("ab3f9"));
+    const visit = { eventId: "x1", type: "pageview", timestamp: Date.now(), sessionId: "s1", visitorId: "ab3f9", url: "https://www.acme.example/", path: "/" };
+    await runInDurableObject(scorer, (instance: VisitorScorer) => instance.accept("ab3f9", [visit], Date.now()));
     const del = (token?: string) =>
       SELF.fetch(`${BASE}/visitors/ab3f9`, { method: "DELETE", headers: token ? { authorization: `Bearer ${token}` } : {} });
     expect((await del()).status).toBe(401);
@@ -119,11 +123,12 @@ describe("DELETE /visitors/:id", () => {
     expect(await env.IDENTITY_STORE.get("ab3f9")).not.toBeNull();
     const response = await del("test-admin-token");
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ erased: { identity: true, personalization: true } });
+    expect(await response.json()).toEqual({ erased: { identity: true, personalization: true, history: true } });
+    expect(await runInDurableObject(scorer, (instance: VisitorScorer) => instance.current().lastVisitAt)).toBeNull();
     expect(await env.IDENTITY_STORE.get("ab3f9")).toBeNull();
     expect(await env.PERSONALIZATION.get("ab3f9")).toBeNull();
     expect(await (await SELF.fetch(`${BASE}/identify?i=ab3f9`)).json()).toEqual({ firstName: null, company: null, campaignName: null });
-    expect(await (await del("test-admin-token")).json()).toEqual({ erased: { identity: false, personalization: false } });
+    expect(await (await del("test-admin-token")).json()).toEqual({ erased: { identity: false, personalization: false, history: false } });
   });
 
   it("answers 400 for an id that is not valid percent-encoding", async () => {
