@@ -159,7 +159,7 @@ fn cloud_mode_polls_delivers_once_and_writes_back() {
     let out = ws.oie(&["leads", "import", leads.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("leads and identities live in BigQuery"),
+        String::from_utf8_lossy(&out.stderr).contains("leads live in BigQuery"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

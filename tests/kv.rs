@@ -235,3 +235,115 @@ expiration_ttl = "90d"
     assert!(ws.dead_letters().is_empty(), "{:?}", ws.dead_letters());
     drop(daemon);
 }
+
+/// Cloud mode: `oie identities import` on a BigQuery store writes `identity_map` (the BigQuery
+/// emulator) and hands the KV writes to the outbox, which `oie run` sends; a second import of
+/// the same file keeps the ids it generated (read back from `identity_map`) and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_on_a_bigquery_store_reach_identity_map_and_kv() {
+    let Some(endpoint) = common::warehouse::emulator() else {
+        return;
+    };
+    let fake = CloudflareFake::start(&[IDS]).await;
+    let dataset = format!("kv_ids_{}", std::process::id());
+    let config = format!(
+        r#"{HEADER}
+[store]
+kind = "bigquery"
+project = "test-proj"
+dataset = "{dataset}"
+endpoint = "{endpoint}"
+
+[[routes]]
+name = "identities"
+when = 'trigger.kind == "identity"'
+to = ["ids"]
+
+[connectors.ids]
+kind = "cloudflare_kv"
+holds = "identities"
+account_id = "{}"
+namespace_id = "{IDS}"
+api_token = "${{OIE_TEST_CF_TOKEN}}"
+base_url = "{}"
+batch_wait = "300ms"
+"#,
+        cloudflare::ACCOUNT,
+        fake.base
+    );
+    let ws = with_token(&config);
+    let out = ws.oie(&["bigquery", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 2,000 people: half bring their id, half get one generated.
+    let file = ws.path("identities.csv");
+    let mut csv = String::from("shortId,email,firstName,company\n");
+    for i in 0..2_000u64 {
+        let id = if i % 2 == 0 {
+            format!("k{:012x}", 0x5eed_0000_0000u64 + i * 7919)
+        } else {
+            String::new()
+        };
+        csv.push_str(&format!("{id},p{i}@acme.example,Jane{i},Acme\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    let import = |out: &str| {
+        let path = ws.path(out);
+        let done = ws.oie(&[
+            "identities",
+            "import",
+            file.to_str().unwrap(),
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        (
+            String::from_utf8_lossy(&done.stdout).to_string(),
+            std::fs::read_to_string(path).unwrap(),
+        )
+    };
+    let (said, ids) = import("ids.csv");
+    assert!(
+        said.contains("2000 identity write(s) handed to the outbox"),
+        "{said}"
+    );
+    // (The emulator's test client blocks: off the async runtime.)
+    let stored = tokio::task::spawn_blocking(move || {
+        common::warehouse::BigQuery::existing(&endpoint, &dataset)
+            .query("SELECT COUNT(*) AS n FROM `${dataset}.identity_map`", None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(stored[0]["n"].as_deref(), Some("2000"));
+
+    let daemon = ws.start();
+    wait_until("2,000 identities in KV", 60, || fake.keys(IDS) == 2_000).await;
+    assert_eq!(fake.calls(), (1, 0), "one bulk write");
+    let generated = ids
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let value: Value = serde_json::from_str(&fake.value(IDS, &generated).unwrap().value).unwrap();
+    assert_eq!(value["firstName"], "Jane1");
+
+    // Again: the same ids come back from identity_map, and nothing new is written to KV.
+    let (said, again) = import("again.csv");
+    assert_eq!(again, ids, "generated ids are kept");
+    assert!(!said.contains("handed to the outbox"), "{said}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.calls(), (1, 0));
+    assert!(ws.dead_letters().is_empty(), "{:?}", ws.dead_letters());
+    drop(daemon);
+}

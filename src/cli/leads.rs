@@ -3,7 +3,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::store::{import_file, import_identities as load_identities, ImportReport, SqliteStore};
+use crate::store::{
+    import_file, import_identities as load_identities, BigQueryStore, IdentityTarget, ImportReport,
+    SqliteStore,
+};
 
 pub fn import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     let (_, store) = embedded(config)?;
@@ -16,9 +19,13 @@ pub fn import_identities(
     file: &Path,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let (loaded, store) = embedded(config)?;
+    let loaded = super::load(config)?;
+    let target: Box<dyn IdentityTarget> = match loaded.config.store.kind {
+        crate::config::StoreKind::Bigquery => Box::new(Warehouse::connect(&loaded)?),
+        _ => Box::new(SqliteStore::open(&loaded.data_dir.join("oie.db"))?),
+    };
     let now = crate::clock::now_ms();
-    let done = load_identities(&store, file, now)?;
+    let done = load_identities(target.as_ref(), file, now)?;
     if let Some(first) = done.guessable.first() {
         eprintln!(
             "warning: {} id(s) can be guessed (\"{first}\" carries about {:.0} bits; fewer than {:.0}): anyone can try every value against /identify and list your prospects. Leave shortId empty to let oie generate ids, or use at least 8 random letters and digits",
@@ -41,6 +48,36 @@ pub fn import_identities(
         println!("{handed} identity write(s) handed to the outbox");
     }
     Ok(print(file, &done.report, "identity"))
+}
+
+/// BigQuery's `identity_map`, from this synchronous command.
+struct Warehouse {
+    runtime: tokio::runtime::Runtime,
+    store: BigQueryStore,
+}
+
+impl Warehouse {
+    fn connect(loaded: &crate::config::Loaded) -> anyhow::Result<Warehouse> {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let store = runtime.block_on(BigQueryStore::connect(&loaded.config.store))?;
+        Ok(Warehouse { runtime, store })
+    }
+}
+
+impl IdentityTarget for Warehouse {
+    fn ids_of(
+        &self,
+        emails: &[String],
+    ) -> anyhow::Result<std::collections::HashMap<String, String>> {
+        self.runtime.block_on(self.store.ids_of(emails))
+    }
+
+    fn write(
+        &self,
+        rows: &[(serde_json::Map<String, serde_json::Value>, i64)],
+    ) -> anyhow::Result<()> {
+        self.runtime.block_on(self.store.insert_identities(rows))
+    }
 }
 
 /// `identity` triggers for the connectors that hold identities (a `cloudflare_kv` connector
@@ -110,13 +147,14 @@ fn write_ids(out: &Path, ids: &[(String, String)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The embedded store; imports make no sense on a BigQuery store, whose leads BigQuery scores.
+/// The embedded store; a lead import makes no sense on a BigQuery store, whose leads BigQuery
+/// scores.
 fn embedded(config: &Path) -> anyhow::Result<(crate::config::Loaded, SqliteStore)> {
     let loaded = super::load(config)?;
     if loaded.config.store.kind == crate::config::StoreKind::Bigquery {
         anyhow::bail!(
-            "[store] kind = \"bigquery\": leads and identities live in BigQuery, not in the embedded store; \
-             load identities into the identity_map table (e.g. `bq load`) and let the scheduled scoring queries build lead_profiles"
+            "[store] kind = \"bigquery\": leads live in BigQuery, where the scheduled scoring queries build lead_profiles from events; \
+             import identities with `oie identities import` (it writes identity_map)"
         );
     }
     let store = SqliteStore::open(&loaded.data_dir.join("oie.db"))?;

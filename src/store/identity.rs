@@ -49,14 +49,8 @@ impl SqliteStore {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
-        let id = t("shortId").ok_or_else(|| anyhow::anyhow!("shortId is missing or empty"))?;
-        if !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
-            || id.len() > 64
-        {
-            anyhow::bail!("shortId \"{id}\" may only use letters, digits, _ . : - (at most 64)");
-        }
+        let id = t("shortId").unwrap_or_default();
+        super::import::check_short_id(&id).map_err(|e| anyhow::anyhow!(e))?;
         self.with_conn(|c| {
             c.execute("DELETE FROM identity_map WHERE shortId = ?1", [&id])?;
             c.execute(

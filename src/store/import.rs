@@ -1,6 +1,7 @@
 //! `oie leads import FILE`: CSV (with a header) or JSON lines, upserted by `visitorId`.
 //! A bad row is reported with its line number and the rest still load.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -225,10 +226,55 @@ fn upsert(tx: &rusqlite::Transaction, row: &[(&'static str, SqlValue)]) -> rusql
     Ok(())
 }
 
+/// Where imported identities go: the embedded store's `identity_map`, or BigQuery's.
+pub trait IdentityTarget {
+    /// The newest short id of each of these e-mail addresses (keys lower-cased), so a second
+    /// import does not change links already sent.
+    fn ids_of(&self, emails: &[String]) -> anyhow::Result<HashMap<String, String>>;
+    /// Writes checked identities (`row` with its `shortId`, `createdAt` in ms), in file order.
+    fn write(&self, rows: &[(Map<String, Value>, i64)]) -> anyhow::Result<()>;
+}
+
+impl IdentityTarget for SqliteStore {
+    fn ids_of(&self, emails: &[String]) -> anyhow::Result<HashMap<String, String>> {
+        let mut known = HashMap::new();
+        for email in emails {
+            if let Some(id) = self.id_of(email)? {
+                known.insert(email.to_lowercase(), id);
+            }
+        }
+        Ok(known)
+    }
+
+    fn write(&self, rows: &[(Map<String, Value>, i64)]) -> anyhow::Result<()> {
+        for (row, created) in rows {
+            self.insert_identity(row, *created)?;
+        }
+        Ok(())
+    }
+}
+
+/// A short id a visitor can carry in a link: letters, digits, `_ . : -`, at most 64.
+pub fn check_short_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("shortId is missing or empty".into());
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+        || id.len() > 64
+    {
+        return Err(format!(
+            "shortId \"{id}\" may only use letters, digits, _ . : - (at most 64)"
+        ));
+    }
+    Ok(())
+}
+
 /// `oie identities import FILE`: short id → person (shortId, email, firstName, lastName,
 /// company, title, campaignId, campaignName), CSV or JSON lines; a bad row is reported by line.
 pub fn import_identities(
-    store: &SqliteStore,
+    target: &dyn IdentityTarget,
     path: &Path,
     now_ms: i64,
 ) -> anyhow::Result<IdentitiesReport> {
@@ -244,29 +290,36 @@ pub fn import_identities(
         "createdAt",
     ];
     let (rows, report) = read_rows(path, &|k| KNOWN.contains(&k))?;
+    let emails: Vec<String> = rows
+        .iter()
+        .filter(|(_, row)| text(row, "shortId").is_none())
+        .filter_map(|(_, row)| text(row, "email"))
+        .collect();
+    // Ids already given to these addresses, and those given earlier in this file.
+    let mut known = target.ids_of(&emails)?;
     let mut out = IdentitiesReport {
         report,
         ..IdentitiesReport::default()
     };
+    let mut checked = Vec::new();
     for (line, mut row) in rows {
         let given = text(&row, "shortId");
         let email = text(&row, "email");
-        let id = match &given {
-            Some(id) => id.clone(),
-            // The id this e-mail already has, so a second import does not change sent links.
-            None => match email
-                .as_deref()
-                .map(|e| store.id_of(e))
-                .transpose()?
-                .flatten()
-            {
-                Some(known) => known,
-                None => {
-                    out.generated += 1;
-                    super::ids::generate()
-                }
-            },
+        let id = match (
+            &given,
+            email.as_ref().and_then(|e| known.get(&e.to_lowercase())),
+        ) {
+            (Some(id), _) => id.clone(),
+            (None, Some(known)) => known.clone(),
+            (None, None) => {
+                out.generated += 1;
+                super::ids::generate()
+            }
         };
+        if let Err(reason) = check_short_id(&id) {
+            out.report.rejected.push(format!("line {line}: {reason}"));
+            continue;
+        }
         row.insert("shortId".into(), Value::String(id.clone()));
         // When the person was added (identity_retention counts from it); now by default.
         let created = match row.get("createdAt") {
@@ -287,18 +340,18 @@ pub fn import_identities(
                 }
             }
         };
-        match store.insert_identity(&row, created) {
-            Ok(()) => {
-                out.report.loaded += 1;
-                if given.is_some() && super::ids::entropy_bits(&id) < super::ids::MIN_BITS {
-                    out.guessable.push(id.clone());
-                }
-                out.ids.push((email.unwrap_or_default(), id));
-                out.rows.push(row);
-            }
-            Err(e) => out.report.rejected.push(format!("line {line}: {e}")),
+        out.report.loaded += 1;
+        if given.is_some() && super::ids::entropy_bits(&id) < super::ids::MIN_BITS {
+            out.guessable.push(id.clone());
         }
+        if let Some(email) = &email {
+            known.insert(email.to_lowercase(), id.clone());
+        }
+        out.ids.push((email.unwrap_or_default(), id));
+        out.rows.push(row.clone());
+        checked.push((row, created));
     }
+    target.write(&checked)?;
     Ok(out)
 }
 

@@ -12,7 +12,7 @@ mod sqlite;
 pub use bigquery::{Alert, BigQueryStore, Cursor, NotYet, ALERT_LOOKBACK_MS, ERASED_TABLES};
 pub use events::{ClickRow, EventRow};
 pub use identity::{public_identity, public_personalization, Erased};
-pub use import::{import_file, import_identities, IdentitiesReport, ImportReport};
+pub use import::{import_file, import_identities, IdentitiesReport, IdentityTarget, ImportReport};
 pub use retention::{Pruned, Retention};
 pub use sqlite::SqliteStore;
 

@@ -8,6 +8,7 @@
 
 mod chores;
 mod erasure;
+mod identities;
 mod reads;
 mod writeback;
 

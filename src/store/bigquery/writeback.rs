@@ -24,32 +24,43 @@ impl BigQueryStore {
     /// BigQuery could not take for a passing reason are sent again; a row it refuses is an error
     /// naming why (the caller keeps it and tries again later).
     pub async fn append_outcomes(&self, records: &[SyncRecord]) -> anyhow::Result<()> {
-        for chunk in records.chunks(INSERT_BATCH) {
-            let mut pending: Vec<&SyncRecord> = chunk.iter().collect();
+        let rows: Vec<(String, Value)> = records
+            .iter()
+            .map(|r| (r.delivery_id.clone(), log_row(r)))
+            .collect();
+        self.append("crm_sync_log", &rows).await
+    }
+
+    /// Appends `(insertId, row)`s to `table` with `insertAll`, ≤ 500 rows per call: transport
+    /// failures and 429/5xx are retried with backoff, rows BigQuery could not take for a passing
+    /// reason are sent again (5 rounds), a refused row is an error naming it and why.
+    pub(super) async fn append(&self, table: &str, rows: &[(String, Value)]) -> anyhow::Result<()> {
+        for chunk in rows.chunks(INSERT_BATCH) {
+            let mut pending: Vec<&(String, Value)> = chunk.iter().collect();
             let policy = ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(200))
                 .with_max_delay(Duration::from_secs(5))
                 .with_max_times(4)
                 .with_jitter();
             for round in 1.. {
-                let rows = pending.clone();
-                let sent = (|| async { self.insert(&rows).await })
+                let sending = pending.clone();
+                let sent = (|| async { self.insert(table, &sending).await })
                     .retry(policy)
                     .when(is_transport)
                     .await?;
                 match sent {
                     Inserted::All => break,
-                    Inserted::Refused(why) => anyhow::bail!("crm_sync_log refused rows: {why}"),
+                    Inserted::Refused(why) => anyhow::bail!("{table} refused rows: {why}"),
                     Inserted::Retry(indices) if round < 5 => {
-                        tracing::warn!(rows = indices.len(), "crm_sync_log: rows to send again");
+                        tracing::warn!(table, rows = indices.len(), "rows to send again");
                         pending = indices
                             .into_iter()
-                            .filter_map(|i| rows.get(i).copied())
+                            .filter_map(|i| sending.get(i).copied())
                             .collect();
                         tokio::time::sleep(Duration::from_millis(500 * round)).await;
                     }
                     Inserted::Retry(indices) => anyhow::bail!(
-                        "crm_sync_log did not take {} rows after {round} rounds",
+                        "{table} did not take {} rows after {round} rounds",
                         indices.len()
                     ),
                 }
@@ -58,17 +69,17 @@ impl BigQueryStore {
         Ok(())
     }
 
-    async fn insert(&self, records: &[&SyncRecord]) -> anyhow::Result<Inserted> {
+    async fn insert(&self, table: &str, rows: &[&(String, Value)]) -> anyhow::Result<Inserted> {
         let mut request = TableDataInsertAllRequest::new();
         request.skip_invalid_rows();
-        for r in records {
-            request.add_row(Some(r.delivery_id.clone()), log_row(r))?;
+        for (id, row) in rows {
+            request.add_row(Some(id.clone()), row)?;
         }
         let answer = self
             .wh
             .client
             .tabledata()
-            .insert_all(&self.wh.project, &self.wh.dataset, "crm_sync_log", request)
+            .insert_all(&self.wh.project, &self.wh.dataset, table, request)
             .await?;
         let mut retry = Vec::new();
         for e in answer.insert_errors.unwrap_or_default() {
@@ -94,12 +105,14 @@ impl BigQueryStore {
                     })
                     .collect::<Vec<_>>()
                     .join("; ");
-                let visitor = records
-                    .get(index)
-                    .map(|r| r.visitor_id.as_str())
+                let (id, row) = rows.get(index).map(|(id, row)| (id.as_str(), row)).unzip();
+                let visitor = row
+                    .and_then(|r| r.get("visitorId").or(r.get("shortId")))
+                    .and_then(Value::as_str)
                     .unwrap_or("?");
+                let id = id.unwrap_or("?");
                 return Ok(Inserted::Refused(format!(
-                    "row {index} (visitor {visitor}): {why}"
+                    "row {index} (visitor {visitor}, {id}): {why}"
                 )));
             }
         }
@@ -259,7 +272,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("row 2 (visitor v2): invalid: no such field"),
+            e.contains("row 2 (visitor v2, key-2): invalid: no such field"),
             "{e}"
         );
     }
