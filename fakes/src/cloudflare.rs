@@ -72,6 +72,7 @@ impl CloudflareFake {
             .route(ns, get(namespace))
             .route(&format!("{ns}/bulk"), put(bulk_write))
             .route(&format!("{ns}/bulk/delete"), post(bulk_delete))
+            .route(&format!("{ns}/values/{{key}}"), get(read_value))
             .with_state(inner.clone());
         CloudflareFake {
             base: format!("{}/client/v4", crate::serve(app).await),
@@ -214,6 +215,26 @@ async fn namespace(
         return answer;
     }
     ok(json!({"id": ns, "title": format!("namespace {ns}"), "supports_url_encoding": true}))
+}
+
+/// `GET …/values/{key}`: the value itself (not in the envelope), or 404 in the envelope.
+async fn read_value(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((account, ns, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match admitted(&inner, &headers, &account, &ns) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    match s.namespaces[&ns].get(&key) {
+        Some(stored) => (
+            [("content-type", "application/octet-stream")],
+            stored.value.clone(),
+        )
+            .into_response(),
+        None => envelope(StatusCode::NOT_FOUND, 10_009, "get: 'key not found'"),
+    }
 }
 
 async fn bulk_write(

@@ -5,7 +5,8 @@
 // /track answer to the webhook's receipt is printed (p50, p99). Then the scheduled queries score
 // the same visitors on the BigQuery emulator: no second delivery. Last, `wrangler dev` restarts
 // on the same storage and a visitor's next visits raise it from the level it had (its Durable
-// Object kept its history).
+// Object kept its history). Last, identities `oie` writes through the Cloudflare API (the fake,
+// `oie-fake-cloudflare`, built beside OIE_BIN) are what the Worker's /identify serves.
 //
 // Needs OIE_BIN, OIE_BQ_EMULATOR, OIE_PUBSUB_EMULATOR and OIE_PUBSUB_REST (scripts/test sets
 // them); without them it is skipped, unless CI=true, where that is a failure.
@@ -15,7 +16,7 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { bigQuery, freePort, listen, repo, sleep, startTokenServer, startWorker, waitFor } from "./dev.mjs";
 
 const { OIE_BIN: bin, OIE_BQ_EMULATOR: emulator, OIE_PUBSUB_EMULATOR: grpc, OIE_PUBSUB_REST: rest } = process.env;
@@ -146,6 +147,54 @@ async function post(events) {
 }
 const deliveredTo = (id) => deliveries.filter((d) => d.body?.data?.lead?.visitorId === id);
 
+/** `oie identities import` beside `oie run` (embedded store) with a `cloudflare_kv` connector
+ * holding identities, pointed at the Cloudflare API fake; returns what the fake then holds,
+ * read back through its API, as `{key, value}` pairs. */
+async function identitiesThroughTheApi() {
+  const NS = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+  const fake = spawn(join(dirname(bin), "oie-fake-cloudflare"), [NS], { stdio: ["ignore", "pipe", "inherit"] });
+  const kvHome = mkdtempSync(join(tmpdir(), "oie-realtime-kv-"));
+  let daemon = null;
+  try {
+    const [, base, account, token] = await new Promise((resolve, reject) => {
+      let out = "";
+      fake.stdout.on("data", (d) => {
+        out += d;
+        const line = /^listening (\S+) (\S+) (\S+)$/m.exec(out);
+        if (line) resolve(line);
+      });
+      fake.on("exit", (code) => reject(new Error(`oie-fake-cloudflare exited (${code})`)));
+    });
+    writeFileSync(
+      join(kvHome, "config.toml"),
+      `[engine]\nshutdown_timeout = "5s"\n\n[server]\nlisten = "127.0.0.1:0"\n\n[[routes]]\nname = "identities"\nwhen = 'trigger.kind == "identity"'\nto = ["ids"]\n\n` +
+        `[connectors.ids]\nkind = "cloudflare_kv"\nholds = "identities"\naccount_id = "${account}"\nnamespace_id = "${NS}"\napi_token = "\${OIE_CF_TOKEN}"\nbase_url = "${base}"\nbatch_wait = "100ms"\n`,
+    );
+    const people = [
+      ["kvAda0000000001", "ada@example.com", "Ada", "Lovelace", "Analytical", "Q4"],
+      ["kvGrace00000002", "grace@example.com", "Grace", "Hopper", "Navy", "Q1"],
+      ["kvKaren00000003", "karen@example.com", "Karen", "Sparck Jones", "Cambridge", "Q2"],
+    ];
+    writeFileSync(join(kvHome, "ids.csv"), "shortId,email,firstName,lastName,company,campaignName\n" + people.map((p) => p.join(",")).join("\n") + "\n");
+    const env = { ...process.env, OIE_CF_TOKEN: token };
+    const imported = spawnSync(bin, ["identities", "import", "ids.csv", "--config", "config.toml"], { cwd: kvHome, env, encoding: "utf8" });
+    if (imported.status !== 0) throw new Error(`oie identities import failed: ${imported.stderr}`);
+    daemon = spawn(bin, ["run", "--config", "config.toml"], { cwd: kvHome, env, stdio: "ignore" });
+    const read = async (key) => {
+      const r = await fetch(`${base}/accounts/${account}/storage/kv/namespaces/${NS}/values/${key}`, { headers: { authorization: `Bearer ${token}` } });
+      return r.ok ? await r.text() : null;
+    };
+    return await waitFor("the identities in the Cloudflare fake", 30, async () => {
+      const values = await Promise.all(people.map(([key]) => read(key)));
+      return values.every((v) => v !== null) ? people.map(([key], i) => ({ key, value: values[i] })) : null;
+    });
+  } finally {
+    daemon?.kill("SIGTERM");
+    fake.kill("SIGTERM");
+    rmSync(kvHome, { recursive: true, force: true });
+  }
+}
+
 let exitCode = 0;
 try {
   // 1. Each visitor reads pricing (warm, 48) and then submits a form (hot, 63).
@@ -211,6 +260,16 @@ try {
   // 4. /identify answers from IDENTITY_STORE.
   const who = await (await fetch(`${worker.base}/identify?i=${first}`)).json();
   check(who.firstName === visitors[0].firstName && who.company === visitors[0].company && who.email === undefined, "/identify answers the public fields of the identity");
+
+  // 5. Identities written by `oie` through the Cloudflare API (its fake) are what /identify
+  // serves. The values are read back from the fake's API and put into wrangler's local KV:
+  // that copy stands in for Cloudflare carrying API writes to the edge, which no local tool does.
+  await worker.stop();
+  const written = await identitiesThroughTheApi();
+  check(written.length === 3, `oie wrote 3 identities through the Cloudflare API fake (${written.length})`);
+  worker = await startWorker({ tokenUrl: tokens.stats.url, state, vars, kv: { IDENTITY_STORE: written } });
+  const served = await (await fetch(`${worker.base}/identify?i=${written[1]?.key}`)).json();
+  check(served.firstName === "Grace" && served.company === "Navy" && served.campaignName === "Q1" && served.email === undefined, `/identify serves the value oie wrote (${JSON.stringify(served)})`);
 } catch (e) {
   console.error(e);
   exitCode = 1;
