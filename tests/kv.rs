@@ -132,6 +132,24 @@ async fn kv_follows_the_leads_and_their_erasure() {
 
 const IDS: &str = "9b1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e";
 
+/// `[connectors.ids]`: the identities namespace on `fake`.
+fn identities_connector(fake: &CloudflareFake) -> String {
+    format!(
+        r#"[connectors.ids]
+kind = "cloudflare_kv"
+holds = "identities"
+account_id = "{}"
+namespace_id = "{IDS}"
+api_token = "${{OIE_TEST_CF_TOKEN}}"
+base_url = "{}"
+batch_wait = "300ms"
+expiration_ttl = "90d"
+"#,
+        cloudflare::ACCOUNT,
+        fake.base
+    )
+}
+
 /// `oie identities import` beside a running daemon: 25,000 identities reach the identities
 /// namespace in 3 bulk writes; the same file again writes nothing; a route for everything that
 /// comes first (to a file) never sees an identity, whose value carries the e-mail; erasing an
@@ -155,18 +173,8 @@ to = ["ids"]
 kind = "file"
 path = "copy.jsonl"
 
-[connectors.ids]
-kind = "cloudflare_kv"
-holds = "identities"
-account_id = "{}"
-namespace_id = "{IDS}"
-api_token = "${{OIE_TEST_CF_TOKEN}}"
-base_url = "{}"
-batch_wait = "300ms"
-expiration_ttl = "90d"
-"#,
-        cloudflare::ACCOUNT,
-        fake.base
+{}"#,
+        identities_connector(&fake)
     );
     let ws = with_token(&config);
     let daemon = ws.start();
@@ -259,17 +267,8 @@ name = "identities"
 when = 'trigger.kind == "identity"'
 to = ["ids"]
 
-[connectors.ids]
-kind = "cloudflare_kv"
-holds = "identities"
-account_id = "{}"
-namespace_id = "{IDS}"
-api_token = "${{OIE_TEST_CF_TOKEN}}"
-base_url = "{}"
-batch_wait = "300ms"
-"#,
-        cloudflare::ACCOUNT,
-        fake.base
+{}"#,
+        identities_connector(&fake)
     );
     let ws = with_token(&config);
     let out = ws.oie(&["bigquery", "apply"]);

@@ -140,22 +140,11 @@ fn rises_the_streaming_scorer_alerted_are_not_alerted_again() {
             })
             .collect::<Vec<_>>()
     };
-    // Warm (51) at t1.
-    let t1: i64 = 1_793_534_400_000;
-    let warm = json!([["s1", "-5m", "pageview", "/"], ["s1", "-5m", "form_submit", "/", {"formId": "demo"}]]);
-    bq.insert_events(&events(Some("w1"), &warm, t1, t1));
-    bq.run_all(t1);
-    // Burning (83) by t2; the Worker alerted it a minute before the scheduled run.
+    // Warm (51) at t1; burning (83) by t2, which the Worker alerted a minute before the
+    // scheduled run.
+    let t1 = scoring::warm_lead(&mut bq);
     let t2 = t1 + hour;
-    let pricing = json!([
-        ["s2", "-2m", "pageview", "/pricing"],
-        ["s2", "-2m", "pageview", "/pricing"],
-        ["s2", "-1m", "pageview", "/pricing"]
-    ]);
-    let mut more = events(Some("w1"), &pricing, t2, t2);
-    more.iter_mut()
-        .for_each(|e| e.event_id = format!("{}-t2", e.event_id));
-    bq.insert_events(&more);
+    scoring::pricing_visit(&mut bq, t2);
     edge(&bq, t2 - 60_000, "burning");
     bq.run_all(t2);
     let edge_only = vec![(

@@ -203,13 +203,33 @@ pub fn updated_only_on_change(wh: &mut dyn Warehouse) -> Vec<String> {
     rescored_only
 }
 
-/// A rise from warm to burning gives one alert row; a second run gives none; a fall gives none.
-pub fn hot_lead_alerts(wh: &mut dyn Warehouse) {
+/// Lead `w1` made warm (51) at `T1` by a scoring run; returns `T1`.
+pub fn warm_lead(wh: &mut dyn Warehouse) -> i64 {
     let t1: i64 = 1_793_534_400_000;
-    let hour = 3_600_000;
     let warm = json!([["s1", "-5m", "pageview", "/"], ["s1", "-5m", "form_submit", "/", {"formId": "demo"}]]);
     wh.insert_events(&events(Some("w1"), &warm, t1, t1));
     wh.run_all(t1);
+    t1
+}
+
+/// Three pricing views for `w1` in a second session just before `t2` (with `warm_lead`: 83,
+/// burning), stored but not scored.
+pub fn pricing_visit(wh: &mut dyn Warehouse, t2: i64) {
+    let pricing = json!([
+        ["s2", "-2m", "pageview", "/pricing"],
+        ["s2", "-2m", "pageview", "/pricing"],
+        ["s2", "-1m", "pageview", "/pricing"]
+    ]);
+    let mut more = events(Some("w1"), &pricing, t2, t2);
+    more.iter_mut()
+        .for_each(|e| e.event_id = format!("{}-t2", e.event_id));
+    wh.insert_events(&more);
+}
+
+/// A rise from warm to burning gives one alert row; a second run gives none; a fall gives none.
+pub fn hot_lead_alerts(wh: &mut dyn Warehouse) {
+    let t1 = warm_lead(wh);
+    let hour = 3_600_000;
     let level = |wh: &mut dyn Warehouse| {
         wh.select("SELECT engagementLevel, previousLevel, intentScore FROM {}lead_profiles WHERE visitorId = 'w1'")
     };
@@ -221,15 +241,7 @@ pub fn hot_lead_alerts(wh: &mut dyn Warehouse) {
     );
 
     let t2 = t1 + hour;
-    let pricing = json!([
-        ["s2", "-2m", "pageview", "/pricing"],
-        ["s2", "-2m", "pageview", "/pricing"],
-        ["s2", "-1m", "pageview", "/pricing"]
-    ]);
-    let mut more = events(Some("w1"), &pricing, t2, t2);
-    more.iter_mut()
-        .for_each(|e| e.event_id = format!("{}-t2", e.event_id));
-    wh.insert_events(&more);
+    pricing_visit(wh, t2);
     wh.run_all(t2);
     // 30 + 8 (2 sessions) + 6 (4 pageviews) + 24 (3 pricing) + 15 = 83
     let now_level = level(wh);
