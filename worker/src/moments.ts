@@ -5,8 +5,8 @@
  * `visitorId:atMs`, is fixed when the rise is seen and kept across retries and redeliveries. */
 
 import { type Env, type Io, type Row } from "./env";
-import { accessToken, AuthError, resetToken } from "./google";
 import { type Profile } from "./history";
+import { base64, publish, type Published } from "./pubsub";
 import { type Level, type Score } from "./scoring";
 
 export interface Moment {
@@ -91,48 +91,11 @@ export function alertRow(m: Moment): Row {
   };
 }
 
-/** What one publish attempt came to. */
-export type Published = { ok: true } | { ok: false; retry: boolean; error: string };
-
-/** Publishes one moment to `HOT_LEADS_TOPIC` with the Worker's service account. Network errors,
- * 408, 429, 5xx and a refused token (renewed first) are worth retrying; other answers are not. */
-export async function publish(m: Moment, env: Env, io: Io): Promise<Published> {
+/** Publishes one moment to `HOT_LEADS_TOPIC`, with the public fields of the visitor's
+ * `IDENTITY_STORE` value. */
+export async function publishMoment(m: Moment, env: Env, io: Io): Promise<Published> {
   const identity = await env.IDENTITY_STORE.get<Identity>(m.visitorId, "json").catch(() => null);
-  const body = message(m, identity);
-  let token: string;
-  try {
-    token = await accessToken(env, io);
-  } catch (e) {
-    return { ok: false, retry: e instanceof AuthError ? e.retry : true, error: (e as Error).message };
-  }
-  const base = env.PUBSUB_BASE_URL.replace(/\/$/, "");
-  const url = `${base}/v1/projects/${env.BQ_PROJECT}/topics/${env.HOT_LEADS_TOPIC}:publish`;
-  let response: Response;
-  try {
-    response = await io.fetch(url, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        messages: [
-          {
-            data: base64(JSON.stringify(body)),
-            attributes: { version: "1", kind: "hot_lead", visitorId: m.visitorId },
-          },
-        ],
-      }),
-    });
-  } catch (e) {
-    return { ok: false, retry: true, error: `publish failed: ${(e as Error).message}` };
-  }
-  if (response.ok) return { ok: true };
-  const text = (await response.text().catch(() => "")).slice(0, 300);
-  if (response.status === 401) resetToken();
-  const retry = [401, 408, 429].includes(response.status) || response.status >= 500;
-  return { ok: false, retry, error: `publish HTTP ${response.status}: ${text}` };
-}
-
-function base64(text: string): string {
-  let binary = "";
-  for (const b of new TextEncoder().encode(text)) binary += String.fromCharCode(b);
-  return btoa(binary);
+  const data = base64(JSON.stringify(message(m, identity)));
+  const attributes = { version: "1", kind: "hot_lead", visitorId: m.visitorId };
+  return publish(env.HOT_LEADS_TOPIC ?? "", [{ data, attributes }], env, io);
 }

@@ -3,7 +3,7 @@
 
 import { type Event } from "./contract";
 import { type Env, type Io, type Row, list } from "./env";
-import { accessToken } from "./google";
+import { accessToken, AuthError, resetToken } from "./google";
 
 /** Whether `event` is one the configuration wants published. */
 export function wanted(event: Event, types: string[]): boolean {
@@ -24,20 +24,52 @@ export async function publishRealtime(events: Event[], rows: Row[], env: Env, io
     .map((e, i) => ({ e, row: rows[i] }))
     .filter(({ e }) => e.visitorId && wanted(e, types))
     .map(({ e, row }) => ({
-      data: btoa(unescape(encodeURIComponent(JSON.stringify(row?.json ?? {})))),
+      data: base64(JSON.stringify(row?.json ?? {})),
       attributes: { version: "1", eventType: e.type, visitorId: e.visitorId ?? "" },
     }));
   if (messages.length === 0) return;
+  const outcome = await publish(env.PUBSUB_TOPIC, messages, env, io);
+  if (!outcome.ok) console.error(`pubsub publish failed: ${outcome.error}`);
+}
+
+/** What one publish call came to. */
+export type Published = { ok: true } | { ok: false; retry: boolean; error: string };
+
+/** Publishes `messages` to `topic` with the Worker's service account. Network errors, 408, 429,
+ * 5xx and a refused token (renewed for the next call) are worth retrying; other answers are not. */
+export async function publish(
+  topic: string,
+  messages: { data: string; attributes: Record<string, string> }[],
+  env: Env,
+  io: Io,
+): Promise<Published> {
+  let token: string;
   try {
-    const token = await accessToken(env, io);
-    const base = env.PUBSUB_BASE_URL.replace(/\/$/, "");
-    const response = await io.fetch(`${base}/v1/projects/${env.BQ_PROJECT}/topics/${env.PUBSUB_TOPIC}:publish`, {
+    token = await accessToken(env, io);
+  } catch (e) {
+    return { ok: false, retry: e instanceof AuthError ? e.retry : true, error: (e as Error).message };
+  }
+  const base = env.PUBSUB_BASE_URL.replace(/\/$/, "");
+  let response: Response;
+  try {
+    response = await io.fetch(`${base}/v1/projects/${env.BQ_PROJECT}/topics/${topic}:publish`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify({ messages }),
     });
-    if (!response.ok) console.error(`pubsub publish: HTTP ${response.status}`);
   } catch (e) {
-    console.error("pubsub publish failed", (e as Error).message);
+    return { ok: false, retry: true, error: `publish failed: ${(e as Error).message}` };
   }
+  if (response.ok) return { ok: true };
+  const text = (await response.text().catch(() => "")).slice(0, 300);
+  if (response.status === 401) resetToken();
+  const retry = [401, 408, 429].includes(response.status) || response.status >= 500;
+  return { ok: false, retry, error: `publish HTTP ${response.status}: ${text}` };
+}
+
+/** UTF-8 text as base64 (Pub/Sub's `data`). */
+export function base64(text: string): string {
+  let binary = "";
+  for (const b of new TextEncoder().encode(text)) binary += String.fromCharCode(b);
+  return btoa(binary);
 }

@@ -11,7 +11,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Event } from "./contract";
 import { defaultIo, type Env, type Io } from "./env";
 import { History } from "./history";
-import { alertRow, type Moment, publish } from "./moments";
+import { alertRow, type Moment, publishMoment } from "./moments";
 import { backoff } from "./queue";
 import { Classifier, type Level, rank, score, WINDOW_MS } from "./scoring";
 
@@ -133,7 +133,7 @@ export class VisitorScorer extends DurableObject<Env> {
     for (const owed of due) {
       const moment = JSON.parse(owed.moment) as Moment;
       if (!owed.published) {
-        const outcome = await publish(moment, this.env, this.io);
+        const outcome = await publishMoment(moment, this.env, this.io);
         if (!outcome.ok) {
           const attempts = owed.attempts + 1;
           if (outcome.retry && attempts < MAX_ATTEMPTS) {
