@@ -21,6 +21,15 @@ duckdb.sql(f"INSTALL '{ext}'")
 PY
 }
 
+# Vendors' own client libraries the tests check oie's output with (TESTING.md): slack-sdk.
+install_reference_clients() {
+  [ -x "$OIE_VENV/bin/python" ] || python3 -m venv "$OIE_VENV"
+  if ! "$OIE_VENV/bin/python" -c 'import slack_sdk' > /dev/null 2>&1; then
+    "$OIE_VENV/bin/pip" install --quiet --disable-pip-version-check slack-sdk==3.48.0
+  fi
+  export OIE_VENV
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

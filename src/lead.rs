@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 pub enum FieldType {
     Text,
     Integer,
+    Real,
+    /// JSON kept as text by the stores, parsed for routes and templates.
+    Json,
 }
 
 /// Every column of `lead_profiles`, in table order.
@@ -34,6 +37,13 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("videosCompleted", FieldType::Integer),
     ("maxScrollDepth", FieldType::Integer),
     ("lastPageUrl", FieldType::Text),
+    // Why the score is what it is: its parts, and the most viewed pages of the window.
+    ("scoreRecency", FieldType::Integer),
+    ("scoreFrequency", FieldType::Integer),
+    ("scoreEngagement", FieldType::Real),
+    ("scoreHighIntent", FieldType::Integer),
+    ("scoreConversions", FieldType::Integer),
+    ("topPages", FieldType::Json),
     ("updatedAt", FieldType::Integer),
     ("changeSeq", FieldType::Integer),
 ];
@@ -97,6 +107,16 @@ impl Level {
     }
 }
 
+/// A JSON field stored as text becomes the JSON it holds (text that is not JSON stays text).
+fn typed(ty: FieldType, value: Value) -> Value {
+    match (ty, value) {
+        (FieldType::Json, Value::String(text)) => {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        }
+        (_, value) => value,
+    }
+}
+
 /// One lead profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lead {
@@ -109,7 +129,7 @@ impl Lead {
         let fields = FIELDS
             .iter()
             .zip(values)
-            .map(|((name, _), value)| (name.to_string(), value))
+            .map(|((name, ty), value)| (name.to_string(), typed(*ty, value)))
             .collect();
         Lead { fields }
     }
@@ -118,9 +138,9 @@ impl Lead {
     pub fn from_json(object: &Map<String, Value>) -> Lead {
         let fields = FIELDS
             .iter()
-            .map(|(name, _)| {
+            .map(|(name, ty)| {
                 let value = object.get(*name).cloned().unwrap_or(Value::Null);
-                (name.to_string(), value)
+                (name.to_string(), typed(*ty, value))
             })
             .collect();
         Lead { fields }

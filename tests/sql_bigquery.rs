@@ -45,13 +45,26 @@ fn fixture_scores_equal_sqlite_lead_by_lead() {
         "videosCompleted",
         "maxScrollDepth",
         "lastPageUrl",
+        "scoreRecency",
+        "scoreFrequency",
+        "scoreEngagement",
+        "scoreHighIntent",
+        "scoreConversions",
+        "topPages",
         "scoredAt",
     ];
     for (b, s) in from_bq.iter().zip(&from_sqlite) {
         for c in columns {
+            // A float reads "0.0" from one engine and "0" from the other: compare the number.
+            let number = |r: &common::warehouse::Row| {
+                r.get(c).cloned().flatten().map(|v| match v.parse::<f64>() {
+                    Ok(n) if c == "scoreEngagement" => n.to_string(),
+                    _ => v,
+                })
+            };
             assert_eq!(
-                b.get(c),
-                s.get(c),
+                number(b),
+                number(s),
                 "{:?}: {c} differs between BigQuery and SQLite",
                 b.get("visitorId")
             );

@@ -269,6 +269,8 @@ fn new_registry(escape: impl Fn(&str) -> String + Send + Sync + 'static) -> Hand
     registry.register_helper("name", Box::new(name_helper));
     registry.register_helper("gt", Box::new(gt_helper));
     registry.register_helper("path", Box::new(path_helper));
+    registry.register_helper("why", Box::new(why_helper));
+    registry.register_helper("pages", Box::new(pages_helper));
     registry
 }
 
@@ -345,6 +347,58 @@ fn path_helper(
     let text = value.as_str().unwrap_or_default();
     out.write(&registry.get_escape_fn()(&url_path(text)))?;
     Ok(())
+}
+
+handlebars::handlebars_helper!(why_helper: |lead: Json| why(lead));
+handlebars::handlebars_helper!(pages_helper: |pages: Json| top_pages(pages));
+
+/// `{{why lead}}`: the visits behind a score in one line, e.g. "pricing ×3 · case studies ×1 ·
+/// form submitted · 2 visits" (empty for a lead with none, so `{{#if (why lead)}}` can skip it).
+pub fn why(lead: &serde_json::Value) -> String {
+    let n = |k: &str| lead.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let mut parts = Vec::new();
+    for (field, label) in [
+        ("pricingPageVisits", "pricing"),
+        ("caseStudyViews", "case studies"),
+        ("productPageViews", "product"),
+    ] {
+        if n(field) > 0 {
+            parts.push(format!("{label} ×{}", n(field)));
+        }
+    }
+    match n("formSubmissions") {
+        0 => {}
+        1 => parts.push("form submitted".into()),
+        forms => parts.push(format!("{forms} forms submitted")),
+    }
+    match n("videosCompleted") {
+        0 => {}
+        1 => parts.push("video watched".into()),
+        videos => parts.push(format!("{videos} videos watched")),
+    }
+    match n("totalSessions") {
+        0 => {}
+        1 => parts.push("1 visit".into()),
+        visits => parts.push(format!("{visits} visits")),
+    }
+    parts.join(" · ")
+}
+
+/// `{{pages lead.topPages}}`: "/pricing ×3 · /customers/acme ×1" (paths cut to 80 characters).
+pub fn top_pages(pages: &serde_json::Value) -> String {
+    pages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let path: String = url_path(p.get("path")?.as_str()?)
+                .chars()
+                .take(80)
+                .collect();
+            Some(format!("{path} ×{}", p.get("views")?.as_i64()?))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// The path of `text` as a URL (a bare path stays as it is, without query or fragment).

@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS `${dataset}.lead_profiles` (
   videosCompleted    INT64 NOT NULL,
   maxScrollDepth     INT64 NOT NULL,
   lastPageUrl        STRING,
+  scoreRecency       INT64,            -- the score's parts (docs/scoring.md): 0–30
+  scoreFrequency     INT64,            -- 0–20
+  scoreEngagement    FLOAT64,          -- 0–25, to a tenth
+  scoreHighIntent    INT64,            -- 0–25
+  scoreConversions   INT64,            -- 0–20
+  topPages           STRING,           -- JSON [{"path", "views"}]: the 5 most viewed pages of the window
   scoredAt           INT64 NOT NULL,   -- @now of the run that last scored this lead
   updatedAt          TIMESTAMP NOT NULL -- @now of the run that last changed a profile field
 )

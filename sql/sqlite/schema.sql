@@ -25,6 +25,12 @@ CREATE TABLE IF NOT EXISTS lead_profiles (
   videosCompleted    INTEGER NOT NULL DEFAULT 0,
   maxScrollDepth     INTEGER NOT NULL DEFAULT 0,
   lastPageUrl        TEXT,
+  scoreRecency       INTEGER,  -- the score's parts (docs/scoring.md): 0–30
+  scoreFrequency     INTEGER,  -- 0–20
+  scoreEngagement    REAL,     -- 0–25, to a tenth
+  scoreHighIntent    INTEGER,  -- 0–25
+  scoreConversions   INTEGER,  -- 0–20
+  topPages           TEXT,     -- JSON [{"path", "views"}]: the 5 most viewed pages of the window
   previousLevel      TEXT,     -- the level before the last change (NULL: first scored)
   levelChangedAt     INTEGER,
   scoredAt           INTEGER,  -- :now of the scoring run that last scored this lead
@@ -79,6 +85,12 @@ WHEN NEW.changeSeq = OLD.changeSeq AND (
    OR OLD.videosCompleted IS NOT NEW.videosCompleted
    OR OLD.maxScrollDepth IS NOT NEW.maxScrollDepth
    OR OLD.lastPageUrl IS NOT NEW.lastPageUrl
+   OR OLD.scoreRecency IS NOT NEW.scoreRecency
+   OR OLD.scoreFrequency IS NOT NEW.scoreFrequency
+   OR OLD.scoreEngagement IS NOT NEW.scoreEngagement
+   OR OLD.scoreHighIntent IS NOT NEW.scoreHighIntent
+   OR OLD.scoreConversions IS NOT NEW.scoreConversions
+   OR OLD.topPages IS NOT NEW.topPages
 )
 BEGIN
   UPDATE lead_profiles

@@ -213,6 +213,11 @@ fn value(kind: &FieldType, cell: Option<Value>) -> Value {
             .map(|us| Value::from(us.div_euclid(1000)))
             .unwrap_or(Value::String(text)),
         FieldType::Boolean | FieldType::Bool => Value::Bool(text.eq_ignore_ascii_case("true")),
+        FieldType::Float | FieldType::Float64 => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::String(text), Value::Number),
         _ => Value::String(text),
     }
 }

@@ -171,3 +171,31 @@ fn routes_left_out_do_not_stop_the_list() {
         .collect();
     assert_eq!(among, ["identities"]);
 }
+
+/// The "why" fields: the score's parts (engagement a number to a tenth) and the top pages, a
+/// list CEL's macros walk — read from the store's JSON text.
+#[test]
+fn conditions_see_why_the_score_is_what_it_is() {
+    let lead = json!({"visitorId": "v1", "intentScore": 84, "engagementLevel": "burning",
+        "scoreRecency": 30, "scoreHighIntent": 24, "scoreEngagement": 5.5,
+        "topPages": r#"[{"path":"/pricing","views":3},{"path":"/","views":1}]"#});
+    let lead = crate::lead::Lead::from_json(lead.as_object().unwrap());
+    let cases = [
+        ("lead.scoreHighIntent > 15", true),
+        ("lead.scoreEngagement > 5.0", true),
+        ("lead.scoreEngagement >= 6.0", false),
+        (
+            r#"lead.topPages.exists(p, p.path.startsWith("/pricing") && p.views >= 3)"#,
+            true,
+        ),
+        ("size(lead.topPages) == 2", true),
+        (r#"lead.topPages[0].path == "/""#, false),
+    ];
+    for (when, expected) in cases {
+        let router = Router::new(vec![route("r", when, false, None)]);
+        let trigger = Trigger::hot_lead(Level::Burning, Some(Level::Hot), 1, 1_000);
+        let input = router.input(router.lead_input(&lead), &trigger, 10_000_000);
+        let matched = !router.evaluator().evaluate(&input, |_| None).is_empty();
+        assert_eq!(matched, expected, "{when}");
+    }
+}

@@ -170,6 +170,20 @@ fn convert(name: &str, ty: FieldType, value: &Value) -> Result<SqlValue, String>
             .parse::<i64>()
             .map(SqlValue::Integer)
             .map_err(|_| format!("{name} must be a whole number, got \"{s}\"")),
+        (FieldType::Real, Value::Number(n)) => n
+            .as_f64()
+            .map(SqlValue::Real)
+            .ok_or_else(|| format!("{name} must be a number, got {n}")),
+        (FieldType::Real, Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map(SqlValue::Real)
+            .map_err(|_| format!("{name} must be a number, got \"{s}\"")),
+        // JSON as text: a CSV cell holds it as text already, a JSON line as JSON.
+        (FieldType::Json, Value::String(s)) => serde_json::from_str::<Value>(s)
+            .map(|_| SqlValue::Text(s.clone()))
+            .map_err(|e| format!("{name} must be JSON, got \"{s}\" ({e})")),
+        (FieldType::Json, other) => Ok(SqlValue::Text(other.to_string())),
         (_, other) => Err(format!("{name} has an unsupported value {other}")),
     }
 }

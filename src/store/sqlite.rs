@@ -146,8 +146,12 @@ fn row_to_lead(row: &rusqlite::Row) -> rusqlite::Result<Lead> {
     let mut values = Vec::with_capacity(FIELDS.len());
     for (i, (_, ty)) in FIELDS.iter().enumerate() {
         let value = match ty {
-            FieldType::Text => row.get::<_, Option<String>>(i)?.map(Value::from),
+            FieldType::Text | FieldType::Json => row.get::<_, Option<String>>(i)?.map(Value::from),
             FieldType::Integer => row.get::<_, Option<i64>>(i)?.map(Value::from),
+            FieldType::Real => row
+                .get::<_, Option<f64>>(i)?
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number),
         };
         values.push(value.unwrap_or(Value::Null));
     }

@@ -36,6 +36,28 @@ pub fn fixture_scores(wh: &mut dyn Warehouse) -> Vec<Row> {
                 v["why"], v["arithmetic"]
             ));
         }
+        // Why: the parts of the score and the most viewed pages.
+        for (column, part) in [
+            ("scoreRecency", "recency"),
+            ("scoreFrequency", "frequency"),
+            ("scoreEngagement", "engagement"),
+            ("scoreHighIntent", "highIntent"),
+            ("scoreConversions", "conversions"),
+        ] {
+            let want = v["parts"][part].as_f64();
+            let got = get(p, column).and_then(|s| s.parse::<f64>().ok());
+            if want.is_none() || got != want {
+                wrong.push(format!("{id}: {column} = {got:?}, want {want:?}"));
+            }
+        }
+        let pages =
+            get(p, "topPages").and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+        if pages.as_ref() != Some(&v["topPages"]) {
+            wrong.push(format!(
+                "{id}: topPages = {pages:?}, want {}",
+                v["topPages"]
+            ));
+        }
         for (column, want) in v["counters"].as_object().into_iter().flatten() {
             let want = want
                 .as_str()

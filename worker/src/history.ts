@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS events (
   depth        INTEGER,  -- scroll_depth
   videoSrc     TEXT,     -- video_play
   videoPercent INTEGER,  -- video_play
-  page         TEXT      -- pageviews: url, else path
+  page         TEXT,     -- pageviews: url, else path
+  path         TEXT      -- pageviews
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp);
 CREATE TABLE IF NOT EXISTS sessions (
@@ -33,6 +34,8 @@ CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (endedAt);
 export interface Profile extends Counts {
   maxScrollDepth: number;
   lastPageUrl: string | null;
+  /** The most viewed pages of the window, at most 5 (views, then path). */
+  topPages: { path: string; views: number }[];
 }
 
 /** `CAST(json_extract(data, '$.key') AS INTEGER)`: numbers truncated, numeric text parsed. */
@@ -53,8 +56,8 @@ export class History {
     for (const e of events) {
       const data = e.data;
       const inserted = this.sql.exec(
-        `INSERT OR IGNORE INTO events (eventId, sessionId, type, timestamp, classRank, activeMs, depth, videoSrc, videoPercent, page)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO events (eventId, sessionId, type, timestamp, classRank, activeMs, depth, videoSrc, videoPercent, page, path)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         e.eventId,
         e.sessionId,
         e.type,
@@ -65,6 +68,7 @@ export class History {
         e.type === "video_play" ? (typeof data?.["src"] === "string" ? data["src"] : data?.["src"] == null ? null : JSON.stringify(data["src"])) : null,
         e.type === "video_play" ? integer(data, "percent") : null,
         e.type === "pageview" ? e.url || e.path : null,
+        e.type === "pageview" ? e.path : null,
       ).rowsWritten;
       if (inserted === 0) continue;
       added++;
@@ -123,6 +127,16 @@ export class History {
         now,
       )
       .toArray()[0];
+    const topPages = this.sql
+      .exec<{ path: string; views: number }>(
+        `SELECT path, COUNT(*) AS views FROM events
+         WHERE type = 'pageview' AND timestamp >= ? AND timestamp <= ?
+         GROUP BY path ORDER BY views DESC, path LIMIT 5`,
+        from,
+        now,
+      )
+      .toArray()
+      .map((r) => ({ path: r.path, views: r.views }));
     const n = (k: string) => Number(c[k] ?? 0);
     return {
       firstVisitAt: c["firstVisitAt"] ?? null,
@@ -138,6 +152,7 @@ export class History {
       videosCompleted: videos.n,
       maxScrollDepth: n("maxScrollDepth"),
       lastPageUrl: last?.page ?? null,
+      topPages,
     };
   }
 

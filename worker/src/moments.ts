@@ -67,6 +67,12 @@ export function message(m: Moment, identity: Identity | null): Record<string, un
       videosCompleted: p.videosCompleted,
       maxScrollDepth: p.maxScrollDepth,
       lastPageUrl: p.lastPageUrl,
+      scoreRecency: m.score.recency,
+      scoreFrequency: m.score.frequency,
+      scoreEngagement: m.score.engagement,
+      scoreHighIntent: m.score.highIntent,
+      scoreConversions: m.score.conversions,
+      topPages: p.topPages,
       scoredAt: m.at,
     },
   };

@@ -10,7 +10,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Event } from "./contract";
 import { defaultIo, type Env, type Io } from "./env";
-import { History } from "./history";
+import { History, type Profile } from "./history";
 import { alertRow, type Moment, publishMoment } from "./moments";
 import { backoff } from "./queue";
 import { Classifier, type Level, rank, score, WINDOW_MS } from "./scoring";
@@ -93,6 +93,11 @@ export class VisitorScorer extends DurableObject<Env> {
       now,
     );
     return { added, level: is.level, moment: moment.id };
+  }
+
+  /** The counts now (tests, and the operator's curiosity). */
+  profile(): Profile {
+    return this.history.profile(this.io.now());
   }
 
   /** The score now, without events (tests, and the operator's curiosity). */

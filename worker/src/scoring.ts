@@ -106,6 +106,8 @@ export interface Score {
   frequency: number;
   /** Engagement in milliseconds of points (× 60,000), capped at 1,500,000. */
   engagementMs: number;
+  /** Engagement in points to a tenth, half up (the `scoreEngagement` column). */
+  engagement: number;
   highIntent: number;
   conversions: number;
 }
@@ -136,7 +138,8 @@ export function score(c: Counts, nowMs: number): Score {
     100,
     Math.floor((60_000 * (r + frequency + highIntent + conversions) + engagementMs + 30_000) / 60_000),
   );
-  return { intentScore, level: levelOf(intentScore), recency: r, frequency, engagementMs, highIntent, conversions };
+  const engagement = Math.floor((engagementMs + 3_000) / 6_000) / 10;
+  return { intentScore, level: levelOf(intentScore), recency: r, frequency, engagementMs, engagement, highIntent, conversions };
 }
 
 export function levelOf(intentScore: number): Level {

@@ -85,16 +85,27 @@ const pricing = (id: string, at: number, session = "s1"): Event => ({
 const form = (id: string, at: number): Event => ({ ...pricing(id, at), type: "form_submit", data: { formId: "demo" } });
 
 describe("the streaming scorer's formula", () => {
-  const visitors = fixture.visitors as unknown as { id: string; why: string; events: Tuple[]; score: number; level: string }[];
+  const visitors = fixture.visitors as unknown as {
+    id: string;
+    why: string;
+    events: Tuple[];
+    score: number;
+    level: string;
+    parts: Record<string, number>;
+    topPages: { path: string; views: number }[];
+  }[];
 
   it.each(visitors)("scores fixture visitor $id as the SQL does ($why)", async (v) => {
     const stub = scorer(v.id);
     const got = await runInDurableObject(stub, (instance: VisitorScorer) => {
       wire(instance).google.clock = fixture.nowMs;
       instance.accept(v.id, events(v.id, v.events, fixture.nowMs), fixture.nowMs);
-      return instance.current();
+      return { ...instance.current(), topPages: instance.profile().topPages };
     });
     expect({ score: got.intentScore, level: got.level }).toEqual({ score: v.score, level: v.level });
+    const { recency, frequency, engagement, highIntent, conversions } = got;
+    expect({ recency, frequency, engagement, highIntent, conversions }).toEqual(v.parts);
+    expect(got.topPages).toEqual(v.topPages);
   });
 
   it("classifies paths with LIKE patterns, case-sensitively, the site's class first", () => {

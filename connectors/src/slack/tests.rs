@@ -15,7 +15,8 @@ fn lead(overrides: Value) -> Value {
         "visitorId": "ab3f9", "email": "jane@acme.example", "firstName": "Jane", "lastName": "Doe",
         "company": "Acme", "title": "VP Sales", "campaignId": "q4", "campaignName": "Q4 Outbound",
         "intentScore": 86, "engagementLevel": "burning", "totalSessions": 3, "pricingPageVisits": 2,
-        "formSubmissions": 1, "lastPageUrl": "https://acme.example/pricing"
+        "formSubmissions": 1, "lastPageUrl": "https://acme.example/pricing",
+        "topPages": [{"path": "/pricing", "views": 2}, {"path": "/", "views": 1}]
     });
     for (k, v) in overrides.as_object().unwrap() {
         lead[k] = v.clone();
@@ -130,7 +131,7 @@ fn lead_text_can_neither_mention_nor_link() {
     let evil = "<!channel> *Acme* & <https://evil.example|click>";
     let text = slack(json!({}))
         .render(&RenderContext::new(data(lead(
-            json!({"company": evil, "title": evil}),
+            json!({"company": evil, "title": evil, "topPages": [{"path": evil, "views": 1}]}),
         ))))
         .unwrap();
     let message: Value = serde_json::from_str(&text).expect("valid JSON");
@@ -146,6 +147,24 @@ fn lead_text_can_neither_mention_nor_link() {
     assert!(texts(&message)
         .iter()
         .any(|t| t.contains(&format!("*Title*\n{escaped}"))));
+}
+
+/// A lead with no visits behind its score has no "why" and no top pages (no empty blocks).
+#[test]
+fn no_why_without_visits() {
+    let quiet = lead(
+        json!({"pricingPageVisits": 0, "formSubmissions": 0, "totalSessions": 0, "topPages": []}),
+    );
+    let message = render(quiet);
+    for t in texts(&message) {
+        assert!(!t.contains("Why") && !t.contains("Top pages"), "{t}");
+    }
+    let line = crate::templates::why(&json!({"pricingPageVisits": 3, "caseStudyViews": 1,
+        "formSubmissions": 2, "videosCompleted": 1, "totalSessions": 1}));
+    assert_eq!(
+        line,
+        "pricing ×3 · case studies ×1 · 2 forms submitted · video watched · 1 visit"
+    );
 }
 
 #[test]
@@ -396,4 +415,74 @@ fn the_last_page_shows_only_its_path() {
         "/pricing",
         "a bare path loses its query and fragment too"
     );
+}
+
+/// Every Block Kit message the default templates render — the goldens, a lead with nothing to
+/// say why, hostile text, a digest — passes Slack's own validation (`slack_sdk.models.blocks`,
+/// PyPI, in the venv scripts/test makes). Skipped when that Python is missing, except in CI.
+#[test]
+fn rendered_blocks_pass_slack_sdk_validation() {
+    let venv = std::env::var("OIE_VENV").unwrap_or_else(|_| "/var/tmp/oie-venv".into());
+    let python = std::path::Path::new(&venv).join("bin/python");
+    let has_sdk = std::process::Command::new(&python)
+        .args(["-c", "import slack_sdk.models.blocks"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_sdk {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "slack-sdk is missing from {venv}"
+        );
+        eprintln!("slack-sdk is not installed in {venv}: skipped");
+        return;
+    }
+    let evil = "<!channel> *Acme* & <https://evil.example|click>";
+    let digest: Vec<Value> = (0..32)
+        .map(|i| data(lead(json!({"visitorId": format!("v{i}")}))))
+        .collect();
+    let messages = vec![
+        render(lead(json!({}))),
+        render(lead(
+            json!({"firstName": null, "lastName": null, "company": null, "title": null,
+                           "campaignName": null, "lastPageUrl": null}),
+        )),
+        render(lead(
+            json!({"pricingPageVisits": 0, "formSubmissions": 0, "totalSessions": 0, "topPages": []}),
+        )),
+        render(lead(
+            json!({"company": evil, "title": evil, "firstName": "x".repeat(5000),
+                           "topPages": [{"path": evil, "views": 1}]}),
+        )),
+        serde_json::from_str(&slack(json!({})).render_digest(&digest).unwrap()).unwrap(),
+    ];
+    let check = "import json, sys\n\
+                 from slack_sdk.models.blocks import Block\n\
+                 n = 0\n\
+                 for m in json.load(sys.stdin):\n\
+                 \x20   assert len(m['blocks']) <= 50, len(m['blocks'])\n\
+                 \x20   for b in m['blocks']:\n\
+                 \x20       Block.parse(b).validate_json(); n += 1\n\
+                 print(n)";
+    let mut child = std::process::Command::new(&python)
+        .args(["-c", check])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&messages).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "slack_sdk refused a block: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let blocks: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(blocks > 10, "{blocks} blocks checked");
 }

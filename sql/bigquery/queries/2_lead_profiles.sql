@@ -6,7 +6,8 @@
 --   (c) leads with an event that has left the 90-day window (firstVisitAt older than 90 days).
 --   The score is the formula of sql/README.md, computed in integer milliseconds of points so
 --   rounding is exact and identical to the SQLite version. previousLevel and levelChangedAt
---   record level changes for 3_hot_lead_alerts.sql (and previousLevelAt when the level before
+--   record level changes for 3_hot_lead_alerts.sql; the score's parts (score*) and the top pages
+--   (topPages) say why (and previousLevelAt when the level before
 --   began, which tells it the streaming scorer's alerts of this rise from older ones). scoredAt is stamped on every rescored lead;
 --   updatedAt only when a profile field changed (what `oie` polls for sync triggers).
 -- When: every 15 minutes, after 1_sessions.sql.
@@ -114,6 +115,19 @@ USING (
     )
     WHERE rn = 1
   ),
+  -- The lead's most viewed pages of the window, at most 5 (views, then path), as JSON.
+  topPages AS (
+    SELECT
+      visitorId,
+      CONCAT('[', STRING_AGG(CONCAT('{"path":', TO_JSON_STRING(path), ',"views":', CAST(views AS STRING), '}'), ',' ORDER BY views DESC, path), ']') AS pages
+    FROM (
+      SELECT visitorId, path, views,
+             ROW_NUMBER() OVER (PARTITION BY visitorId ORDER BY views DESC, path) AS rn
+      FROM (SELECT visitorId, path, COUNT(*) AS views FROM events WHERE eventType = 'pageview' GROUP BY visitorId, path)
+    )
+    WHERE rn <= 5
+    GROUP BY visitorId
+  ),
   identity AS (
     SELECT * EXCEPT (rn)
     FROM (
@@ -138,6 +152,7 @@ USING (
       COALESCE(v.videosCompleted, 0) AS videosCompleted,
       COALESCE(c.maxScrollDepth, 0) AS maxScrollDepth,
       lp.page AS lastPageUrl,
+      COALESCE(tp.pages, '[]') AS topPages,
       CASE
         WHEN c.lastVisitAt IS NULL THEN 0
         WHEN p.nowMs - c.lastVisitAt <= 86400000 THEN 30
@@ -158,12 +173,15 @@ USING (
     LEFT JOIN sess s USING (visitorId)
     LEFT JOIN videos v USING (visitorId)
     LEFT JOIN lastPage lp USING (visitorId)
+    LEFT JOIN topPages tp USING (visitorId)
   ),
   scored AS (
     SELECT
       parts.*,
       -- The dividend is parenthesized on purpose: the BigQuery emulator drops the grouping.
-      LEAST(100, DIV((60000 * (recency + frequency + highIntent + conversions) + engagementMs + 30000), 60000)) AS intentScore
+      LEAST(100, DIV((60000 * (recency + frequency + highIntent + conversions) + engagementMs + 30000), 60000)) AS intentScore,
+      -- Engagement in points, to a tenth (half up, in integers: identical in both dialects).
+      DIV((engagementMs + 3000), 6000) / 10 AS engagementPoints
     FROM parts
   )
   SELECT
@@ -204,6 +222,12 @@ WHEN MATCHED THEN UPDATE SET
   videosCompleted = S.videosCompleted,
   maxScrollDepth = S.maxScrollDepth,
   lastPageUrl = COALESCE(S.lastPageUrl, T.lastPageUrl),
+  scoreRecency = S.recency,
+  scoreFrequency = S.frequency,
+  scoreEngagement = S.engagementPoints,
+  scoreHighIntent = S.highIntent,
+  scoreConversions = S.conversions,
+  topPages = S.topPages,
   scoredAt = S.nowMs,
   -- updatedAt moves only when the profile changed (as the SQLite triggers do), so a reader of
   -- changes (oie's BigQuery lead source) is not handed every rescored lead again.
@@ -228,17 +252,25 @@ WHEN MATCHED THEN UPDATE SET
        OR T.formSubmissions IS DISTINCT FROM S.forms
        OR T.videosCompleted IS DISTINCT FROM S.videosCompleted
        OR T.maxScrollDepth IS DISTINCT FROM S.maxScrollDepth
-       OR T.lastPageUrl IS DISTINCT FROM COALESCE(S.lastPageUrl, T.lastPageUrl),
+       OR T.lastPageUrl IS DISTINCT FROM COALESCE(S.lastPageUrl, T.lastPageUrl)
+       OR T.scoreRecency IS DISTINCT FROM S.recency
+       OR T.scoreFrequency IS DISTINCT FROM S.frequency
+       OR T.scoreEngagement IS DISTINCT FROM S.engagementPoints
+       OR T.scoreHighIntent IS DISTINCT FROM S.highIntent
+       OR T.scoreConversions IS DISTINCT FROM S.conversions
+       OR T.topPages IS DISTINCT FROM S.topPages,
     TIMESTAMP_MILLIS(S.nowMs), T.updatedAt)
 WHEN NOT MATCHED THEN INSERT
   (visitorId, email, firstName, lastName, company, title, campaignId, campaignName,
    intentScore, engagementLevel, previousLevel, levelChangedAt, firstVisitAt, lastVisitAt,
    totalSessions, totalPageviews, totalActiveSeconds, pricingPageVisits, caseStudyViews,
    productPageViews, formSubmissions, videosCompleted, maxScrollDepth, lastPageUrl, scoredAt,
-   updatedAt)
+   updatedAt, scoreRecency, scoreFrequency, scoreEngagement, scoreHighIntent, scoreConversions,
+   topPages)
 VALUES
   (S.visitorId, S.email, S.firstName, S.lastName, S.company, S.title, S.campaignId,
    S.campaignName, S.intentScore, S.engagementLevel, NULL, S.nowMs, S.firstVisitAt,
    S.lastVisitAt, S.sessions, S.pageviews, DIV(S.activeMs, 1000), S.pricing, S.caseStudies,
    S.products, S.forms, S.videosCompleted, S.maxScrollDepth, S.lastPageUrl, S.nowMs,
-   TIMESTAMP_MILLIS(S.nowMs));
+   TIMESTAMP_MILLIS(S.nowMs), S.recency, S.frequency, S.engagementPoints, S.highIntent,
+   S.conversions, S.topPages);

@@ -55,6 +55,7 @@ ev AS MATERIALIZED (
     e.visitorId,
     e.eventType,
     e.timestamp,
+    e.path,
     COALESCE(e.url, e.path) AS page,
     CASE WHEN e.eventType = 'pageview' THEN
       COALESCE(
@@ -114,6 +115,17 @@ lastPage AS (
   )
   WHERE rn = 1
 ),
+-- The lead's most viewed pages of the window, at most 5 (views, then path), as JSON.
+topPages AS (
+  SELECT visitorId, json_group_array(json_object('path', path, 'views', views) ORDER BY views DESC, path) AS pages
+  FROM (
+    SELECT visitorId, path, views,
+           ROW_NUMBER() OVER (PARTITION BY visitorId ORDER BY views DESC, path) AS rn
+    FROM (SELECT visitorId, path, COUNT(*) AS views FROM ev WHERE eventType = 'pageview' GROUP BY visitorId, path)
+  )
+  WHERE rn <= 5
+  GROUP BY visitorId
+),
 identity AS (
   SELECT *
   FROM (
@@ -138,6 +150,7 @@ parts AS (
     COALESCE(v.videosCompleted, 0) AS videosCompleted,
     COALESCE(c.maxScrollDepth, 0) AS maxScrollDepth,
     lp.page AS lastPageUrl,
+    COALESCE(tp.pages, '[]') AS topPages,
     CASE
       WHEN c.lastVisitAt IS NULL THEN 0
       WHEN p.nowMs - c.lastVisitAt <= 86400000 THEN 30
@@ -158,17 +171,22 @@ parts AS (
   LEFT JOIN sess s ON s.visitorId = r.visitorId
   LEFT JOIN videos v ON v.visitorId = r.visitorId
   LEFT JOIN lastPage lp ON lp.visitorId = r.visitorId
+  LEFT JOIN topPages tp ON tp.visitorId = r.visitorId
 ),
 scored AS (
   SELECT parts.*,
-         MIN(100, (60000 * (recency + frequency + highIntent + conversions) + engagementMs + 30000) / 60000) AS intentScore
+         MIN(100, (60000 * (recency + frequency + highIntent + conversions) + engagementMs + 30000) / 60000) AS intentScore,
+         -- Engagement in points, to a tenth (half up, in integers: identical in both dialects).
+         ((engagementMs + 3000) / 6000) / 10.0 AS engagementPoints
   FROM parts
 )
 INSERT INTO lead_profiles
   (visitorId, email, firstName, lastName, company, title, campaignId, campaignName,
    intentScore, engagementLevel, previousLevel, levelChangedAt, firstVisitAt, lastVisitAt,
    totalSessions, totalPageviews, totalActiveSeconds, pricingPageVisits, caseStudyViews,
-   productPageViews, formSubmissions, videosCompleted, maxScrollDepth, lastPageUrl, scoredAt)
+   productPageViews, formSubmissions, videosCompleted, maxScrollDepth, lastPageUrl,
+   scoreRecency, scoreFrequency, scoreEngagement, scoreHighIntent, scoreConversions, topPages,
+   scoredAt)
 SELECT
   sc.visitorId, i.email, i.firstName, i.lastName, i.company, i.title, i.campaignId, i.campaignName,
   sc.intentScore,
@@ -180,7 +198,8 @@ SELECT
   END,
   NULL, sc.nowMs, sc.firstVisitAt, sc.lastVisitAt, sc.sessions, sc.pageviews, sc.activeMs / 1000,
   sc.pricing, sc.caseStudies, sc.products, sc.forms, sc.videosCompleted, sc.maxScrollDepth,
-  sc.lastPageUrl, sc.nowMs
+  sc.lastPageUrl, sc.recency, sc.frequency, sc.engagementPoints, sc.highIntent, sc.conversions,
+  sc.topPages, sc.nowMs
 FROM scored sc
 LEFT JOIN identity i ON i.shortId = sc.visitorId
 WHERE true
@@ -208,6 +227,12 @@ ON CONFLICT (visitorId) DO UPDATE SET
   videosCompleted = excluded.videosCompleted,
   maxScrollDepth = excluded.maxScrollDepth,
   lastPageUrl = COALESCE(excluded.lastPageUrl, lastPageUrl),
+  scoreRecency = excluded.scoreRecency,
+  scoreFrequency = excluded.scoreFrequency,
+  scoreEngagement = excluded.scoreEngagement,
+  scoreHighIntent = excluded.scoreHighIntent,
+  scoreConversions = excluded.scoreConversions,
+  topPages = excluded.topPages,
   scoredAt = excluded.scoredAt;
 
 INSERT INTO scoring_state (name, value)
