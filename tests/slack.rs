@@ -303,3 +303,103 @@ async fn connectors_check_signs_in_with_the_bot_token() {
     );
     assert!(fake.messages("C0SALES").is_empty(), "a check posts nothing");
 }
+
+/// `thread = "per_lead"`: a lead's first alert starts a thread, the next ones reply in it, and
+/// only the rise to burning is also shown in the channel; another lead gets its own thread.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_thread_per_lead() {
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    let ws = Workspace::new(&config(
+        &fake,
+        "token = \"${OIE_TEST_SLACK_TOKEN_THREADS}\"\nchannel = \"C0THR\"\nthread = \"per_lead\"\nrate_limit = 50",
+        "",
+    ));
+    ws.env("OIE_TEST_SLACK_TOKEN_THREADS", TOKEN);
+    let daemon = ws.start();
+    let at = |score: i64, level: &str| {
+        let mut lead = hot_lead("jane");
+        lead["intentScore"] = json!(score);
+        lead["engagementLevel"] = json!(level);
+        lead
+    };
+    // hot, then burning, then down to warm (no alert) and hot again: three alerts.
+    for (n, (score, level)) in [(70, "hot"), (85, "burning"), (45, "warm"), (65, "hot")]
+        .into_iter()
+        .enumerate()
+    {
+        ws.import(&[at(score, level)]);
+        let want = [1, 2, 2, 3][n];
+        wait_until("the alert", 20, || fake.messages("C0THR").len() == want).await;
+    }
+    ws.import(&[hot_lead("john")]);
+    wait_until("john's alert", 20, || fake.messages("C0THR").len() == 4).await;
+    let messages = fake.messages("C0THR");
+    let parent = messages[0]["ts"].as_str().unwrap();
+    assert!(
+        messages[0].get("thread_ts").is_none(),
+        "the first alert starts the thread"
+    );
+    assert_eq!(messages[1]["thread_ts"], parent);
+    assert_eq!(
+        messages[1]["reply_broadcast"], true,
+        "a rise to burning shows in the channel"
+    );
+    assert_eq!(messages[2]["thread_ts"], parent);
+    assert!(messages[2].get("reply_broadcast").is_none());
+    assert!(
+        messages[3].get("thread_ts").is_none(),
+        "another lead, another thread"
+    );
+    for m in &messages {
+        assert!(
+            m.get("_oie_thread").is_none(),
+            "the hint never reaches Slack: {m}"
+        );
+    }
+    // After a restart the thread is still known.
+    drop(daemon);
+    let daemon = ws.start();
+    ws.import(&[at(45, "warm")]);
+    ws.import(&[at(90, "burning")]);
+    wait_until("the alert after the restart", 20, || {
+        fake.messages("C0THR").len() == 5
+    })
+    .await;
+    assert_eq!(fake.messages("C0THR")[4]["thread_ts"], parent);
+    // An erasure forgets the thread.
+    let out = ws.oie(&["visitors", "erase", "jane"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ws.import(&[at(70, "hot")]);
+    wait_until("the alert after the erasure", 20, || {
+        fake.messages("C0THR").len() == 6
+    })
+    .await;
+    assert!(fake.messages("C0THR")[5].get("thread_ts").is_none());
+    drop(daemon);
+}
+
+#[test]
+fn check_says_an_incoming_webhook_cannot_thread() {
+    let ws = Workspace::new(&format!(
+        "{FAST}\n[[routes]]\nname = \"hot\"\nto = [\"sales\"]\n\n[connectors.sales]\nkind = \"slack\"\nwebhook_url = \"${{OIE_TEST_SLACK_HOOK}}\"\nthread = \"per_lead\"\n"
+    ));
+    ws.env(
+        "OIE_TEST_SLACK_HOOK",
+        "https://hooks.slack.com/services/T/B/x",
+    );
+    let out = ws.oie(&["check"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("connectors.sales: thread = \"per_lead\" needs `token` and `channel`: an incoming webhook cannot reply in a thread"),
+        "{said}"
+    );
+}

@@ -21,6 +21,8 @@ pub struct Build<'a> {
     pub templates: Arc<TemplateSet>,
     /// Key files named by connectors, for `oie check`'s permission warnings.
     pub key_files: &'a mut Vec<PathBuf>,
+    /// What connectors remember per visitor between deliveries (erased with the visitor).
+    pub state: Arc<dyn crate::VisitorState>,
 }
 
 impl Build<'_> {

@@ -37,6 +37,7 @@ mod reason;
 pub mod salesforce;
 pub mod secret;
 pub mod slack;
+pub mod state;
 pub mod templates;
 pub mod webhook;
 
@@ -45,4 +46,5 @@ pub use kind::{Build, Kind};
 pub use outcome::{classify_status, parse_retry_after, Outcome};
 pub use reason::{Effect, Failure, Reason};
 pub use secret::Secret;
+pub use state::{MemoryState, VisitorState};
 pub use templates::{RenderContext, RenderError, TemplateSet};

@@ -199,6 +199,7 @@ mod tests {
                     base: dir.path(),
                     templates: templates.clone(),
                     key_files: &mut key_files,
+                    state: Arc::new(oie_connectors::MemoryState::default()),
                 };
                 let connector = settings
                     .build(&mut with)
@@ -266,6 +267,7 @@ mod tests {
             base: dir.path(),
             templates: Arc::new(oie_connectors::TemplateSet::defaults()),
             key_files: &mut key_files,
+            state: Arc::new(oie_connectors::MemoryState::default()),
         };
         let connector = settings.build(&mut with).unwrap();
         assert_eq!(connector.kind(), "echo");

@@ -67,7 +67,16 @@ pub fn validate(
     let mut keys = Vec::new();
     check_pubsub(path, text, &base, &mut config, &mut keys, problems);
     check_store(path, text, &base, &mut config, &mut keys, problems);
-    let connectors = build_connectors(path, &base, &mut config, &templates, &mut keys, problems);
+    let state: Arc<dyn oie_connectors::VisitorState> =
+        Arc::new(crate::outbox::OutboxState::new(data_dir.join("outbox.db")));
+    let connectors = build_connectors(
+        path,
+        &base,
+        &mut config,
+        (&templates, &state),
+        &mut keys,
+        problems,
+    );
     check_digests(path, text, &config, &connectors, problems);
     problems.is_empty().then(|| Loaded {
         data_dir,
@@ -255,7 +264,7 @@ fn build_connectors(
     path: &Path,
     base: &Path,
     config: &mut Config,
-    templates: &Arc<TemplateSet>,
+    (templates, state): (&Arc<TemplateSet>, &Arc<dyn oie_connectors::VisitorState>),
     keys: &mut Vec<PathBuf>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, ConnectorHandle> {
@@ -273,6 +282,7 @@ fn build_connectors(
             base,
             templates: templates.clone(),
             key_files: keys,
+            state: state.clone(),
         };
         let made = settings
             .build(&mut with)

@@ -8,6 +8,7 @@ mod deadletters;
 mod erasures;
 mod forgotten;
 mod handover;
+mod state;
 
 pub use claim::{Applied, Claimed, Expired, ProbeFrom, Report};
 pub use connectors::{ConnectorState, Queue};
@@ -15,6 +16,7 @@ pub use deadletters::{DeadLetter, DeadLetterDetail, RenderInput, ReplayResult};
 pub use erasures::CloudErasure;
 pub use forgotten::Forgotten;
 pub use handover::{Committed, Fire, HandOver, NewDelivery, Seen};
+pub use state::OutboxState;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -118,7 +120,7 @@ impl Outbox {
     }
 
     /// Erasure: deletes every delivery of the visitor, whatever its state (with its payload,
-    /// render input and attempts), and what sources remember of them. Deliveries of the
+    /// render input and attempts), and what sources and connectors remember of them. Deliveries of the
     /// `erasure` trigger (what tells CRMs to delete the person) are kept until sent. Returns
     /// the deliveries removed. Call [`Forgotten::forget`] first, so one claimed meanwhile is
     /// not sent.
@@ -140,6 +142,10 @@ impl Outbox {
             tx.execute("DELETE FROM lead_seen WHERE visitor_id = ?1", [visitor_id])?;
             tx.execute(
                 "DELETE FROM route_fires WHERE visitor_id = ?1",
+                [visitor_id],
+            )?;
+            tx.execute(
+                "DELETE FROM visitor_state WHERE visitor_id = ?1",
                 [visitor_id],
             )?;
             tx.commit()?;

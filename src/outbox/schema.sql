@@ -120,3 +120,14 @@ CREATE TABLE IF NOT EXISTS backups (
   bytes     INTEGER NOT NULL,
   dir       TEXT NOT NULL
 );
+
+-- What connectors remember per visitor between deliveries (the Slack thread a lead's alerts
+-- go to): erased with the visitor.
+CREATE TABLE IF NOT EXISTS visitor_state (
+  scope       TEXT NOT NULL,
+  visitor_id  TEXT NOT NULL,
+  value       TEXT NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  PRIMARY KEY (scope, visitor_id)
+);
+CREATE INDEX IF NOT EXISTS visitor_state_by_visitor ON visitor_state (visitor_id);

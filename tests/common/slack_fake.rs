@@ -1,5 +1,6 @@
 //! A local Slack: incoming webhooks (`POST /hooks/{channel}`) and `chat.postMessage`
-//! (`POST /api/chat.postMessage`), with Slack's response shapes and a per-channel rate limit
+//! (`POST /api/chat.postMessage`, each message its own `ts`, kept with it with its `thread_ts`
+//! and `reply_broadcast`), with Slack's response shapes and a per-channel rate limit
 //! of one message per `min_interval` that tolerates a short burst (VENDORS.md: "short bursts
 //! tolerated") and answers 429 + Retry-After beyond it.
 #![allow(dead_code)]
@@ -24,6 +25,8 @@ struct Inner {
     /// arrival time).
     due: HashMap<String, Instant>,
     messages: Vec<(String, Value)>,
+    /// Each message's `ts`, as Slack gives one per message.
+    next_ts: u64,
     rate_limited: usize,
     /// The bot token is refused (`invalid_auth`) until then: a token being rotated.
     refuse_until: Option<Instant>,
@@ -97,8 +100,9 @@ fn channel_error(channel: &str) -> Option<&'static str> {
 /// network jitter passes, a burst does not.
 const BURST: u32 = 2;
 
-/// Accepts the message unless it comes too soon; `Err(retry_after_secs)` when rate-limited.
-fn accept(inner: &Mutex<Inner>, channel: &str, message: Value) -> Result<(), u64> {
+/// Accepts the message unless it comes too soon (its `ts`); `Err(retry_after_secs)` when
+/// rate-limited.
+fn accept(inner: &Mutex<Inner>, channel: &str, mut message: Value) -> Result<String, u64> {
     let mut s = inner.lock().unwrap();
     let now = Instant::now();
     let interval = s.min_interval;
@@ -108,8 +112,11 @@ fn accept(inner: &Mutex<Inner>, channel: &str, message: Value) -> Result<(), u64
         return Err(1);
     }
     s.due.insert(channel.to_string(), due + interval);
+    s.next_ts += 1;
+    let ts = format!("1795700000.{:06}", s.next_ts);
+    message["ts"] = json!(ts);
     s.messages.push((channel.to_string(), message));
-    Ok(())
+    Ok(ts)
 }
 
 fn valid_blocks(message: &Value) -> bool {
@@ -170,7 +177,7 @@ async fn webhook(
         return (StatusCode::BAD_REQUEST, "invalid_blocks").into_response();
     }
     match accept(&inner, &channel, message) {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(secs) => (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", secs.to_string())],
@@ -220,7 +227,7 @@ async fn post_message(
         return ok(json!({"ok": false, "error": "invalid_blocks"}));
     }
     match accept(&inner, &channel, message) {
-        Ok(()) => ok(json!({"ok": true, "channel": channel, "ts": "1795700000.000100"})),
+        Ok(ts) => ok(json!({"ok": true, "channel": channel, "ts": ts})),
         Err(secs) => (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", secs.to_string())],

@@ -20,6 +20,10 @@ pub struct SlackConfig {
     /// Post as replies in this thread (with `token`).
     #[serde(default)]
     pub thread_ts: Option<String>,
+    /// `"per_lead"`: a lead's first alert starts a thread, its later alerts reply in it (a rise
+    /// to burning is also shown in the channel). Needs `token` and `channel`.
+    #[serde(default)]
+    pub thread: Option<String>,
     /// The Web API's base URL (default `https://slack.com/api`); change it only for tests.
     #[serde(default = "default_base_url")]
     pub base_url: String,

@@ -12,6 +12,10 @@ impl Kind for Slack {
     type Config = SlackConfig;
 
     fn build(config: SlackConfig, with: &mut Build) -> Result<Arc<dyn Connector>, String> {
-        Ok(Arc::new(Slack::new(config, with.templates.clone())?))
+        Ok(Arc::new(Slack::new(
+            config,
+            with.templates.clone(),
+            with.state.clone(),
+        )?))
     }
 }

@@ -8,7 +8,7 @@ use super::classify::{error_code, Answer};
 use super::{enforce_limits, SlackConfig, DIGEST_SHOWN};
 use crate::{
     http, Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError, Secret,
-    TemplateSet,
+    TemplateSet, VisitorState,
 };
 
 /// Where messages go.
@@ -24,10 +24,15 @@ enum Mode {
     },
 }
 
+/// The key of a render's thread hints in the stored message (taken out before posting).
+const THREAD_HINT: &str = "_oie_thread";
+
 /// A configured Slack destination (one channel).
 pub struct Slack {
     client: reqwest::Client,
     mode: Mode,
+    /// With `thread = "per_lead"`: where each lead's thread is kept.
+    threads: Option<Arc<dyn VisitorState>>,
     templates: Arc<TemplateSet>,
     template: String,
     digest_template: String,
@@ -36,7 +41,22 @@ pub struct Slack {
 }
 
 impl Slack {
-    pub fn new(config: SlackConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
+    pub fn new(
+        config: SlackConfig,
+        templates: Arc<TemplateSet>,
+        state: Arc<dyn VisitorState>,
+    ) -> Result<Self, String> {
+        let threads = match config.thread.as_deref() {
+            None => None,
+            Some("per_lead") if config.webhook_url.is_some() => {
+                return Err("thread = \"per_lead\" needs `token` and `channel`: an incoming webhook cannot reply in a thread".into())
+            }
+            Some("per_lead") if config.thread_ts.is_some() => {
+                return Err("set either thread = \"per_lead\" or `thread_ts`, not both".into())
+            }
+            Some("per_lead") => Some(state),
+            Some(other) => return Err(format!("thread = \"{other}\": the only value is \"per_lead\"")),
+        };
         let mode = match (config.webhook_url, config.token, config.channel) {
             (Some(url), None, _) => {
                 reqwest::Url::parse(url.expose())
@@ -66,6 +86,7 @@ impl Slack {
         Ok(Slack {
             client,
             mode,
+            threads,
             templates,
             template: config.template,
             digest_template: config.digest_template,
@@ -103,28 +124,73 @@ impl Slack {
     }
 
     async fn send_one(&self, delivery: &Delivery) -> Outcome {
-        let Ok(message) = serde_json::from_str::<Value>(&delivery.payload) else {
+        let Ok(mut message) = serde_json::from_str::<Value>(&delivery.payload) else {
             return Outcome::failed(Reason::InvalidItem, "the stored message is not JSON");
         };
-        match self.post(&message).await {
-            Ok(()) => Outcome::Delivered { record_id: None },
-            Err(Answer::Failed(f)) => Outcome::Failed(f),
+        let thread = self.thread_of(&mut message, &delivery.visitor_id);
+        let mut fallback = json!({"text": message["text"]});
+        for key in ["thread_ts", "reply_broadcast"] {
+            if let Some(v) = message.get(key) {
+                fallback[key] = v.clone();
+            }
+        }
+        let posted = match self.post(&message).await {
             Err(Answer::InvalidBlocks) => {
                 tracing::warn!("slack refused the blocks (invalid_blocks); sending the text alone");
-                match self.post(&json!({"text": message["text"]})).await {
-                    Ok(()) => Outcome::Delivered { record_id: None },
-                    Err(Answer::Failed(f)) => Outcome::Failed(f),
-                    Err(Answer::InvalidBlocks) => Outcome::failed(
-                        Reason::InvalidItem,
-                        "slack invalid_blocks, even as plain text",
-                    ),
+                match self.post(&fallback).await {
+                    Err(Answer::InvalidBlocks) => {
+                        return Outcome::failed(
+                            Reason::InvalidItem,
+                            "slack invalid_blocks, even as plain text",
+                        )
+                    }
+                    other => other,
                 }
             }
+            other => other,
+        };
+        match posted {
+            Ok(answer) => {
+                if let Some(scope) = thread {
+                    // A lead's first message: its thread from now on.
+                    if let Some(ts) = answer["ts"].as_str() {
+                        if let Some(threads) = &self.threads {
+                            threads.put(&scope, &delivery.visitor_id, ts);
+                        }
+                    }
+                }
+                Outcome::Delivered { record_id: None }
+            }
+            Err(Answer::Failed(f)) => Outcome::Failed(f),
+            Err(Answer::InvalidBlocks) => unreachable!("handled above"),
         }
     }
 
-    /// One HTTP call; `Ok` when Slack accepted the message.
-    async fn post(&self, message: &Value) -> Result<(), Answer> {
+    /// With `thread = "per_lead"`, makes a single lead's message a reply in the lead's thread
+    /// (broadcast to the channel when the render asked for it) and returns `None`; or, when the
+    /// lead has no thread yet, returns the scope to keep the new message's `ts` under. Digests
+    /// (no thread hint) are left alone.
+    fn thread_of(&self, message: &mut Value, visitor: &str) -> Option<String> {
+        let hint = message.as_object_mut()?.remove(THREAD_HINT)?;
+        let (threads, Mode::Api { channel, .. }) = (self.threads.as_ref()?, &self.mode) else {
+            return None;
+        };
+        let scope = format!("slack:{channel}");
+        match threads.get(&scope, visitor) {
+            Some(ts) => {
+                message["thread_ts"] = json!(ts);
+                if hint["broadcast"] == json!(true) {
+                    message["reply_broadcast"] = json!(true);
+                }
+                None
+            }
+            None => Some(scope),
+        }
+    }
+
+    /// One HTTP call; `Ok` with Slack's answer (`chat.postMessage`'s JSON, null for an incoming
+    /// webhook) when it accepted the message.
+    async fn post(&self, message: &Value) -> Result<Value, Answer> {
         // Link previews would fetch pages a visitor's browser named: never.
         let mut message = message.clone();
         message["unfurl_links"] = json!(false);
@@ -157,7 +223,7 @@ impl Slack {
         let after = http::retry_after(response.headers());
         let body = response.text().await.unwrap_or_default();
         match &self.mode {
-            Mode::Webhook { .. } if status == 200 => Ok(()),
+            Mode::Webhook { .. } if status == 200 => Ok(Value::Null),
             Mode::Webhook { .. } => Err(error_code(&body, status, after)),
             Mode::Api { .. } => api_answer(status, &body, after),
         }
@@ -165,14 +231,14 @@ impl Slack {
 }
 
 /// `chat.postMessage` answers HTTP 200 even on error; the body says which.
-fn api_answer(status: u16, body: &str, after: Option<Duration>) -> Result<(), Answer> {
+fn api_answer(status: u16, body: &str, after: Option<Duration>) -> Result<Value, Answer> {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let code = parsed
         .as_ref()
         .and_then(|v| v["error"].as_str())
         .unwrap_or_default();
     match (status, parsed.as_ref().and_then(|v| v["ok"].as_bool())) {
-        (200, Some(true)) => Ok(()),
+        (200, Some(true)) => Ok(parsed.unwrap_or_default()),
         (200, None) => Err(Answer::Failed(Failure::new(
             Reason::ServerError,
             "slack answered 200 without a JSON body",
@@ -239,7 +305,19 @@ impl Connector for Slack {
     }
 
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
-        self.finish(&self.template, self.with_crm_url(context.data()))
+        let text = self.finish(&self.template, self.with_crm_url(context.data()))?;
+        if self.threads.is_none() {
+            return Ok(text);
+        }
+        // Kept with the stored message for the send: whether a reply is also shown in the
+        // channel (a rise to burning).
+        let trigger = &context.data()["trigger"];
+        let broadcast = trigger["kind"] == "hot_lead"
+            && trigger["level"] == "burning"
+            && trigger["previousLevel"] != "burning";
+        let mut message: Value = serde_json::from_str(&text).unwrap_or_default();
+        message[THREAD_HINT] = json!({"broadcast": broadcast});
+        Ok(message.to_string())
     }
 
     fn render_digest(&self, items: &[Value]) -> Result<String, RenderError> {

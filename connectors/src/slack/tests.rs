@@ -52,7 +52,12 @@ fn env() -> std::collections::HashMap<String, String> {
 }
 
 fn slack(extra: Value) -> Slack {
-    Slack::new(config(extra), Arc::new(TemplateSet::defaults())).unwrap()
+    Slack::new(
+        config(extra),
+        Arc::new(TemplateSet::defaults()),
+        Arc::new(crate::MemoryState::default()),
+    )
+    .unwrap()
 }
 
 fn render(lead: Value) -> Value {
@@ -245,14 +250,14 @@ fn config_needs_one_mode() {
     let templates = Arc::new(TemplateSet::defaults());
     let none: SlackConfig = serde_json::from_value(json!({})).unwrap();
     assert_eq!(
-        Slack::new(none, templates.clone()).err().unwrap(),
+        Slack::new(none, templates.clone(), memory()).err().unwrap(),
         "set `webhook_url`, or `token` and `channel`"
     );
     let no_channel: SlackConfig = crate::secret::with_env(&env(), || {
         serde_json::from_value(json!({"token": "${OIE_TEST_SLACK_TOKEN}"}))
     })
     .unwrap();
-    assert!(Slack::new(no_channel, templates)
+    assert!(Slack::new(no_channel, templates, memory())
         .err()
         .unwrap()
         .contains("needs `channel`"));
@@ -305,7 +310,7 @@ fn delivery() -> Delivery {
 fn webhook_to(base: &str) -> Slack {
     let mut c = config(json!({}));
     c.webhook_url = Some(Secret::new(format!("{base}/hook")));
-    Slack::new(c, Arc::new(TemplateSet::defaults())).unwrap()
+    Slack::new(c, Arc::new(TemplateSet::defaults()), memory()).unwrap()
 }
 
 fn api_to(base: &str) -> Slack {
@@ -485,4 +490,8 @@ fn rendered_blocks_pass_slack_sdk_validation() {
     );
     let blocks: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!(blocks > 10, "{blocks} blocks checked");
+}
+
+fn memory() -> Arc<dyn crate::VisitorState> {
+    Arc::new(crate::MemoryState::default())
 }
