@@ -104,6 +104,7 @@ fn enqueue_rate(n: usize, receiver: &str) {
                 triggers: vec![Trigger::hot_lead(l.level(), None, l.version(), now)],
                 fires: HashMap::new(),
                 crm: Vec::new(),
+                snoozed: HashMap::new(),
             })
             .collect();
         let t = Instant::now();

@@ -11,6 +11,7 @@ pub enum FieldType {
     Real,
     /// JSON kept as text by the stores, parsed for routes and templates.
     Json,
+    Bool,
 }
 
 /// Every column of `lead_profiles`, in table order.
@@ -46,7 +47,28 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("topPages", FieldType::Json),
     ("updatedAt", FieldType::Integer),
     ("changeSeq", FieldType::Integer),
+    // What sales said from Slack (MARKS): kept by oie, laid over the stored profile.
+    ("disqualified", FieldType::Bool),
+    ("disqualifiedBy", FieldType::Text),
+    ("disqualifiedAt", FieldType::Integer),
+    ("claimedBy", FieldType::Text),
+    ("claimedAt", FieldType::Integer),
 ];
+
+/// Lead fields no store holds: oie keeps them in its outbox from Slack actions (Not a fit,
+/// Claim) and lays them over every lead it routes, in both modes.
+pub const MARKS: &[&str] = &[
+    "disqualified",
+    "disqualifiedBy",
+    "disqualifiedAt",
+    "claimedBy",
+    "claimedAt",
+];
+
+/// The fields a store holds: [`FIELDS`] without [`MARKS`], in order.
+pub fn stored_fields() -> impl Iterator<Item = &'static (&'static str, FieldType)> {
+    FIELDS.iter().filter(|(name, _)| !MARKS.contains(name))
+}
 
 /// Whether `v` is a short id or visitor id as the ingest contract defines them
 /// (`^[A-Za-z0-9_.:-]{1,64}$`).
@@ -107,9 +129,11 @@ impl Level {
     }
 }
 
-/// A JSON field stored as text becomes the JSON it holds (text that is not JSON stays text).
+/// A JSON field stored as text becomes the JSON it holds (text that is not JSON stays text);
+/// an unknown flag is false.
 fn typed(ty: FieldType, value: Value) -> Value {
     match (ty, value) {
+        (FieldType::Bool, Value::Null) => Value::Bool(false),
         (FieldType::Json, Value::String(text)) => {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         }
@@ -126,11 +150,13 @@ pub struct Lead {
 impl Lead {
     /// Builds a lead from `FIELDS`' values, in `FIELDS`' order (as a store reads them).
     pub fn from_values(values: impl IntoIterator<Item = Value>) -> Lead {
-        let fields = FIELDS
-            .iter()
+        let mut fields: Map<String, Value> = stored_fields()
             .zip(values)
             .map(|((name, ty), value)| (name.to_string(), typed(*ty, value)))
             .collect();
+        for (name, ty) in FIELDS.iter().filter(|(n, _)| MARKS.contains(n)) {
+            fields.insert(name.to_string(), typed(*ty, Value::Null));
+        }
         Lead { fields }
     }
 
@@ -164,6 +190,13 @@ impl Lead {
 
     pub fn get(&self, name: &str) -> &Value {
         self.fields.get(name).unwrap_or(&Value::Null)
+    }
+
+    /// Sets a field of [`FIELDS`] (oie's own marks, laid over a stored profile).
+    pub fn set(&mut self, name: &str, value: Value) {
+        if is_field(name) {
+            self.fields.insert(name.to_string(), value);
+        }
     }
 
     pub fn as_json(&self) -> &Map<String, Value> {

@@ -42,6 +42,7 @@ pub mod routing;
 pub mod scoring;
 mod server;
 mod simulate;
+pub mod slack;
 mod sources;
 mod sqlite;
 pub mod store;

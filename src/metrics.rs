@@ -16,6 +16,7 @@ pub struct Metrics {
     pub enqueued: IntCounterVec,
     pub suppressed: IntCounterVec,
     pub triggers: IntCounterVec,
+    pub slack_actions: IntCounterVec,
     pub outbox_depth: IntGaugeVec,
     pub dead_letters: IntGaugeVec,
     pub circuit: IntGaugeVec,
@@ -80,6 +81,11 @@ impl Metrics {
                 "oie_triggers_total",
                 "Triggers produced by sources",
                 &["source", "kind"],
+            ),
+            slack_actions: counter(
+                "oie_slack_actions_total",
+                "Clicks on the buttons of Slack alerts (claim, snooze, not_a_fit) by outcome",
+                &["action", "outcome"],
             ),
             outbox_depth: gauge(
                 "oie_outbox_depth",
@@ -202,7 +208,13 @@ impl Metrics {
         m.registry
             .register(Box::new(m.pruned.clone()))
             .expect("unique metric");
-        for c in [&m.deliveries, &m.enqueued, &m.suppressed, &m.triggers] {
+        for c in [
+            &m.deliveries,
+            &m.enqueued,
+            &m.suppressed,
+            &m.triggers,
+            &m.slack_actions,
+        ] {
             m.registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");

@@ -25,6 +25,8 @@ pub struct Work<'a> {
     pub fires: HashMap<String, LastFire>,
     /// Known CRM records of the lead: (connector, record id).
     pub crm: Vec<(String, String)>,
+    /// Routes whose alerts for this lead are snoozed (from Slack), until when (ms).
+    pub snoozed: HashMap<String, i64>,
 }
 
 /// Below this many leads a page is routed on the calling thread.
@@ -113,8 +115,15 @@ impl Pipeline {
         out: &mut HandOver,
     ) -> Vec<Routed> {
         let Work {
-            lead, fires, crm, ..
+            lead,
+            fires,
+            crm,
+            snoozed,
+            ..
         } = work;
+        // Not a fit (from Slack): the lead's alerts stop; a snooze holds them on its route.
+        let disqualified = trigger.kind == TriggerKind::HotLead
+            && lead.get("disqualified") == &serde_json::Value::Bool(true);
         let input = self.router.input(lead_input.clone(), trigger, now_ms);
         let mut routed = Vec::new();
         let takes = |c: &String| self.connectors[c].connector.takes(trigger.kind.as_str());
@@ -123,6 +132,13 @@ impl Pipeline {
         for m in eval.evaluate_among(&input, |r| fires.get(r).copied(), eligible) {
             let route = &m.route.name;
             let first = out.deliveries.len();
+            let held = disqualified
+                || (trigger.kind != TriggerKind::Erasure
+                    && snoozed.get(route).is_some_and(|until| *until > now_ms));
+            let m = crate::routing::RouteMatch {
+                suppressed: m.suppressed || held,
+                ..m
+            };
             if !m.suppressed {
                 let context = RenderContext::new(render_input(lead, trigger, route, crm));
                 let input = context.data().to_string();

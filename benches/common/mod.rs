@@ -51,6 +51,7 @@ pub async fn deliver_all(
             triggers: Vec::new(),
             fires: HashMap::new(),
             crm: Vec::new(),
+            snoozed: HashMap::new(),
         };
         let input = pipeline.router.lead_input(&l);
         pipeline.route_into(&eval, &work, &input, &t, now_ms(), &mut out);

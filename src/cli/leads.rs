@@ -121,6 +121,7 @@ fn hand_over_identities(
             triggers: vec![crate::routing::Trigger::identity(digest, now)],
             fires: Default::default(),
             crm: Vec::new(),
+            snoozed: Default::default(),
         })
         .collect();
     let out = pipeline.route_all(&work, now);

@@ -34,6 +34,7 @@ pub fn test(
         triggers: Vec::new(),
         fires: HashMap::new(),
         crm: Vec::new(),
+        snoozed: Default::default(),
     };
     let mut out = HandOver::default();
     let lead_input = pipeline.router.lead_input(&lead);

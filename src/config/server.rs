@@ -45,6 +45,17 @@ pub struct ServerConfig {
     /// requests are taken as they are (fine on localhost, not on the internet).
     #[serde(default, deserialize_with = "oie_connectors::secret::env_only_opt")]
     pub event_signing_secret: Option<Secret>,
+    /// Slack's signing secret (the app's *Basic Information* page), as
+    /// `"${SLACK_SIGNING_SECRET}"`: with it, `POST /slack/actions` takes the clicks on alert
+    /// buttons (Claim, Snooze, Not a fit); without it that endpoint answers 404.
+    #[serde(default, deserialize_with = "oie_connectors::secret::env_only_opt")]
+    pub slack_signing_secret: Option<Secret>,
+    /// How long Snooze holds a lead's alerts on the route of the message. Default 7d.
+    #[serde(
+        default = "default_slack_snooze",
+        deserialize_with = "oie_connectors::duration::deserialize"
+    )]
+    pub slack_snooze: std::time::Duration,
     /// Proxies (addresses or CIDR ranges, e.g. `"10.0.0.0/8"`) whose `X-Forwarded-For` is
     /// believed; from anyone else the header is ignored and the peer address is the client's.
     #[serde(default)]
@@ -163,4 +174,8 @@ impl Default for RateLimits {
     fn default() -> Self {
         toml::from_str("").expect("all fields have defaults")
     }
+}
+
+fn default_slack_snooze() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 86_400)
 }

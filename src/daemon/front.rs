@@ -79,6 +79,16 @@ impl Front {
             }
             None => health,
         };
+        // The buttons of Slack alerts, in both modes.
+        if let Some(secret) = &server.slack_signing_secret {
+            app = app.merge(crate::slack::router(crate::slack::SlackActions {
+                signing_secret: secret.clone(),
+                snooze: server.slack_snooze,
+                outbox: outbox.clone(),
+                metrics: metrics.clone(),
+                client: reqwest::Client::new(),
+            }));
+        }
         let mut ingest_tasks = None;
         if let Some(store) = store {
             // Events are written in batches; each write wakes scoring.

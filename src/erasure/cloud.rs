@@ -109,6 +109,7 @@ impl CloudEraser {
                         triggers: vec![Trigger::erasure(lead.level(), now)],
                         fires: HashMap::new(),
                         crm: crm.remove(visitor).unwrap_or_default(),
+                        snoozed: Default::default(),
                     };
                     self.pipeline.route_all(&[work], now)
                 }

@@ -76,6 +76,7 @@ impl Eraser {
             triggers: vec![Trigger::erasure(lead.level(), now_ms)],
             fires: HashMap::new(),
             crm,
+            snoozed: HashMap::new(),
         };
         Ok(self.pipeline.route_all(&[work], now_ms))
     }

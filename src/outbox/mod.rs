@@ -1,6 +1,7 @@
 //! The durable queue of deliveries (`<data_dir>/outbox.db`, SQLite in WAL mode): enqueue,
 //! claim, record outcomes, dead letters. Sources hand work in; the dispatcher takes it out.
 
+mod actions;
 mod backups;
 mod claim;
 mod connectors;
@@ -10,6 +11,7 @@ mod forgotten;
 mod handover;
 mod state;
 
+pub use actions::{Action, ActionKind, Applied as ActionApplied, Marks};
 pub use claim::{Applied, Claimed, Expired, ProbeFrom, Report};
 pub use connectors::{ConnectorState, Queue};
 pub use deadletters::{DeadLetter, DeadLetterDetail, RenderInput, ReplayResult};
@@ -144,10 +146,12 @@ impl Outbox {
                 "DELETE FROM route_fires WHERE visitor_id = ?1",
                 [visitor_id],
             )?;
-            tx.execute(
-                "DELETE FROM visitor_state WHERE visitor_id = ?1",
-                [visitor_id],
-            )?;
+            for table in ["visitor_state", "lead_actions", "snoozes", "lead_marks"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE visitor_id = ?1"),
+                    [visitor_id],
+                )?;
+            }
             tx.commit()?;
             Ok(n)
         })

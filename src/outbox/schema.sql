@@ -131,3 +131,37 @@ CREATE TABLE IF NOT EXISTS visitor_state (
   PRIMARY KEY (scope, visitor_id)
 );
 CREATE INDEX IF NOT EXISTS visitor_state_by_visitor ON visitor_state (visitor_id);
+
+-- What sales did from Slack: every button click (the audit), and what it left in force.
+CREATE TABLE IF NOT EXISTS lead_actions (
+  id          TEXT PRIMARY KEY,   -- Slack's action_ts and user: a repeated post adds nothing
+  visitor_id  TEXT NOT NULL,
+  route       TEXT NOT NULL,
+  action      TEXT NOT NULL,      -- claim, snooze, not_a_fit
+  user_id     TEXT NOT NULL,
+  user_name   TEXT,
+  channel     TEXT,
+  message_ts  TEXT,
+  outcome     TEXT NOT NULL,      -- done, already_claimed
+  at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lead_actions_by_visitor ON lead_actions (visitor_id);
+
+-- A lead's alerts on a route held back until `until` (Snooze).
+CREATE TABLE IF NOT EXISTS snoozes (
+  route       TEXT NOT NULL,
+  visitor_id  TEXT NOT NULL,
+  until       INTEGER NOT NULL,
+  by_user     TEXT NOT NULL,
+  PRIMARY KEY (route, visitor_id)
+);
+CREATE INDEX IF NOT EXISTS snoozes_by_visitor ON snoozes (visitor_id);
+
+-- Claim and Not a fit, laid over the lead as claimedBy/claimedAt and disqualified*.
+CREATE TABLE IF NOT EXISTS lead_marks (
+  visitor_id       TEXT PRIMARY KEY,
+  claimed_by       TEXT,
+  claimed_at       INTEGER,
+  disqualified_by  TEXT,
+  disqualified_at  INTEGER
+);

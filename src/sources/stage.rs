@@ -80,12 +80,20 @@ impl Stage {
         pending: Option<&Staged>,
         now_ms: i64,
     ) -> anyhow::Result<Staged> {
-        let (leads, saw): (Vec<Lead>, Vec<_>) = arrivals
+        let (mut leads, saw): (Vec<Lead>, Vec<_>) = arrivals
             .into_iter()
             .map(|a| (a.lead, (a.triggers, a.crm)))
             .unzip();
-        let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
+        let owned: Vec<String> = leads.iter().map(|l| l.visitor_id().to_string()).collect();
+        let ids: Vec<&str> = owned.iter().map(String::as_str).collect();
         let mut fires = self.pipeline.last_fires(&self.outbox, &ids)?;
+        // What sales said from Slack: claims and Not a fit on the lead, snoozes by route.
+        let mut marks = self.outbox.marks(&ids, now_ms)?;
+        for lead in &mut leads {
+            if let Some(m) = marks.get(lead.visitor_id()) {
+                m.apply(lead);
+            }
+        }
         if let Some(pending) = pending {
             for f in &pending.out.fires {
                 fires.entry(f.visitor_id.clone()).or_default().insert(
@@ -110,6 +118,10 @@ impl Stage {
                 triggers,
                 fires: fires.remove(lead.visitor_id()).unwrap_or_default(),
                 crm,
+                snoozed: marks
+                    .remove(lead.visitor_id())
+                    .map(|m| m.snoozed)
+                    .unwrap_or_default(),
             });
         }
         let mut out = self.pipeline.route_all(&work, now_ms);
@@ -261,5 +273,84 @@ mod tests {
             .hand_over(vec![hot("v1", 1_000), hot("v2", 1_000)], progress(), 1_000)
             .unwrap();
         assert_eq!(again.added, 0);
+    }
+
+    /// Snooze holds a lead's alerts on its route until it ends (time is the caller's `now`,
+    /// so this is paused time); Not a fit stops them for good and is a lead field routes see.
+    #[test]
+    fn snoozes_end_and_not_a_fit_stays() {
+        use crate::outbox::{Action, ActionKind};
+        let dir = tempfile::tempdir().unwrap();
+        let stage = stage(dir.path());
+        let act = |id: &str, visitor: &str, kind| Action {
+            id: id.into(),
+            visitor_id: visitor.into(),
+            route: "hot".into(),
+            kind,
+            user_id: "U1".into(),
+            user_name: None,
+            channel: None,
+            message_ts: None,
+            at_ms: 1_000,
+        };
+        let week = 7 * 86_400_000;
+        stage
+            .outbox
+            .apply_action(&act(
+                "a1",
+                "v1",
+                ActionKind::Snooze {
+                    until_ms: 1_000 + week,
+                },
+            ))
+            .unwrap();
+        stage
+            .outbox
+            .apply_action(&act("a2", "v2", ActionKind::NotAFit))
+            .unwrap();
+        let routed = |visitor: &str, now: i64| {
+            stage
+                .stage(vec![hot(visitor, now)], Progress::default(), None, now)
+                .unwrap()
+                .out
+                .deliveries
+                .len()
+        };
+        assert_eq!(routed("v1", 2_000), 0, "snoozed");
+        assert_eq!(routed("v1", 1_000 + week - 1), 0, "still snoozed");
+        assert_eq!(routed("v1", 1_000 + week), 1, "the snooze has ended");
+        assert_eq!(routed("v2", 2_000), 0, "not a fit");
+        assert_eq!(routed("v2", 1_000 + 10 * week), 0, "not a fit stays");
+        assert_eq!(routed("v3", 2_000), 1, "others are alerted");
+        // Routes see the mark.
+        let text = "[[routes]]\nname = \"fit\"\nwhen = 'trigger.kind == \"sync\" && !lead.disqualified'\nto = [\"hook\"]\n\n[[routes]]\nname = \"ruled-out\"\nwhen = 'lead.disqualified && lead.disqualifiedBy == \"U1\"'\nto = [\"hook\"]\n\n[connectors.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\n";
+        let loaded = crate::config::load_str(&dir.path().join("config.toml"), text)
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let sync_stage = Stage {
+            pipeline: Arc::new(Pipeline {
+                router: loaded.router,
+                connectors: loaded.connectors,
+            }),
+            ..stage
+        };
+        let sync = |visitor: &str| {
+            let lead = serde_json::json!({"visitorId": visitor, "engagementLevel": "warm", "changeSeq": 2});
+            let arrival = Arrival {
+                lead: Lead::from_json(lead.as_object().unwrap()),
+                triggers: vec![Trigger::sync(Level::Warm, 2, 3_000)],
+                crm: Vec::new(),
+            };
+            let staged = sync_stage
+                .stage(vec![arrival], Progress::default(), None, 3_000)
+                .unwrap();
+            staged
+                .out
+                .deliveries
+                .iter()
+                .map(|d| d.route.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sync("v2"), vec!["ruled-out".to_string()]);
+        assert_eq!(sync("v3"), vec!["fit".to_string()]);
     }
 }

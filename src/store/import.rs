@@ -9,7 +9,7 @@ use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value};
 
 use super::SqliteStore;
-use crate::lead::{FieldType, Level, FIELDS};
+use crate::lead::{stored_fields, FieldType, Level};
 
 /// Columns the store maintains itself.
 const MANAGED: &[&str] = &["updatedAt", "changeSeq"];
@@ -27,7 +27,9 @@ pub struct ImportReport {
 
 /// Imports `path` into `store`.
 pub fn import_file(store: &SqliteStore, path: &Path) -> anyhow::Result<ImportReport> {
-    let is_lead_field = |k: &str| crate::lead::is_field(k) && !MANAGED.contains(&k);
+    let is_lead_field = |k: &str| {
+        crate::lead::is_field(k) && !MANAGED.contains(&k) && !crate::lead::MARKS.contains(&k)
+    };
     let (rows, mut report) = read_rows(path, &is_lead_field)?;
     store.with_conn(|conn| {
         let tx = conn.transaction()?;
@@ -129,7 +131,7 @@ fn csv_rows(text: &str) -> anyhow::Result<(Rows, ImportReport, Vec<String>)> {
 /// the score is given.
 fn normalize(row: &Map<String, Value>) -> Result<Vec<(&'static str, SqlValue)>, String> {
     let mut out = Vec::new();
-    for (name, ty) in FIELDS {
+    for (name, ty) in stored_fields() {
         if MANAGED.contains(name) {
             continue;
         }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
 use super::{Chores, LeadStore, SyncRecord};
-use crate::lead::{FieldType, Lead, FIELDS};
+use crate::lead::{stored_fields, FieldType, Lead, FIELDS};
 use crate::sources::leads::LeadsSource;
 use crate::sources::stage::Stage;
 use crate::sources::Source;
@@ -135,8 +135,7 @@ pub struct SyncState {
 }
 
 pub(crate) fn columns() -> String {
-    FIELDS
-        .iter()
+    stored_fields()
         .map(|(n, _)| *n)
         .collect::<Vec<_>>()
         .join(", ")
@@ -144,10 +143,11 @@ pub(crate) fn columns() -> String {
 
 fn row_to_lead(row: &rusqlite::Row) -> rusqlite::Result<Lead> {
     let mut values = Vec::with_capacity(FIELDS.len());
-    for (i, (_, ty)) in FIELDS.iter().enumerate() {
+    for (i, (_, ty)) in stored_fields().enumerate() {
         let value = match ty {
             FieldType::Text | FieldType::Json => row.get::<_, Option<String>>(i)?.map(Value::from),
             FieldType::Integer => row.get::<_, Option<i64>>(i)?.map(Value::from),
+            FieldType::Bool => row.get::<_, Option<bool>>(i)?.map(Value::from),
             FieldType::Real => row
                 .get::<_, Option<f64>>(i)?
                 .and_then(serde_json::Number::from_f64)

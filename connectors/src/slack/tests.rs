@@ -233,16 +233,19 @@ fn crm_link_when_a_record_is_known() {
         .iter()
         .find(|b| b["type"] == "actions")
         .unwrap();
-    assert_eq!(
-        actions["elements"][0]["url"],
-        "https://crm.example/leads/901"
-    );
-    let without = render(lead(json!({})));
-    assert!(!without["blocks"]
-        .as_array()
-        .unwrap()
+    let elements = actions["elements"].as_array().unwrap();
+    assert_eq!(elements[3]["url"], "https://crm.example/leads/901");
+    // The buttons carry the lead and the route; without a CRM record there is no link.
+    let ids: Vec<&str> = elements[..3]
         .iter()
-        .any(|b| b["type"] == "actions"));
+        .map(|e| e["action_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["oie_claim", "oie_snooze", "oie_not_a_fit"]);
+    assert!(elements[..3].iter().all(|e| e["value"] == "ab3f9|hot"));
+    let without = render(lead(json!({})));
+    let blocks = without["blocks"].as_array().unwrap();
+    let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+    assert_eq!(actions["elements"].as_array().unwrap().len(), 3);
 }
 
 #[test]

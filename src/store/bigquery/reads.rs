@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Alert, BigQueryStore, Cursor};
 use crate::bigquery::query::{Param, Row};
-use crate::lead::{Lead, Level, FIELDS};
+use crate::lead::{stored_fields, Lead, Level};
 
 impl BigQueryStore {
     /// The newest `updatedAt` in `lead_profiles` (ms), `None` when it is empty.
@@ -143,8 +143,7 @@ fn keyset(after: &Cursor) -> Vec<Param> {
 
 /// The `lead_profiles` columns a [`Lead`] has, `updatedAt` as epoch ms.
 fn profile_columns() -> String {
-    FIELDS
-        .iter()
+    stored_fields()
         .filter(|(name, _)| *name != "changeSeq")
         .map(|(name, _)| *name)
         .collect::<Vec<_>>()

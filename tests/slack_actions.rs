@@ -1,0 +1,310 @@
+//! Black-box: the buttons of Slack alerts. The fake Slack takes the alert; the test then posts
+//! clicks to `oie run`'s `POST /slack/actions` the way Slack does (form-encoded `payload=`,
+//! `block_actions`, a `response_url`), signed with Slack's own SDK (`slack_sdk.signature`, from
+//! the venv scripts/test makes), and checks what oie does: the message updated in place, who
+//! has the lead told to a second claimer, later alerts held by Snooze and Not a fit, every click
+//! recorded and counted, and forged or stale posts refused as the SDK refuses them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::slack_fake::{SlackFake, TOKEN};
+use common::{hot_lead, wait_until, Daemon, Receiver, Workspace, FAST};
+use serde_json::{json, Value};
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// Python with slack-sdk, or `None` (then the test is skipped, except in CI).
+fn python() -> Option<String> {
+    let venv = std::env::var("OIE_VENV").unwrap_or_else(|_| "/var/tmp/oie-venv".into());
+    let python = format!("{venv}/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import slack_sdk.signature"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "slack-sdk is missing from {venv}"
+        );
+        eprintln!("slack-sdk is not installed in {venv}: skipped");
+    }
+    ok.then_some(python)
+}
+
+/// `slack_sdk.signature.SignatureVerifier(SECRET)`: the signature of `body` at `timestamp`,
+/// and whether the SDK itself accepts (`headers`, `body`) now.
+fn sdk(python: &str, timestamp: i64, body: &str, check: Option<(&str, &str)>) -> (String, bool) {
+    let script = "import sys\n\
+                  from slack_sdk.signature import SignatureVerifier\n\
+                  v = SignatureVerifier(sys.argv[1])\n\
+                  body = sys.stdin.read()\n\
+                  print(v.generate_signature(timestamp=sys.argv[2], body=body))\n\
+                  if len(sys.argv) > 3:\n\
+                  \x20   print(v.is_valid(body=body, timestamp=sys.argv[3], signature=sys.argv[4]))\n\
+                  else:\n\
+                  \x20   print(False)";
+    let mut args = vec![
+        "-c".to_string(),
+        script.to_string(),
+        SECRET.to_string(),
+        timestamp.to_string(),
+    ];
+    if let Some((t, s)) = check {
+        args.push(t.to_string());
+        args.push(s.to_string());
+    }
+    let mut child = std::process::Command::new(python)
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = text.lines();
+    let signature = lines.next().unwrap().to_string();
+    let valid = lines.next() == Some("True");
+    (signature, valid)
+}
+
+/// A click as Slack posts it: the form body.
+fn click(action: &str, message: &Value, user: &str, n: u32, response_url: &str) -> String {
+    let value = message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .and_then(|b| {
+            b["elements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["action_id"] == action)
+        })
+        .map(|e| e["value"].clone())
+        .expect("the alert has the button");
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "team_id": "T0ACME"},
+        "container": {"type": "message", "channel_id": "C0ACT", "message_ts": message["ts"]},
+        "channel": {"id": "C0ACT"},
+        "response_url": response_url,
+        "message": {"text": message["text"], "blocks": message["blocks"], "ts": message["ts"]},
+        "actions": [{"type": "button", "action_id": action, "block_id": "oie_actions",
+                     "value": value, "action_ts": format!("1795700{n:03}.000200")}],
+    });
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish()
+}
+
+async fn post(daemon: &Daemon, body: &str, timestamp: i64, signature: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/slack/actions", daemon.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header("x-slack-signature", signature)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_snooze_and_not_a_fit_from_slack() {
+    let Some(python) = python() else { return };
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    let receiver = Receiver::start(&[]).await;
+    let config = format!(
+        "{}\n[[routes]]\nname = \"hot\"\nwhen = 'trigger.kind == \"hot_lead\"'\nto = [\"sales\"]\n\n[connectors.sales]\nkind = \"slack\"\nbase_url = \"{}/api\"\ntoken = \"${{OIE_TEST_SLACK_TOKEN_ACT}}\"\nchannel = \"C0ACT\"\nrate_limit = 50\n",
+        FAST.replace(
+            "listen = \"127.0.0.1:0\"\n",
+            "listen = \"127.0.0.1:0\"\nslack_signing_secret = \"${OIE_TEST_SLACK_SIGNING}\"\n"
+        ),
+        fake.base
+    );
+    let ws = Workspace::new(&config);
+    ws.env("OIE_TEST_SLACK_TOKEN_ACT", TOKEN);
+    ws.env("OIE_TEST_SLACK_SIGNING", SECRET);
+    let daemon = ws.start();
+    ws.import(&[hot_lead("jane"), hot_lead("john"), hot_lead("mary")]);
+    wait_until("three alerts", 20, || fake.messages("C0ACT").len() == 3).await;
+    let alert = |who: &str| {
+        fake.messages("C0ACT")
+            .into_iter()
+            .find(|m| {
+                m["text"].as_str().unwrap().contains(who)
+                    || m.to_string().contains(&format!("{who}|hot"))
+            })
+            .unwrap()
+    };
+    let now = oie::clock::now_ms() / 1000;
+    let send = |action: &'static str, who: &'static str, user: &'static str, n: u32| {
+        let body = click(
+            action,
+            &alert(who),
+            user,
+            n,
+            &receiver.url(&format!("respond{n}")),
+        );
+        let (signature, valid) = sdk(&python, now, &body, None);
+        (body, signature, valid)
+    };
+
+    // Claim: the message is updated in place, our buttons gone, who and when shown.
+    let (body, signature, _) = send("oie_claim", "jane", "U0ADA", 1);
+    let (_, sdk_ok) = sdk(&python, now, &body, Some((&now.to_string(), &signature)));
+    assert!(sdk_ok, "slack_sdk accepts the signature oie is given");
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    wait_until("the message update", 10, || {
+        !receiver.hits("respond1").is_empty()
+    })
+    .await;
+    let update = &receiver.hits("respond1")[0].body;
+    assert_eq!(update["replace_original"], true);
+    let shown = update.to_string();
+    assert!(shown.contains("Claimed by <@U0ADA>"), "{shown}");
+    assert!(
+        !shown.contains("oie_claim"),
+        "the buttons leave a claimed alert: {shown}"
+    );
+    // The same click posted again (Slack retries) is recorded once and answers nothing new.
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    // Someone else clicks Claim: told who has it, only them.
+    let (body, signature, _) = send("oie_claim", "jane", "U0BOB", 2);
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    wait_until("the answer to the second claimer", 10, || {
+        !receiver.hits("respond2").is_empty()
+    })
+    .await;
+    let told = &receiver.hits("respond2")[0].body;
+    assert_eq!(told["response_type"], "ephemeral");
+    assert!(
+        told["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Already claimed by <@U0ADA>"),
+        "{told}"
+    );
+
+    // Snooze john, rule mary out: their next rises send nothing on this route.
+    let (body, signature, _) = send("oie_snooze", "john", "U0ADA", 3);
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    let (body, signature, _) = send("oie_not_a_fit", "mary", "U0ADA", 4);
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    wait_until("both updates", 10, || {
+        !receiver.hits("respond3").is_empty() && !receiver.hits("respond4").is_empty()
+    })
+    .await;
+    assert!(receiver.hits("respond3")[0]
+        .body
+        .to_string()
+        .contains("Snoozed by <@U0ADA>"));
+    assert!(receiver.hits("respond4")[0]
+        .body
+        .to_string()
+        .contains("Not a fit"));
+    let at = |id: &str, score: i64, level: &str| {
+        let mut l = hot_lead(id);
+        l["intentScore"] = json!(score);
+        l["engagementLevel"] = json!(level);
+        l
+    };
+    ws.import(&[at("john", 45, "warm"), at("mary", 45, "warm")]);
+    ws.import(&[
+        at("john", 90, "burning"),
+        at("mary", 90, "burning"),
+        at("zoe", 90, "burning"),
+    ]);
+    wait_until("zoe's alert", 20, || fake.messages("C0ACT").len() == 4).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let texts: Vec<String> = fake
+        .messages("C0ACT")
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    assert_eq!(
+        texts.len(),
+        4,
+        "john (snoozed) and mary (not a fit) were not alerted again"
+    );
+
+    // Forged, altered and stale posts are refused, as the SDK refuses them.
+    let (body, signature, _) = send("oie_claim", "zoe", "U0EVE", 5);
+    let altered = body.replace("U0EVE", "U0ADA");
+    assert!(!sdk(&python, now, &altered, Some((&now.to_string(), &signature))).1);
+    assert_eq!(post(&daemon, &altered, now, &signature).await, 401);
+    let stale = now - 600;
+    let (old_signature, _) = sdk(&python, stale, &body, None);
+    assert!(
+        !sdk(
+            &python,
+            stale,
+            &body,
+            Some((&stale.to_string(), &old_signature))
+        )
+        .1
+    );
+    assert_eq!(post(&daemon, &body, stale, &old_signature).await, 401);
+    assert_eq!(post(&daemon, &body, now, "v0=00").await, 401);
+
+    // Every click is recorded and counted.
+    let conn = rusqlite::Connection::open(ws.path("data/outbox.db")).unwrap();
+    let recorded: Vec<(String, String, String, String)> = conn
+        .prepare("SELECT visitor_id, action, user_id, outcome FROM lead_actions ORDER BY at, id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let r = |v: &str, a: &str, u: &str, o: &str| (v.into(), a.into(), u.into(), o.into());
+    assert_eq!(
+        recorded,
+        vec![
+            r("jane", "claim", "U0ADA", "done"),
+            r("jane", "claim", "U0BOB", "already_claimed"),
+            r("john", "snooze", "U0ADA", "done"),
+            r("mary", "not_a_fit", "U0ADA", "done"),
+        ]
+    );
+    let (_, metrics) = daemon.get("/metrics").await;
+    for line in [
+        r#"oie_slack_actions_total{action="claim",outcome="done"} 1"#,
+        r#"oie_slack_actions_total{action="claim",outcome="repeated"} 1"#,
+        r#"oie_slack_actions_total{action="claim",outcome="already_claimed"} 1"#,
+        r#"oie_slack_actions_total{action="unknown",outcome="refused"} 3"#,
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    drop(daemon);
+}
+
+/// Without a signing secret the endpoint does not exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_signing_secret_no_endpoint() {
+    let ws = Workspace::new(&format!(
+        "{FAST}\n[[routes]]\nname = \"hot\"\nto = [\"out\"]\n\n[connectors.out]\nkind = \"file\"\npath = \"out.jsonl\"\n"
+    ));
+    let daemon = ws.start();
+    let status = reqwest::Client::new()
+        .post(format!("{}/slack/actions", daemon.base))
+        .body("payload=%7B%7D")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 404);
+    drop(daemon);
+}
