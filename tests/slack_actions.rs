@@ -77,7 +77,14 @@ fn sdk(python: &str, timestamp: i64, body: &str, check: Option<(&str, &str)>) ->
 }
 
 /// A click as Slack posts it: the form body.
-fn click(action: &str, message: &Value, user: &str, n: u32, response_url: &str) -> String {
+fn click(
+    action: &str,
+    message: &Value,
+    user: &str,
+    n: u32,
+    response_url: &str,
+    channel: &str,
+) -> String {
     let value = message["blocks"]
         .as_array()
         .unwrap()
@@ -95,8 +102,8 @@ fn click(action: &str, message: &Value, user: &str, n: u32, response_url: &str) 
     let payload = json!({
         "type": "block_actions",
         "user": {"id": user, "username": user.to_lowercase(), "team_id": "T0ACME"},
-        "container": {"type": "message", "channel_id": "C0ACT", "message_ts": message["ts"]},
-        "channel": {"id": "C0ACT"},
+        "container": {"type": "message", "channel_id": channel, "message_ts": message["ts"]},
+        "channel": {"id": channel},
         "response_url": response_url,
         "message": {"text": message["text"], "blocks": message["blocks"], "ts": message["ts"]},
         "actions": [{"type": "button", "action_id": action, "block_id": "oie_actions",
@@ -140,40 +147,49 @@ async fn claim_snooze_and_not_a_fit_from_slack() {
     let daemon = ws.start();
     ws.import(&[hot_lead("jane"), hot_lead("john"), hot_lead("mary")]);
     wait_until("three alerts", 20, || fake.messages("C0ACT").len() == 3).await;
+    // Each lead's alert, by the ts Slack gave it (updates change its blocks, not its ts).
+    let first: Vec<Value> = fake.messages("C0ACT");
+    let ts_of = |who: &str| {
+        first
+            .iter()
+            .find(|m| m.to_string().contains(&format!("{who}|hot")))
+            .map(|m| m["ts"].clone())
+            .unwrap()
+    };
+    let ts: std::collections::HashMap<&str, Value> = ["jane", "john", "mary"]
+        .into_iter()
+        .map(|w| (w, ts_of(w)))
+        .collect();
     let alert = |who: &str| {
         fake.messages("C0ACT")
             .into_iter()
-            .find(|m| {
-                m["text"].as_str().unwrap().contains(who)
-                    || m.to_string().contains(&format!("{who}|hot"))
-            })
+            .find(|m| m["ts"] == ts[who])
             .unwrap()
     };
     let now = oie::clock::now_ms() / 1000;
     let send = |action: &'static str, who: &'static str, user: &'static str, n: u32| {
+        // The alert as first posted: a second person may click before the update reaches them.
+        let original = first.iter().find(|m| m["ts"] == ts[who]).unwrap();
         let body = click(
             action,
-            &alert(who),
+            original,
             user,
             n,
             &receiver.url(&format!("respond{n}")),
+            "C0ACT",
         );
         let (signature, valid) = sdk(&python, now, &body, None);
         (body, signature, valid)
     };
 
-    // Claim: the message is updated in place, our buttons gone, who and when shown.
+    // Claim: the message is updated in place (chat.update, through the outbox, by the
+    // connector that posted it), our buttons gone, who and when shown.
     let (body, signature, _) = send("oie_claim", "jane", "U0ADA", 1);
     let (_, sdk_ok) = sdk(&python, now, &body, Some((&now.to_string(), &signature)));
     assert!(sdk_ok, "slack_sdk accepts the signature oie is given");
     assert_eq!(post(&daemon, &body, now, &signature).await, 200);
-    wait_until("the message update", 10, || {
-        !receiver.hits("respond1").is_empty()
-    })
-    .await;
-    let update = &receiver.hits("respond1")[0].body;
-    assert_eq!(update["replace_original"], true);
-    let shown = update.to_string();
+    wait_until("the message update", 10, || fake.updates() == 1).await;
+    let shown = alert("jane").to_string();
     assert!(shown.contains("Claimed by <@U0ADA>"), "{shown}");
     assert!(
         !shown.contains("oie_claim"),
@@ -203,18 +219,13 @@ async fn claim_snooze_and_not_a_fit_from_slack() {
     assert_eq!(post(&daemon, &body, now, &signature).await, 200);
     let (body, signature, _) = send("oie_not_a_fit", "mary", "U0ADA", 4);
     assert_eq!(post(&daemon, &body, now, &signature).await, 200);
-    wait_until("both updates", 10, || {
-        !receiver.hits("respond3").is_empty() && !receiver.hits("respond4").is_empty()
-    })
-    .await;
-    assert!(receiver.hits("respond3")[0]
-        .body
-        .to_string()
-        .contains("Snoozed by <@U0ADA>"));
-    assert!(receiver.hits("respond4")[0]
-        .body
-        .to_string()
-        .contains("Not a fit"));
+    wait_until("both updates", 10, || fake.updates() == 3).await;
+    assert!(alert("john").to_string().contains("Snoozed by <@U0ADA>"));
+    assert!(
+        alert("john").to_string().contains("oie_claim"),
+        "a snoozed lead can still be claimed"
+    );
+    assert!(alert("mary").to_string().contains("Not a fit"));
     let at = |id: &str, score: i64, level: &str| {
         let mut l = hot_lead(id);
         l["intentScore"] = json!(score);
@@ -240,8 +251,41 @@ async fn claim_snooze_and_not_a_fit_from_slack() {
         "john (snoozed) and mary (not a fit) were not alerted again"
     );
 
+    // A click in a channel no connector of oie posts to (an incoming webhook's, say): the
+    // message is updated through the click's response_url instead.
+    let zoe = fake.messages("C0ACT").into_iter().last().unwrap();
+    let body = click(
+        "oie_claim",
+        &zoe,
+        "U0ADA",
+        6,
+        &receiver.url("respond6"),
+        "C0WEB",
+    );
+    let (signature, _) = sdk(&python, now, &body, None);
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    wait_until("the update through response_url", 10, || {
+        !receiver.hits("respond6").is_empty()
+    })
+    .await;
+    let update = &receiver.hits("respond6")[0].body;
+    assert_eq!(update["replace_original"], true);
+    assert!(
+        update.to_string().contains("Claimed by <@U0ADA>"),
+        "{update}"
+    );
+    assert_eq!(fake.updates(), 3);
+
     // Forged, altered and stale posts are refused, as the SDK refuses them.
-    let (body, signature, _) = send("oie_claim", "zoe", "U0EVE", 5);
+    let body = click(
+        "oie_claim",
+        &zoe,
+        "U0EVE",
+        5,
+        &receiver.url("respond5"),
+        "C0ACT",
+    );
+    let (signature, _) = sdk(&python, now, &body, None);
     let altered = body.replace("U0EVE", "U0ADA");
     assert!(!sdk(&python, now, &altered, Some((&now.to_string(), &signature))).1);
     assert_eq!(post(&daemon, &altered, now, &signature).await, 401);
@@ -276,11 +320,12 @@ async fn claim_snooze_and_not_a_fit_from_slack() {
             r("jane", "claim", "U0BOB", "already_claimed"),
             r("john", "snooze", "U0ADA", "done"),
             r("mary", "not_a_fit", "U0ADA", "done"),
+            r("zoe", "claim", "U0ADA", "done"),
         ]
     );
     let (_, metrics) = daemon.get("/metrics").await;
     for line in [
-        r#"oie_slack_actions_total{action="claim",outcome="done"} 1"#,
+        r#"oie_slack_actions_total{action="claim",outcome="done"} 2"#,
         r#"oie_slack_actions_total{action="claim",outcome="repeated"} 1"#,
         r#"oie_slack_actions_total{action="claim",outcome="already_claimed"} 1"#,
         r#"oie_slack_actions_total{action="unknown",outcome="refused"} 3"#,

@@ -47,6 +47,13 @@ pub trait Connector: Send + Sync {
         false
     }
 
+    /// The Slack channel whose messages it can update in place (a Slack connector with a bot
+    /// token): a payload `{"_oie_update": {"channel", "ts"}, "text", "blocks"}` sent to it
+    /// becomes `chat.update` of that message.
+    fn updates_messages_in(&self) -> Option<&str> {
+        None
+    }
+
     /// How many deliveries one `send` may carry.
     fn max_batch(&self) -> usize {
         1

@@ -37,6 +37,14 @@ struct IngestTasks {
     scorer: JoinHandle<()>,
 }
 
+/// What the front needs of the back: the lead source's wake-up (scoring rings it), the
+/// pipeline's connectors, and the delivery loops' wake-up (after a hand-over of its own).
+pub struct Wiring {
+    pub lead_wake: Arc<Notify>,
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+}
+
 impl Front {
     /// Binds the listener (writing the address to `<data_dir>/server.addr`) and starts serving;
     /// with an embedded `store`, also the ingest API, the event writer and scoring.
@@ -47,8 +55,13 @@ impl Front {
         eraser: Option<Arc<Eraser>>,
         outbox: &Arc<Outbox>,
         metrics: &Arc<Metrics>,
-        lead_wake: Arc<Notify>,
+        back: Wiring,
     ) -> anyhow::Result<Front> {
+        let Wiring {
+            lead_wake,
+            pipeline,
+            wake,
+        } = back;
         let server = &config.server;
         let listener = bind(&server.listen).await?;
         let addr = listener.local_addr()?;
@@ -87,6 +100,17 @@ impl Front {
                 outbox: outbox.clone(),
                 metrics: metrics.clone(),
                 client: reqwest::Client::new(),
+                updaters: Arc::new(
+                    pipeline
+                        .connectors
+                        .values()
+                        .filter_map(|h| {
+                            let channel = h.connector.updates_messages_in()?;
+                            Some((channel.to_string(), h.name.clone()))
+                        })
+                        .collect(),
+                ),
+                wake: wake.clone(),
             }));
         }
         let mut ingest_tasks = None;

@@ -92,7 +92,11 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
         eraser,
         &outbox,
         &metrics,
-        lead_wake,
+        front::Wiring {
+            lead_wake,
+            pipeline: back.pipeline.clone(),
+            wake: back.waker(),
+        },
     )
     .await?;
     tracing::info!(addr = %front.addr, connectors = back.connectors(), routes = config.routes.len(), "oie is running");

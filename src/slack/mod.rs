@@ -40,6 +40,11 @@ pub struct SlackActions {
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
     pub client: reqwest::Client,
+    /// (channel, connector) of the Slack connectors that can update their messages in place:
+    /// a click in such a channel updates the message through the outbox (`chat.update`).
+    pub updaters: Arc<Vec<(String, String)>>,
+    /// Wakes the delivery loops after a hand-over.
+    pub wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 pub fn router(state: SlackActions) -> Router {
@@ -103,8 +108,40 @@ async fn actions(State(s): State<SlackActions>, headers: HeaderMap, body: Bytes)
         .inc();
     tracing::info!(action = click.action.kind.as_str(), visitor = %click.action.visitor_id,
         route = %click.action.route, user = %click.action.user_id, outcome, "slack action");
-    if let (Some(url), Some(reply)) = (click.response_url.clone(), click.reply(&applied)) {
-        tokio::spawn(respond(s.client.clone(), url, reply));
+    let Some(reply) = click.reply(&applied) else {
+        return StatusCode::OK.into_response();
+    };
+    // The message is updated through the outbox by the connector that posted it (retried,
+    // paced and kept across restarts like any delivery); else, and for what only the clicker
+    // sees, through the click's response_url.
+    let updater = s
+        .updaters
+        .iter()
+        .find(|(channel, _)| Some(channel) == click.action.channel.as_ref())
+        .map(|(_, connector)| connector.clone());
+    match (updater, &click.action.message_ts) {
+        (Some(connector), Some(ts)) if reply["replace_original"] == true => {
+            let outbox = s.outbox.clone();
+            let delivery = click.update(connector, ts, reply);
+            let handed = tokio::task::spawn_blocking(move || {
+                let h = crate::outbox::HandOver {
+                    deliveries: vec![delivery],
+                    ..Default::default()
+                };
+                outbox.hand_over(&h, crate::clock::now_ms())
+            })
+            .await;
+            match handed {
+                Ok(Ok(_)) => (s.wake)(),
+                Ok(Err(e)) => tracing::error!(error = %e, "handing over a Slack message update"),
+                Err(e) => tracing::error!(error = %e, "handing over a Slack message update"),
+            }
+        }
+        _ => {
+            if let Some(url) = click.response_url.clone() {
+                tokio::spawn(respond(s.client.clone(), url, reply));
+            }
+        }
     }
     StatusCode::OK.into_response()
 }
@@ -221,6 +258,28 @@ impl Click {
         blocks.push(json!({"type": "context", "block_id": "oie_status",
             "elements": [{"type": "mrkdwn", "text": line}]}));
         Some(json!({"replace_original": true, "text": self.text, "blocks": blocks}))
+    }
+}
+
+impl Click {
+    /// The outbox delivery that updates the clicked message in place with `reply`.
+    fn update(&self, connector: String, ts: &str, reply: Value) -> crate::outbox::NewDelivery {
+        let a = &self.action;
+        let mut payload = json!({"text": reply["text"], "blocks": reply["blocks"]});
+        payload[oie_connectors::slack::UPDATE] = json!({"channel": a.channel, "ts": ts});
+        crate::outbox::NewDelivery {
+            key: format!("slack_update:{}", a.id),
+            route: a.route.clone(),
+            connector,
+            visitor_id: a.visitor_id.clone(),
+            trigger_kind: "slack_update".into(),
+            payload: Ok(payload.to_string()),
+            context: json!({"slackUpdate": a.kind.as_str()}).to_string(),
+            delay_ms: 0,
+            group_key: None,
+            supersedes: false,
+            origin_ms: None,
+        }
     }
 }
 

@@ -31,6 +31,8 @@ struct Inner {
     /// The bot token is refused (`invalid_auth`) until then: a token being rotated.
     refuse_until: Option<Instant>,
     refused: usize,
+    /// `chat.update` calls that changed a message.
+    updates: usize,
 }
 
 #[derive(Clone)]
@@ -49,6 +51,7 @@ impl SlackFake {
             .route("/hooks/{channel}", post(webhook))
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/auth.test", post(auth_test))
+            .route("/api/chat.update", post(update_message))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -78,6 +81,11 @@ impl SlackFake {
     /// `chat.postMessage` answers `invalid_auth` for `d` from now.
     pub fn refuse_tokens_for(&self, d: Duration) {
         self.inner.lock().unwrap().refuse_until = Some(Instant::now() + d);
+    }
+
+    /// `chat.update` calls that changed a message so far.
+    pub fn updates(&self) -> usize {
+        self.inner.lock().unwrap().updates
     }
 
     /// Messages refused with `invalid_auth` so far.
@@ -235,4 +243,36 @@ async fn post_message(
         )
             .into_response(),
     }
+}
+
+/// `chat.update`: replaces the text and blocks of the message at `channel` and `ts`.
+async fn update_message(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
+    if headers.get("authorization").and_then(|h| h.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let Ok(update) = serde_json::from_str::<Value>(&body) else {
+        return ok(json!({"ok": false, "error": "invalid_json"}));
+    };
+    if !valid_blocks(&update) {
+        return ok(json!({"ok": false, "error": "invalid_blocks"}));
+    }
+    let mut s = inner.lock().unwrap();
+    let found = s
+        .messages
+        .iter_mut()
+        .find(|(c, m)| update["channel"].as_str() == Some(c.as_str()) && m["ts"] == update["ts"]);
+    let Some((_, message)) = found else {
+        return ok(json!({"ok": false, "error": "message_not_found"}));
+    };
+    message["text"] = update["text"].clone();
+    message["blocks"] = update["blocks"].clone();
+    s.updates += 1;
+    ok(json!({"ok": true, "channel": update["channel"], "ts": update["ts"]}))
 }

@@ -16,4 +16,4 @@ mod tests;
 
 pub use blocks::{enforce_limits, DIGEST_SHOWN};
 pub use config::SlackConfig;
-pub use sink::Slack;
+pub use sink::{Slack, UPDATE};

@@ -27,6 +27,9 @@ enum Mode {
 /// The key of a render's thread hints in the stored message (taken out before posting).
 const THREAD_HINT: &str = "_oie_thread";
 
+/// The key of a message update (`{"channel", "ts"}`): the payload becomes `chat.update`.
+pub const UPDATE: &str = "_oie_update";
+
 /// A configured Slack destination (one channel).
 pub struct Slack {
     client: reqwest::Client,
@@ -127,6 +130,9 @@ impl Slack {
         let Ok(mut message) = serde_json::from_str::<Value>(&delivery.payload) else {
             return Outcome::failed(Reason::InvalidItem, "the stored message is not JSON");
         };
+        if let Some(target) = message.as_object_mut().and_then(|m| m.remove(UPDATE)) {
+            return self.update(&target, message).await;
+        }
         let thread = self.thread_of(&mut message, &delivery.visitor_id);
         let mut fallback = json!({"text": message["text"]});
         for key in ["thread_ts", "reply_broadcast"] {
@@ -163,6 +169,45 @@ impl Slack {
             }
             Err(Answer::Failed(f)) => Outcome::Failed(f),
             Err(Answer::InvalidBlocks) => unreachable!("handled above"),
+        }
+    }
+
+    /// `chat.update` of the message at `target` (`{"channel", "ts"}`) with `message`'s text and
+    /// blocks (a click on an alert's button, handed over by `POST /slack/actions`).
+    async fn update(&self, target: &Value, mut message: Value) -> Outcome {
+        let Mode::Api {
+            endpoint, token, ..
+        } = &self.mode
+        else {
+            return Outcome::failed(
+                Reason::InvalidItem,
+                "an incoming webhook cannot update a message",
+            );
+        };
+        message["channel"] = target["channel"].clone();
+        message["ts"] = target["ts"].clone();
+        let url = endpoint.replace("/chat.postMessage", "/chat.update");
+        let sent = self
+            .client
+            .post(url)
+            .bearer_auth(token.expose())
+            .json(&message)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(http::transport_failure(e, self.timeout)),
+        };
+        let status = response.status().as_u16();
+        let after = http::retry_after(response.headers());
+        let body = response.text().await.unwrap_or_default();
+        match api_answer(status, &body, after) {
+            Ok(_) => Outcome::Delivered { record_id: None },
+            Err(Answer::Failed(f)) => Outcome::Failed(f.context("chat.update")),
+            Err(Answer::InvalidBlocks) => {
+                Outcome::failed(Reason::InvalidItem, "chat.update: invalid_blocks")
+            }
         }
     }
 
@@ -261,6 +306,13 @@ impl Connector for Slack {
     /// One at a time, so messages arrive in order.
     fn default_concurrency(&self) -> usize {
         1
+    }
+
+    fn updates_messages_in(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Api { channel, .. } => Some(channel),
+            Mode::Webhook { .. } => None,
+        }
     }
 
     fn timeout(&self) -> Duration {
