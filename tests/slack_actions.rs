@@ -353,3 +353,168 @@ async fn no_signing_secret_no_endpoint() {
     assert_eq!(status, 404);
     drop(daemon);
 }
+
+/// A workspace whose hot leads go to Slack (with buttons) and whose syncs go to the CRM
+/// connector `crm` (`crm` is the rest of its section).
+fn claim_workspace(fake: &SlackFake, crm: &str) -> Workspace {
+    let config = format!(
+        "{}\n[[routes]]\nname = \"hot\"\nwhen = 'trigger.kind == \"hot_lead\"'\nto = [\"sales\"]\ncontinue = true\n\n[[routes]]\nname = \"sync\"\nwhen = 'trigger.kind == \"sync\"'\nto = [\"crm\"]\n\n[connectors.sales]\nkind = \"slack\"\nbase_url = \"{}/api\"\ntoken = \"${{OIE_TEST_SLACK_TOKEN_ACT}}\"\nchannel = \"C0ACT\"\nrate_limit = 50\n\n[connectors.crm]\nbatch_wait = \"100ms\"\n{crm}",
+        FAST.replace(
+            "listen = \"127.0.0.1:0\"\n",
+            "listen = \"127.0.0.1:0\"\nslack_signing_secret = \"${OIE_TEST_SLACK_SIGNING}\"\n"
+        ),
+        fake.base,
+    );
+    let ws = Workspace::new(&config);
+    ws.env("OIE_TEST_SLACK_TOKEN_ACT", TOKEN);
+    ws.env("OIE_TEST_SLACK_SIGNING", SECRET);
+    ws
+}
+
+/// Waits until the lead's CRM record id is written back (a click needs it).
+async fn record_written_back(ws: &Workspace, visitor: &str) {
+    wait_until("the record id written back", 20, || {
+        let conn = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM crm_sync_state WHERE visitorId = ?1 AND crmContactId IS NOT NULL",
+            [visitor],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    })
+    .await;
+}
+
+/// Claim makes the clicker the lead's owner in the CRM oie syncs it to: Slack tells their
+/// e-mail (`users.info`), HubSpot the owner with it (`/crm/v3/owners`), and the contact gets
+/// `hubspot_owner_id` — handed over through the outbox and written back like any sync.
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_sets_the_hubspot_owner() {
+    use oie_fakes::hubspot::{self, HubSpotFake};
+    let Some(python) = python() else { return };
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    fake.add_user("U0ADA", "ada@acme.example");
+    let hs = HubSpotFake::start().await;
+    let owner = hs.add_owner("ada@acme.example");
+    let ws = claim_workspace(
+        &fake,
+        &format!(
+            "kind = \"hubspot\"\nbase_url = \"{}\"\ntoken = \"${{OIE_TEST_HUBSPOT_TOKEN}}\"\n",
+            hs.base
+        ),
+    );
+    ws.env("OIE_TEST_HUBSPOT_TOKEN", hubspot::TOKEN);
+    let daemon = ws.start();
+    ws.import(&[hot_lead("jane")]);
+    wait_until("the alert and the contact", 20, || {
+        fake.messages("C0ACT").len() == 1 && hs.contact("jane@example.com").is_some()
+    })
+    .await;
+    let contact = hs.contact("jane@example.com").unwrap();
+    record_written_back(&ws, "jane").await;
+    let alert = fake.messages("C0ACT").remove(0);
+    let now = oie::clock::now_ms() / 1000;
+    let body = click(
+        "oie_claim",
+        &alert,
+        "U0ADA",
+        1,
+        "http://127.0.0.1:9/none",
+        "C0ACT",
+    );
+    let (signature, _) = sdk(&python, now, &body, None);
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    wait_until("the owner in HubSpot", 20, || {
+        hs.contact("jane@example.com")
+            .is_some_and(|c| c.properties.get("hubspot_owner_id") == Some(&owner))
+    })
+    .await;
+    assert_eq!(hs.contact("jane@example.com").unwrap().id, contact.id);
+    wait_until("the message update", 10, || fake.updates() == 1).await;
+    // A claimer HubSpot does not know: a dead letter that says what to do, nothing else.
+    let zoe = hot_lead("zoe");
+    ws.import(&[zoe]);
+    wait_until("zoe's alert and contact", 20, || {
+        fake.messages("C0ACT").len() == 2 && hs.contact("zoe@example.com").is_some()
+    })
+    .await;
+    fake.add_user("U0BOB", "bob@acme.example");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alert = fake.messages("C0ACT").remove(1);
+    let body = click(
+        "oie_claim",
+        &alert,
+        "U0BOB",
+        2,
+        "http://127.0.0.1:9/none",
+        "C0ACT",
+    );
+    let (signature, _) = sdk(&python, now, &body, None);
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    wait_until("the dead letter", 20, || !ws.dead_letters().is_empty()).await;
+    let dead = ws.dead_letters();
+    assert!(
+        dead.iter().any(|d| d
+            .to_string()
+            .contains("no owner with the e-mail bob@acme.example")),
+        "{dead:?}"
+    );
+    assert!(!hs
+        .contact("zoe@example.com")
+        .unwrap()
+        .properties
+        .contains_key("hubspot_owner_id"));
+    drop(daemon);
+}
+
+/// The same for Salesforce: the active User with the claimer's e-mail becomes the Lead's
+/// `OwnerId`.
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_sets_the_salesforce_owner() {
+    use oie_fakes::salesforce::{self, SalesforceFake};
+    let Some(python) = python() else { return };
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    fake.add_user("U0ADA", "ada@acme.example");
+    let sf = SalesforceFake::start_with_test_key().await;
+    sf.add_user("ada@acme.example", false);
+    let ada = sf.add_user("ada@acme.example", true);
+    let ws = claim_workspace(
+        &fake,
+        &format!(
+            "kind = \"salesforce\"\nclient_id = \"{}\"\nusername = \"{}\"\nprivate_key_file = \"sf-key.pem\"\nlogin_url = \"{}\"\n",
+            salesforce::CLIENT_ID,
+            salesforce::USERNAME,
+            sf.base
+        ),
+    );
+    std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
+    let daemon = ws.start();
+    let mut jane = hot_lead("jane");
+    jane["lastName"] = json!("Doe"); // Salesforce requires it of a Lead
+    ws.import(&[jane]);
+    wait_until("the alert and the Lead", 20, || {
+        fake.messages("C0ACT").len() == 1 && sf.record("jane").is_some()
+    })
+    .await;
+    record_written_back(&ws, "jane").await;
+    let alert = fake.messages("C0ACT").remove(0);
+    let now = oie::clock::now_ms() / 1000;
+    let body = click(
+        "oie_claim",
+        &alert,
+        "U0ADA",
+        1,
+        "http://127.0.0.1:9/none",
+        "C0ACT",
+    );
+    let (signature, _) = sdk(&python, now, &body, None);
+    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    wait_until("the owner in Salesforce", 20, || {
+        sf.record("jane")
+            .is_some_and(|r| r.fields.get("OwnerId") == Some(&json!(ada)))
+    })
+    .await;
+    assert!(ws.dead_letters().is_empty(), "{:?}", ws.dead_letters());
+    drop(daemon);
+}

@@ -54,6 +54,12 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// The e-mail address of a user of the chat it posts to (Slack `users.info`), if it can
+    /// tell: who clicked Claim, to make them the lead's owner in the CRMs.
+    async fn user_email(&self, _user: &str) -> Result<Option<String>, Failure> {
+        Ok(None)
+    }
+
     /// How many deliveries one `send` may carry.
     fn max_batch(&self) -> usize {
         1

@@ -32,6 +32,7 @@ pub mod hubspot;
 pub mod kind;
 pub mod oauth;
 mod outcome;
+pub mod owner;
 pub mod pubsub;
 mod reason;
 pub mod salesforce;

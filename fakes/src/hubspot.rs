@@ -22,6 +22,7 @@ pub const REFRESH_TOKEN: &str = "fake-refresh-token";
 
 /// Contact properties the fake portal has; others are refused like HubSpot does.
 const PROPERTIES: &[&str] = &[
+    "hubspot_owner_id",
     "email",
     "firstname",
     "lastname",
@@ -71,6 +72,8 @@ struct Inner {
     gdpr_deleted: Vec<String>,
     /// E-mails a GDPR delete named that matched no contact: HubSpot blocklists them.
     blocklisted: Vec<String>,
+    /// The portal's users as owners: e-mail → owner id.
+    owners: HashMap<String, String>,
 }
 
 /// The fake and what it saw.
@@ -108,6 +111,7 @@ impl HubSpotFake {
             refused: 0,
             gdpr_deleted: Vec::new(),
             blocklisted: Vec::new(),
+            owners: HashMap::new(),
         }));
         let app = Router::new()
             .route("/oauth/2026-03/token", post(token))
@@ -116,11 +120,24 @@ impl HubSpotFake {
             .route("/crm/{a}/{b}/notes/batch/create", post(notes))
             .route("/crm/{a}/{b}/contacts", get(list))
             .route("/crm/{a}/{b}/contacts/gdpr-delete", post(gdpr_delete))
+            .route("/crm/v3/owners", get(owners))
+            .route(
+                "/crm/{a}/{b}/contacts/{id}",
+                axum::routing::patch(update_contact),
+            )
             .with_state(inner.clone());
         HubSpotFake {
             base: crate::serve(app).await,
             inner,
         }
+    }
+
+    /// Adds a user of the portal, who can own records; returns their owner id.
+    pub fn add_owner(&self, email: &str) -> String {
+        let mut s = self.lock();
+        let id = format!("{}", 77_000 + s.owners.len());
+        s.owners.insert(email.to_lowercase(), id.clone());
+        id
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -553,4 +570,91 @@ async fn notes(
         Json(json!({"status": "COMPLETE", "results": results})),
     )
         .into_response()
+}
+
+/// `GET /crm/v3/owners?email=…`: `{results: [{id, email, userId}]}`, empty when no user has it.
+async fn owners(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    let limits = match admit(&mut s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let email = q.get("email").map(|e| e.to_lowercase()).unwrap_or_default();
+    let results: Vec<Value> = s
+        .owners
+        .get(&email)
+        .map(|id| json!({"id": id, "email": email, "userId": 9_000_000, "archived": false}))
+        .into_iter()
+        .collect();
+    (limits, Json(json!({ "results": results }))).into_response()
+}
+
+/// `PATCH /crm/…/contacts/{id}`: sets properties of a contact (an owner id must be an owner's).
+async fn update_contact(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((_, _, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    let limits = match admit(&mut s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let props: HashMap<String, String> = body["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect();
+    if let Some(bad) = props.keys().find(|k| !PROPERTIES.contains(&k.as_str())) {
+        return (
+            limits,
+            error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                &format!("Property \"{bad}\" does not exist"),
+            ),
+        )
+            .into_response();
+    }
+    if let Some(owner) = props.get("hubspot_owner_id") {
+        if !s.owners.values().any(|o| o == owner) {
+            return (
+                limits,
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    &format!("{owner} is not a valid owner id"),
+                ),
+            )
+                .into_response();
+        }
+    }
+    let Some(contact) = s.contacts.values_mut().find(|c| c.id == id) else {
+        return (
+            limits,
+            error(
+                StatusCode::NOT_FOUND,
+                "OBJECT_NOT_FOUND",
+                "resource not found",
+            ),
+        )
+            .into_response();
+    };
+    contact.properties.extend(props);
+    contact.updates += 1;
+    let answer = json!({"id": contact.id, "properties": contact.properties});
+    (limits, Json(answer)).into_response()
 }

@@ -70,6 +70,8 @@ struct Inner {
     refuse_tokens_until: Option<std::time::Instant>,
     /// Ids of records deleted (they sit in the recycle bin).
     deleted: Vec<String>,
+    /// Users of the org: (e-mail, id, active).
+    users: Vec<(String, String, bool)>,
 }
 
 #[derive(Clone)]
@@ -106,6 +108,7 @@ impl SalesforceFake {
             concurrent_limit_next: 0,
             refuse_tokens_until: None,
             deleted: Vec::new(),
+            users: Vec::new(),
         }));
         let data = "/services/data/{version}";
         let app = Router::new()
@@ -122,6 +125,11 @@ impl SalesforceFake {
                 &format!("{data}/composite/sobjects"),
                 delete(delete_records),
             )
+            .route(&format!("{data}/query"), get(query))
+            .route(
+                &format!("{data}/sobjects/{{object}}/{{id}}"),
+                patch(update_record),
+            )
             .with_state(inner.clone());
         let base = crate::serve(app).await;
         {
@@ -130,6 +138,14 @@ impl SalesforceFake {
             s.base = base.clone();
         }
         SalesforceFake { base, inner }
+    }
+
+    /// A User of the org; returns its id.
+    pub fn add_user(&self, email: &str, active: bool) -> String {
+        let mut s = self.inner.lock().unwrap();
+        let id = format!("005{:015}", s.users.len() + 1);
+        s.users.push((email.to_lowercase(), id.clone(), active));
+        id
     }
 
     /// An org that trusts the test key pair.
@@ -533,4 +549,85 @@ async fn upsert(
         }
     }
     (limit_info(&s), Json(Value::Array(results))).into_response()
+}
+
+/// `GET /query?q=SELECT Id FROM User WHERE Email = '…' AND IsActive = true LIMIT 1`: the one
+/// query oie makes (anything else is refused as Salesforce refuses a malformed query).
+async fn query(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    if let Err(r) = admit(&mut s, &headers) {
+        return r;
+    }
+    let soql = q.get("q").cloned().unwrap_or_default();
+    let prefix = "SELECT Id FROM User WHERE Email = '";
+    let suffix = "' AND IsActive = true LIMIT 1";
+    let Some(email) = soql
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_suffix(suffix))
+    else {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            limit_info(&s),
+            "MALFORMED_QUERY",
+            "unexpected query",
+        );
+    };
+    let email = email
+        .replace("\\'", "'")
+        .replace("\\\\", "\\")
+        .to_lowercase();
+    let records: Vec<Value> = s
+        .users
+        .iter()
+        .filter(|(e, _, active)| *e == email && *active)
+        .take(1)
+        .map(|(_, id, _)| json!({"attributes": {"type": "User"}, "Id": id}))
+        .collect();
+    (
+        limit_info(&s),
+        Json(json!({"totalSize": records.len(), "done": true, "records": records})),
+    )
+        .into_response()
+}
+
+/// `PATCH /sobjects/{object}/{id}`: updates fields of a record; 204 without a body. An `OwnerId`
+/// must be an active User's.
+async fn update_record(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((_, _, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    if let Err(r) = admit(&mut s, &headers) {
+        return r;
+    }
+    if let Some(owner) = body["OwnerId"].as_str() {
+        if !s.users.iter().any(|(_, u, active)| u == owner && *active) {
+            return sf_error(
+                StatusCode::BAD_REQUEST,
+                limit_info(&s),
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id",
+            );
+        }
+    }
+    let info = limit_info(&s);
+    let Some(record) = s.records.values_mut().find(|r| r.id == id) else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            info,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    for (k, v) in body.as_object().into_iter().flatten() {
+        record.fields.insert(k.clone(), v.clone());
+    }
+    record.updates += 1;
+    (info, StatusCode::NO_CONTENT).into_response()
 }

@@ -43,6 +43,7 @@ pub struct Wiring {
     pub lead_wake: Arc<Notify>,
     pub pipeline: Arc<crate::pipeline::Pipeline>,
     pub wake: Arc<dyn Fn() + Send + Sync>,
+    pub store: Arc<dyn crate::store::LeadStore>,
 }
 
 impl Front {
@@ -61,6 +62,7 @@ impl Front {
             lead_wake,
             pipeline,
             wake,
+            store: lead_store,
         } = back;
         let server = &config.server;
         let listener = bind(&server.listen).await?;
@@ -111,6 +113,8 @@ impl Front {
                         .collect(),
                 ),
                 wake: wake.clone(),
+                pipeline: pipeline.clone(),
+                store: lead_store.clone(),
             }));
         }
         let mut ingest_tasks = None;

@@ -96,6 +96,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> anyhow::
             lead_wake,
             pipeline: back.pipeline.clone(),
             wake: back.waker(),
+            store: store.clone(),
         },
     )
     .await?;

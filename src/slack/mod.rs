@@ -45,6 +45,10 @@ pub struct SlackActions {
     pub updaters: Arc<Vec<(String, String)>>,
     /// Wakes the delivery loops after a hand-over.
     pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// The connectors (who clicked, by `users.info`; the CRMs a claimed lead's owner is set in).
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
+    /// The lead store (the CRM records of a claimed lead).
+    pub store: Arc<dyn crate::store::LeadStore>,
 }
 
 pub fn router(state: SlackActions) -> Router {
@@ -108,6 +112,9 @@ async fn actions(State(s): State<SlackActions>, headers: HeaderMap, body: Bytes)
         .inc();
     tracing::info!(action = click.action.kind.as_str(), visitor = %click.action.visitor_id,
         route = %click.action.route, user = %click.action.user_id, outcome, "slack action");
+    if applied == ActionApplied::Done && click.action.kind == ActionKind::Claim {
+        tokio::spawn(hand_over_owner(s.clone(), click.action.clone()));
+    }
     let Some(reply) = click.reply(&applied) else {
         return StatusCode::OK.into_response();
     };
@@ -144,6 +151,78 @@ async fn actions(State(s): State<SlackActions>, headers: HeaderMap, body: Bytes)
         }
     }
     StatusCode::OK.into_response()
+}
+
+/// Claim: the clicker becomes the lead's owner in every CRM where oie synced a record of it.
+/// Their e-mail comes from Slack (`users.info`, through the connector that posts to the
+/// channel); one owner assignment per record is handed to the outbox, sent and written back
+/// like any CRM delivery.
+async fn hand_over_owner(s: SlackActions, a: Action) {
+    let connectors = &s.pipeline.connectors;
+    let slack = s
+        .updaters
+        .iter()
+        .find(|(channel, _)| Some(channel) == a.channel.as_ref());
+    let Some((_, slack)) = slack else {
+        tracing::info!(visitor = %a.visitor_id, "claimed in a channel no connector posts to with a bot token: no CRM owner set");
+        return;
+    };
+    let email = match connectors[slack].connector.user_email(&a.user_id).await {
+        Ok(Some(email)) => email,
+        Ok(None) => {
+            tracing::warn!(user = %a.user_id, "Slack did not tell the claimer's e-mail (scope users:read.email?): no CRM owner set");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(user = %a.user_id, error = %e, "users.info failed: no CRM owner set");
+            return;
+        }
+    };
+    let records = match s.store.clone().crm_records(&a.visitor_id).await {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the claimed lead's CRM records");
+            return;
+        }
+    };
+    let deliveries: Vec<crate::outbox::NewDelivery> = records
+        .into_iter()
+        .filter(|(connector, _)| {
+            connectors
+                .get(connector)
+                .is_some_and(|h| h.connector.is_crm())
+        })
+        .map(|(connector, record)| crate::outbox::NewDelivery {
+            key: format!("owner:{}:{connector}", a.id),
+            route: a.route.clone(),
+            visitor_id: a.visitor_id.clone(),
+            trigger_kind: "claim".into(),
+            payload: Ok(oie_connectors::owner::payload(&email, &record)),
+            context: json!({"owner": {"email": email, "record": record}}).to_string(),
+            connector,
+            delay_ms: 0,
+            group_key: None,
+            supersedes: false,
+            origin_ms: None,
+        })
+        .collect();
+    if deliveries.is_empty() {
+        return;
+    }
+    let outbox = s.outbox.clone();
+    let handed = tokio::task::spawn_blocking(move || {
+        let h = crate::outbox::HandOver {
+            deliveries,
+            ..Default::default()
+        };
+        outbox.hand_over(&h, crate::clock::now_ms())
+    })
+    .await;
+    match handed {
+        Ok(Ok(_)) => (s.wake)(),
+        Ok(Err(e)) => tracing::error!(error = %e, "handing over a CRM owner assignment"),
+        Err(e) => tracing::error!(error = %e, "handing over a CRM owner assignment"),
+    }
 }
 
 /// The `payload` field of Slack's form-encoded post, as JSON.

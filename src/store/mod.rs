@@ -63,6 +63,9 @@ pub trait LeadStore: Send + Sync {
     /// The embedded store, for what only embedded mode has: ingest, scoring, erasure on
     /// request, and its file to checkpoint.
     fn embedded(self: Arc<Self>) -> Option<Arc<SqliteStore>>;
+
+    /// The CRM records oie synced for a lead: (connector, record id), newest first.
+    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>>;
 }
 
 /// What a store's chores work with.

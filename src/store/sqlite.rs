@@ -221,6 +221,17 @@ impl LeadStore for SqliteStore {
         tokio::task::spawn_blocking(move || self.record_sync(&records)).await?
     }
 
+    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let visitor = visitor.to_string();
+        tokio::task::spawn_blocking(move || {
+            Ok(self
+                .crm_ids(&[&visitor])?
+                .remove(&visitor)
+                .unwrap_or_default())
+        })
+        .await?
+    }
+
     fn source(
         self: Arc<Self>,
         stage: &dyn Fn(&'static str) -> Stage,

@@ -33,6 +33,8 @@ struct Inner {
     refused: usize,
     /// `chat.update` calls that changed a message.
     updates: usize,
+    /// The workspace's members: user id → e-mail.
+    users: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -52,6 +54,7 @@ impl SlackFake {
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/auth.test", post(auth_test))
             .route("/api/chat.update", post(update_message))
+            .route("/api/users.info", axum::routing::get(users_info))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -81,6 +84,15 @@ impl SlackFake {
     /// `chat.postMessage` answers `invalid_auth` for `d` from now.
     pub fn refuse_tokens_for(&self, d: Duration) {
         self.inner.lock().unwrap().refuse_until = Some(Instant::now() + d);
+    }
+
+    /// A member of the workspace, with an e-mail `users.info` tells.
+    pub fn add_user(&self, id: &str, email: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .users
+            .insert(id.into(), email.into());
     }
 
     /// `chat.update` calls that changed a message so far.
@@ -275,4 +287,23 @@ async fn update_message(
     message["blocks"] = update["blocks"].clone();
     s.updates += 1;
     ok(json!({"ok": true, "channel": update["channel"], "ts": update["ts"]}))
+}
+
+/// `users.info?user=U…`: `{ok, user: {id, profile: {email}}}` or `user_not_found`.
+async fn users_info(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
+    if headers.get("authorization").and_then(|h| h.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let user = q.get("user").cloned().unwrap_or_default();
+    match inner.lock().unwrap().users.get(&user) {
+        Some(email) => ok(json!({"ok": true, "user": {"id": user, "profile": {"email": email}}})),
+        None => ok(json!({"ok": false, "error": "user_not_found"})),
+    }
 }

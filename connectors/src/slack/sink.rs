@@ -308,6 +308,37 @@ impl Connector for Slack {
         1
     }
 
+    /// `users.info` (scope `users:read.email`) with the bot token.
+    async fn user_email(&self, user: &str) -> Result<Option<String>, Failure> {
+        let Mode::Api {
+            endpoint, token, ..
+        } = &self.mode
+        else {
+            return Ok(None);
+        };
+        let url = endpoint.replace("/chat.postMessage", "/users.info");
+        let response = self
+            .client
+            .get(url)
+            .query(&[("user", user)])
+            .bearer_auth(token.expose())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| http::transport_failure(e, self.timeout))?;
+        let status = response.status().as_u16();
+        let after = http::retry_after(response.headers());
+        let body = response.text().await.unwrap_or_default();
+        match api_answer(status, &body, after) {
+            Ok(answer) => Ok(answer["user"]["profile"]["email"]
+                .as_str()
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)),
+            Err(Answer::Failed(f)) => Err(f.context("users.info")),
+            Err(Answer::InvalidBlocks) => Err(Failure::new(Reason::ServerError, "users.info")),
+        }
+    }
+
     fn updates_messages_in(&self) -> Option<&str> {
         match &self.mode {
             Mode::Api { channel, .. } => Some(channel),

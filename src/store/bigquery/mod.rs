@@ -110,6 +110,14 @@ impl LeadStore for BigQueryStore {
     fn embedded(self: Arc<Self>) -> Option<Arc<SqliteStore>> {
         None
     }
+
+    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self
+            .crm_ids(&[visitor])
+            .await?
+            .remove(visitor)
+            .unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
