@@ -371,6 +371,22 @@ fn claim_workspace(fake: &SlackFake, crm: &str) -> Workspace {
     ws
 }
 
+/// `user` clicks Claim on `alert` (its message update goes through the connector; no
+/// response_url is needed).
+async fn claim_as(daemon: &Daemon, python: &str, alert: &Value, user: &str, n: u32) {
+    let now = oie::clock::now_ms() / 1000;
+    let body = click(
+        "oie_claim",
+        alert,
+        user,
+        n,
+        "http://127.0.0.1:9/none",
+        "C0ACT",
+    );
+    let (signature, _) = sdk(python, now, &body, None);
+    assert_eq!(post(daemon, &body, now, &signature).await, 200);
+}
+
 /// Waits until the lead's CRM record id is written back (a click needs it).
 async fn record_written_back(ws: &Workspace, visitor: &str) {
     wait_until("the record id written back", 20, || {
@@ -414,17 +430,7 @@ async fn claim_sets_the_hubspot_owner() {
     let contact = hs.contact("jane@example.com").unwrap();
     record_written_back(&ws, "jane").await;
     let alert = fake.messages("C0ACT").remove(0);
-    let now = oie::clock::now_ms() / 1000;
-    let body = click(
-        "oie_claim",
-        &alert,
-        "U0ADA",
-        1,
-        "http://127.0.0.1:9/none",
-        "C0ACT",
-    );
-    let (signature, _) = sdk(&python, now, &body, None);
-    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    claim_as(&daemon, &python, &alert, "U0ADA", 1).await;
     wait_until("the owner in HubSpot", 20, || {
         hs.contact("jane@example.com")
             .is_some_and(|c| c.properties.get("hubspot_owner_id") == Some(&owner))
@@ -442,16 +448,7 @@ async fn claim_sets_the_hubspot_owner() {
     fake.add_user("U0BOB", "bob@acme.example");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let alert = fake.messages("C0ACT").remove(1);
-    let body = click(
-        "oie_claim",
-        &alert,
-        "U0BOB",
-        2,
-        "http://127.0.0.1:9/none",
-        "C0ACT",
-    );
-    let (signature, _) = sdk(&python, now, &body, None);
-    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    claim_as(&daemon, &python, &alert, "U0BOB", 2).await;
     wait_until("the dead letter", 20, || !ws.dead_letters().is_empty()).await;
     let dead = ws.dead_letters();
     assert!(
@@ -499,17 +496,7 @@ async fn claim_sets_the_salesforce_owner() {
     .await;
     record_written_back(&ws, "jane").await;
     let alert = fake.messages("C0ACT").remove(0);
-    let now = oie::clock::now_ms() / 1000;
-    let body = click(
-        "oie_claim",
-        &alert,
-        "U0ADA",
-        1,
-        "http://127.0.0.1:9/none",
-        "C0ACT",
-    );
-    let (signature, _) = sdk(&python, now, &body, None);
-    assert_eq!(post(&daemon, &body, now, &signature).await, 200);
+    claim_as(&daemon, &python, &alert, "U0ADA", 1).await;
     wait_until("the owner in Salesforce", 20, || {
         sf.record("jane")
             .is_some_and(|r| r.fields.get("OwnerId") == Some(&json!(ada)))

@@ -23,3 +23,32 @@ pub fn assignment(delivery: &Delivery) -> Option<(String, String)> {
         v.pointer("/owner/record")?.as_str()?.to_string(),
     ))
 }
+
+/// A CRM connector that can make a user the owner of a record.
+#[async_trait::async_trait]
+pub trait AssignsOwners: Sync {
+    /// Makes the user with `email` the owner of `record`.
+    async fn assign_owner(&self, email: &str, record: &str) -> crate::Outcome;
+    /// Sends deliveries that are not owner assignments.
+    async fn send_others(&self, batch: &[Delivery]) -> Vec<crate::Outcome>;
+}
+
+/// Sends a batch that may hold owner assignments: those one at a time (they are rare: a click
+/// each), the rest as the connector sends them; outcomes in the batch's order.
+pub async fn send(crm: &impl AssignsOwners, batch: &[Delivery]) -> Vec<crate::Outcome> {
+    let assignments: Vec<Option<(String, String)>> = batch.iter().map(assignment).collect();
+    if assignments.iter().all(Option::is_none) {
+        return crm.send_others(batch).await;
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (delivery, owner) in batch.iter().zip(assignments) {
+        outcomes.push(match owner {
+            Some((email, record)) => crm.assign_owner(&email, &record).await,
+            None => crm
+                .send_others(std::slice::from_ref(delivery))
+                .await
+                .remove(0),
+        });
+    }
+    outcomes
+}

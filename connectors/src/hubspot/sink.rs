@@ -338,65 +338,11 @@ impl Connector for HubSpot {
     }
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
-        if batch.iter().any(|d| crate::owner::assignment(d).is_some()) {
-            // Owner assignments are rare (a click each): one at a time, in batch order.
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for delivery in batch {
-                outcomes.push(match crate::owner::assignment(delivery) {
-                    Some((email, record)) => self.assign_owner(&email, &record).await,
-                    None => self.send(std::slice::from_ref(delivery)).await.remove(0),
-                });
-            }
-            return outcomes;
-        }
-        crate::erasure::split(
-            batch,
-            async |records: Vec<String>| {
-                let mut outcomes = Vec::with_capacity(records.len());
-                for record in records {
-                    outcomes.push(self.gdpr_delete(&record).await);
-                }
-                outcomes
-            },
-            async |rest: &[Delivery]| self.upsert(rest).await,
-        )
-        .await
+        crate::owner::send(self, batch).await
     }
 }
 
 impl HubSpot {
-    /// Makes the HubSpot owner with `email` the owner of contact `record` (`hubspot_owner_id`).
-    async fn assign_owner(&self, email: &str, record: &str) -> Outcome {
-        let url = format!(
-            "{}/crm/v3/owners?email={}",
-            self.base,
-            url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
-        );
-        let owner = match self.call(reqwest::Method::GET, &url, None).await {
-            Ok((_, text)) => serde_json::from_str::<Value>(&text).ok().and_then(|v| {
-                v["results"][0]["id"]
-                    .as_str()
-                    .map(str::to_string)
-                    .or_else(|| v["results"][0]["id"].as_i64().map(|n| n.to_string()))
-            }),
-            Err(failure) => return Outcome::Failed(failure.context("owners")),
-        };
-        let Some(owner) = owner else {
-            return Outcome::failed(
-                Reason::InvalidItem,
-                format!("HubSpot has no owner with the e-mail {email}: add them as a user of the portal, then replay this delivery"),
-            );
-        };
-        let url = format!("{}/contacts/{record}", self.objects);
-        let body = json!({"properties": {"hubspot_owner_id": owner}});
-        match self.call(reqwest::Method::PATCH, &url, Some(&body)).await {
-            Ok(_) => Outcome::Delivered {
-                record_id: Some(record.to_string()),
-            },
-            Err(failure) => Outcome::Failed(failure.context("owner")),
-        }
-    }
-
     /// Contacts upserted in one batch call, then their Notes.
     async fn upsert(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let keyed = Keyed::new(batch, input, merge);
@@ -433,5 +379,56 @@ impl HubSpot {
             }
         }
         keyed.finish(results, "hubspot")
+    }
+}
+
+#[async_trait]
+impl crate::owner::AssignsOwners for HubSpot {
+    /// Makes the HubSpot owner with `email` the owner of contact `record` (`hubspot_owner_id`).
+    async fn assign_owner(&self, email: &str, record: &str) -> Outcome {
+        let url = format!(
+            "{}/crm/v3/owners?email={}",
+            self.base,
+            url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
+        );
+        let owner = match self.call(reqwest::Method::GET, &url, None).await {
+            Ok((_, text)) => serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+                v["results"][0]["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| v["results"][0]["id"].as_i64().map(|n| n.to_string()))
+            }),
+            Err(failure) => return Outcome::Failed(failure.context("owners")),
+        };
+        let Some(owner) = owner else {
+            return Outcome::failed(
+                Reason::InvalidItem,
+                format!("HubSpot has no owner with the e-mail {email}: add them as a user of the portal, then replay this delivery"),
+            );
+        };
+        let url = format!("{}/contacts/{record}", self.objects);
+        let body = json!({"properties": {"hubspot_owner_id": owner}});
+        match self.call(reqwest::Method::PATCH, &url, Some(&body)).await {
+            Ok(_) => Outcome::Delivered {
+                record_id: Some(record.to_string()),
+            },
+            Err(failure) => Outcome::Failed(failure.context("owner")),
+        }
+    }
+
+    /// Erasures and upserts.
+    async fn send_others(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        crate::erasure::split(
+            batch,
+            async |records: Vec<String>| {
+                let mut outcomes = Vec::with_capacity(records.len());
+                for record in records {
+                    outcomes.push(self.gdpr_delete(&record).await);
+                }
+                outcomes
+            },
+            async |rest: &[Delivery]| self.upsert(rest).await,
+        )
+        .await
     }
 }

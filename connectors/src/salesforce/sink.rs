@@ -289,69 +289,11 @@ impl Connector for Salesforce {
     }
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
-        if batch.iter().any(|d| crate::owner::assignment(d).is_some()) {
-            // Owner assignments are rare (a click each): one at a time, in batch order.
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for delivery in batch {
-                outcomes.push(match crate::owner::assignment(delivery) {
-                    Some((email, record)) => self.assign_owner(&email, &record).await,
-                    None => self.send(std::slice::from_ref(delivery)).await.remove(0),
-                });
-            }
-            return outcomes;
-        }
-        crate::erasure::split(
-            batch,
-            async |records: Vec<String>| self.delete(&records).await,
-            async |rest: &[Delivery]| self.upsert(rest).await,
-        )
-        .await
+        crate::owner::send(self, batch).await
     }
 }
 
 impl Salesforce {
-    /// Makes the active User with `email` the owner of `record` (`OwnerId`).
-    async fn assign_owner(&self, email: &str, record: &str) -> Outcome {
-        // SOQL string literal: backslash and quote escaped.
-        let literal = email.replace('\\', "\\\\").replace('\'', "\\'");
-        let soql =
-            format!("SELECT Id FROM User WHERE Email = '{literal}' AND IsActive = true LIMIT 1");
-        let path = format!(
-            "/services/data/{}/query?q={}",
-            self.version,
-            url::form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
-        );
-        let user = match self.call(reqwest::Method::GET, &path, None).await {
-            Ok(text) => serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["records"][0]["Id"].as_str().map(str::to_string)),
-            Err(failure) => return Outcome::Failed(failure.context("User query")),
-        };
-        let Some(user) = user else {
-            return Outcome::failed(
-                Reason::InvalidItem,
-                format!("Salesforce has no active User with the e-mail {email}: add or activate them, then replay this delivery"),
-            );
-        };
-        let path = format!(
-            "/services/data/{}/sobjects/{}/{record}",
-            self.version, self.object
-        );
-        match self
-            .call(
-                reqwest::Method::PATCH,
-                &path,
-                Some(&json!({"OwnerId": user})),
-            )
-            .await
-        {
-            Ok(_) => Outcome::Delivered {
-                record_id: Some(record.to_string()),
-            },
-            Err(failure) => Outcome::Failed(failure.context("owner")),
-        }
-    }
-
     /// Deletes records oie synced, by id, with sObject Collections (200 a call). A record
     /// already deleted (or never there) counts as deleted. Deleted records spend 15 days in
     /// Salesforce's recycle bin.
@@ -405,5 +347,60 @@ impl Salesforce {
             Err(failure) => vec![Outcome::Failed(failure); records.len()],
         };
         keyed.finish(results, "salesforce")
+    }
+}
+
+#[async_trait]
+impl crate::owner::AssignsOwners for Salesforce {
+    /// Makes the active User with `email` the owner of `record` (`OwnerId`).
+    async fn assign_owner(&self, email: &str, record: &str) -> Outcome {
+        // SOQL string literal: backslash and quote escaped.
+        let literal = email.replace('\\', "\\\\").replace('\'', "\\'");
+        let soql =
+            format!("SELECT Id FROM User WHERE Email = '{literal}' AND IsActive = true LIMIT 1");
+        let path = format!(
+            "/services/data/{}/query?q={}",
+            self.version,
+            url::form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
+        );
+        let user = match self.call(reqwest::Method::GET, &path, None).await {
+            Ok(text) => serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["records"][0]["Id"].as_str().map(str::to_string)),
+            Err(failure) => return Outcome::Failed(failure.context("User query")),
+        };
+        let Some(user) = user else {
+            return Outcome::failed(
+                Reason::InvalidItem,
+                format!("Salesforce has no active User with the e-mail {email}: add or activate them, then replay this delivery"),
+            );
+        };
+        let path = format!(
+            "/services/data/{}/sobjects/{}/{record}",
+            self.version, self.object
+        );
+        match self
+            .call(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&json!({"OwnerId": user})),
+            )
+            .await
+        {
+            Ok(_) => Outcome::Delivered {
+                record_id: Some(record.to_string()),
+            },
+            Err(failure) => Outcome::Failed(failure.context("owner")),
+        }
+    }
+
+    /// Erasures and upserts.
+    async fn send_others(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        crate::erasure::split(
+            batch,
+            async |records: Vec<String>| self.delete(&records).await,
+            async |rest: &[Delivery]| self.upsert(rest).await,
+        )
+        .await
     }
 }
