@@ -234,6 +234,16 @@ fn error(status: StatusCode, category: &str, message: &str) -> Response {
 
 /// Auth, daily and window limits for a data call; `Err` is the answer to send instead.
 /// Returns the rate-limit headers for the answer.
+/// The fake, locked, for a request [`admit`] let through, with the rate-limit headers.
+fn admitted<'a>(
+    inner: &'a Mutex<Inner>,
+    headers: &HeaderMap,
+) -> Result<(std::sync::MutexGuard<'a, Inner>, HeaderMap), Response> {
+    let mut s = inner.lock().unwrap();
+    let limits = admit(&mut s, headers)?;
+    Ok((s, limits))
+}
+
 fn admit(inner: &mut Inner, headers: &HeaderMap) -> Result<HeaderMap, Response> {
     let bearer = headers
         .get("authorization")
@@ -351,9 +361,8 @@ async fn gdpr_delete(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    let limits = match admit(&mut s, &headers) {
-        Ok(h) => h,
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     let object = body["objectId"].as_str().unwrap_or_default().to_string();
@@ -392,9 +401,8 @@ async fn gdpr_delete(
 }
 
 async fn list(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
-    let mut s = inner.lock().unwrap();
-    let limits = match admit(&mut s, &headers) {
-        Ok(h) => h,
+    let (s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     let results: Vec<Value> = s
@@ -412,9 +420,8 @@ async fn upsert(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    let limits = match admit(&mut s, &headers) {
-        Ok(h) => h,
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     if let Some(status) = s.fail_next.pop_front() {
@@ -522,9 +529,8 @@ async fn notes(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    let limits = match admit(&mut s, &headers) {
-        Ok(h) => h,
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     s.note_calls += 1;
@@ -578,9 +584,8 @@ async fn owners(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    let limits = match admit(&mut s, &headers) {
-        Ok(h) => h,
+    let (s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     let email = q.get("email").map(|e| e.to_lowercase()).unwrap_or_default();
@@ -600,9 +605,8 @@ async fn update_contact(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    let limits = match admit(&mut s, &headers) {
-        Ok(h) => h,
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     let props: HashMap<String, String> = body["properties"]

@@ -318,6 +318,16 @@ async fn token(
 }
 
 /// Auth and limits for a data call; `Err` is the answer to send instead.
+/// The fake, locked, for a request [`admit`] let through.
+fn admitted<'a>(
+    inner: &'a Mutex<Inner>,
+    headers: &HeaderMap,
+) -> Result<std::sync::MutexGuard<'a, Inner>, Response> {
+    let mut s = inner.lock().unwrap();
+    admit(&mut s, headers)?;
+    Ok(s)
+}
+
 fn admit(s: &mut Inner, headers: &HeaderMap) -> Result<(), Response> {
     s.calls += 1;
     let bearer = headers
@@ -359,10 +369,10 @@ async fn describe(
     Path((version, object)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(r) = admit(&mut s, &headers) {
-        return r;
-    }
+    let s = match admitted(&inner, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     if version != VERSION || object != "Lead" {
         return sf_error(
             StatusCode::NOT_FOUND,
@@ -390,10 +400,10 @@ async fn delete_records(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(r) = admit(&mut s, &headers) {
-        return r;
-    }
+    let mut s = match admitted(&inner, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let ids: Vec<String> = query
         .get("ids")
         .map(|i| i.split(',').map(str::to_string).collect())
@@ -437,10 +447,10 @@ async fn upsert(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(r) = admit(&mut s, &headers) {
-        return r;
-    }
+    let mut s = match admitted(&inner, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let known = |name: &str| LEAD_FIELDS.iter().any(|(f, _)| *f == name);
     if version != VERSION || object != "Lead" || !LEAD_FIELDS.contains(&(field.as_str(), true)) {
         return sf_error(
@@ -558,10 +568,10 @@ async fn query(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(r) = admit(&mut s, &headers) {
-        return r;
-    }
+    let s = match admitted(&inner, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let soql = q.get("q").cloned().unwrap_or_default();
     let prefix = "SELECT Id FROM User WHERE Email = '";
     let suffix = "' AND IsActive = true LIMIT 1";
@@ -602,10 +612,10 @@ async fn update_record(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut s = inner.lock().unwrap();
-    if let Err(r) = admit(&mut s, &headers) {
-        return r;
-    }
+    let mut s = match admitted(&inner, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     if let Some(owner) = body["OwnerId"].as_str() {
         if !s.users.iter().any(|(_, u, active)| u == owner && *active) {
             return sf_error(
