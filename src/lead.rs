@@ -47,23 +47,19 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("topPages", FieldType::Json),
     ("updatedAt", FieldType::Integer),
     ("changeSeq", FieldType::Integer),
-    // What sales said from Slack (MARKS): kept by oie, laid over the stored profile.
+    // Not a fit, from Slack: written into the store's profile (and laid over it by routing
+    // from the outbox, so it holds at once).
     ("disqualified", FieldType::Bool),
     ("disqualifiedBy", FieldType::Text),
     ("disqualifiedAt", FieldType::Integer),
+    // Claim, from Slack (MARKS): kept by oie, laid over the stored profile.
     ("claimedBy", FieldType::Text),
     ("claimedAt", FieldType::Integer),
 ];
 
-/// Lead fields no store holds: oie keeps them in its outbox from Slack actions (Not a fit,
-/// Claim) and lays them over every lead it routes, in both modes.
-pub const MARKS: &[&str] = &[
-    "disqualified",
-    "disqualifiedBy",
-    "disqualifiedAt",
-    "claimedBy",
-    "claimedAt",
-];
+/// Lead fields no store holds: oie keeps them in its outbox from Slack's Claim and lays them
+/// over every lead it routes, in both modes.
+pub const MARKS: &[&str] = &["claimedBy", "claimedAt"];
 
 /// The fields a store holds: [`FIELDS`] without [`MARKS`], in order.
 pub fn stored_fields() -> impl Iterator<Item = &'static (&'static str, FieldType)> {

@@ -593,3 +593,36 @@ async fn streaming_buffer_proxy(emulator: &str, refusals: usize) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
+
+/// Not a fit on a BigQuery store: the lead's `lead_profiles` row is marked by a DML update (its
+/// rows come from the scoring MERGE, never from the streaming buffer) and `updatedAt` moves, so
+/// the change is synced like any other.
+#[test]
+fn not_a_fit_marks_the_bigquery_profile() {
+    let Some(endpoint) = emulator() else { return };
+    let dataset = format!("dq_{}", std::process::id());
+    let mut bq = BigQuery::new(&endpoint, &dataset);
+    let now = oie::clock::now_ms();
+    load(&mut bq, now);
+    let config: oie::config::StoreConfig = toml::from_str(&format!(
+        "kind = \"bigquery\"\nproject = \"test-proj\"\ndataset = \"{dataset}\"\nendpoint = \"{endpoint}\"\n"
+    ))
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use oie::store::LeadStore;
+        let store = std::sync::Arc::new(oie::store::BigQueryStore::connect(&config).await.unwrap());
+        store.disqualify("v32", "U0ADA", now + 1_000).await.unwrap();
+    });
+    let row = bq.select("SELECT disqualified, disqualifiedBy, disqualifiedAt, UNIX_MILLIS(updatedAt) AS u FROM {}lead_profiles WHERE visitorId = 'v32'");
+    // BigQuery answers BOOL as "true"; the emulator as "1".
+    assert!(
+        matches!(row[0]["disqualified"].as_deref(), Some("true" | "1")),
+        "{row:?}"
+    );
+    assert_eq!(row[0]["disqualifiedBy"].as_deref(), Some("U0ADA"));
+    assert_eq!(row[0]["disqualifiedAt"], Some((now + 1_000).to_string()));
+    assert_eq!(row[0]["u"], Some((now + 1_000).to_string()));
+    let others = bq.select("SELECT COUNT(*) AS n FROM {}lead_profiles WHERE disqualified");
+    assert_eq!(others[0]["n"].as_deref(), Some("1"));
+}

@@ -226,6 +226,18 @@ async fn claim_snooze_and_not_a_fit_from_slack() {
         "a snoozed lead can still be claimed"
     );
     assert!(alert("mary").to_string().contains("Not a fit"));
+    // Not a fit is in the lead store too.
+    wait_until("mary disqualified in lead_profiles", 10, || {
+        let conn = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+        conn.query_row(
+            "SELECT disqualified, disqualifiedBy FROM lead_profiles WHERE visitorId = 'mary'",
+            [],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .unwrap()
+            == (Some(1), Some("U0ADA".to_string()))
+    })
+    .await;
     let at = |id: &str, score: i64, level: &str| {
         let mut l = hot_lead(id);
         l["intentScore"] = json!(score);

@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS `${dataset}.lead_profiles` (
   scoreHighIntent    INT64,            -- 0–25
   scoreConversions   INT64,            -- 0–20
   topPages           STRING,           -- JSON [{"path", "views"}]: the 5 most viewed pages of the window
+  disqualified       BOOL,             -- "Not a fit", said from Slack (by whom, when below)
+  disqualifiedBy     STRING,           -- the Slack user id
+  disqualifiedAt     INT64,
   scoredAt           INT64 NOT NULL,   -- @now of the run that last scored this lead
   updatedAt          TIMESTAMP NOT NULL -- @now of the run that last changed a profile field
 )

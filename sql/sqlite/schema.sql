@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS lead_profiles (
   scoreHighIntent    INTEGER,  -- 0–25
   scoreConversions   INTEGER,  -- 0–20
   topPages           TEXT,     -- JSON [{"path", "views"}]: the 5 most viewed pages of the window
+  disqualified       INTEGER,  -- 1: "Not a fit", said from Slack (by whom, when below)
+  disqualifiedBy     TEXT,     -- the Slack user id
+  disqualifiedAt     INTEGER,
   previousLevel      TEXT,     -- the level before the last change (NULL: first scored)
   levelChangedAt     INTEGER,
   scoredAt           INTEGER,  -- :now of the scoring run that last scored this lead
@@ -91,6 +94,7 @@ WHEN NEW.changeSeq = OLD.changeSeq AND (
    OR OLD.scoreHighIntent IS NOT NEW.scoreHighIntent
    OR OLD.scoreConversions IS NOT NEW.scoreConversions
    OR OLD.topPages IS NOT NEW.topPages
+   OR OLD.disqualified IS NOT NEW.disqualified
 )
 BEGIN
   UPDATE lead_profiles

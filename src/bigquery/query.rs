@@ -212,7 +212,10 @@ fn value(kind: &FieldType, cell: Option<Value>) -> Value {
             .parse::<i64>()
             .map(|us| Value::from(us.div_euclid(1000)))
             .unwrap_or(Value::String(text)),
-        FieldType::Boolean | FieldType::Bool => Value::Bool(text.eq_ignore_ascii_case("true")),
+        // BigQuery sends "true"/"false"; its emulator "1"/"0".
+        FieldType::Boolean | FieldType::Bool => {
+            Value::Bool(text.eq_ignore_ascii_case("true") || text == "1")
+        }
         FieldType::Float | FieldType::Float64 => text
             .parse::<f64>()
             .ok()

@@ -115,6 +115,15 @@ async fn actions(State(s): State<SlackActions>, headers: HeaderMap, body: Bytes)
     if applied == ActionApplied::Done && click.action.kind == ActionKind::Claim {
         tokio::spawn(hand_over_owner(s.clone(), click.action.clone()));
     }
+    if applied == ActionApplied::Done && click.action.kind == ActionKind::NotAFit {
+        // Into the lead store too (routing already sees the outbox's mark).
+        let (store, a) = (s.store.clone(), click.action.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.disqualify(&a.visitor_id, &a.user_id, a.at_ms).await {
+                tracing::warn!(visitor = %a.visitor_id, error = %e, "writing Not a fit to the lead store");
+            }
+        });
+    }
     let Some(reply) = click.reply(&applied) else {
         return StatusCode::OK.into_response();
     };

@@ -181,6 +181,12 @@ fn convert(name: &str, ty: FieldType, value: &Value) -> Result<SqlValue, String>
             .parse::<f64>()
             .map(SqlValue::Real)
             .map_err(|_| format!("{name} must be a number, got \"{s}\"")),
+        (FieldType::Bool, Value::Bool(b)) => Ok(SqlValue::Integer(i64::from(*b))),
+        (FieldType::Bool, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(SqlValue::Integer(1)),
+            "false" | "0" | "no" | "" => Ok(SqlValue::Integer(0)),
+            _ => Err(format!("{name} must be true or false, got \"{s}\"")),
+        },
         // JSON as text: a CSV cell holds it as text already, a JSON line as JSON.
         (FieldType::Json, Value::String(s)) => serde_json::from_str::<Value>(s)
             .map(|_| SqlValue::Text(s.clone()))

@@ -66,6 +66,11 @@ pub trait LeadStore: Send + Sync {
 
     /// The CRM records oie synced for a lead: (connector, record id), newest first.
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>>;
+
+    /// Not a fit: marks the lead's profile `disqualified` by `by` (a Slack user id) at `at_ms`
+    /// (a profile change: a sync route carries it to the CRMs).
+    async fn disqualify(self: Arc<Self>, visitor: &str, by: &str, at_ms: i64)
+        -> anyhow::Result<()>;
 }
 
 /// What a store's chores work with.

@@ -221,6 +221,26 @@ impl LeadStore for SqliteStore {
         tokio::task::spawn_blocking(move || self.record_sync(&records)).await?
     }
 
+    async fn disqualify(
+        self: Arc<Self>,
+        visitor: &str,
+        by: &str,
+        at_ms: i64,
+    ) -> anyhow::Result<()> {
+        let (visitor, by) = (visitor.to_string(), by.to_string());
+        tokio::task::spawn_blocking(move || {
+            self.with_conn(|c| {
+                c.execute(
+                    "UPDATE lead_profiles SET disqualified = 1, disqualifiedBy = ?2, disqualifiedAt = ?3
+                     WHERE visitorId = ?1",
+                    params![visitor, by, at_ms],
+                )?;
+                Ok(())
+            })
+        })
+        .await?
+    }
+
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>> {
         let visitor = visitor.to_string();
         tokio::task::spawn_blocking(move || {

@@ -111,6 +111,32 @@ impl LeadStore for BigQueryStore {
         None
     }
 
+    /// A DML update: `lead_profiles` rows come from the scoring MERGE, never from the
+    /// streaming buffer, so they can be updated at once.
+    async fn disqualify(
+        self: Arc<Self>,
+        visitor: &str,
+        by: &str,
+        at_ms: i64,
+    ) -> anyhow::Result<()> {
+        use crate::bigquery::query::Param;
+        self.wh
+            .dml(
+                "UPDATE `${dataset}.lead_profiles`
+                 SET disqualified = TRUE, disqualifiedBy = @by, disqualifiedAt = @at,
+                     updatedAt = TIMESTAMP_MILLIS(@at)
+                 WHERE visitorId = @visitor",
+                vec![
+                    Param::string("visitor", visitor),
+                    Param::string("by", by),
+                    Param::int("at", at_ms),
+                ],
+            )
+            .await
+            .context("marking a lead disqualified in lead_profiles")?;
+        Ok(())
+    }
+
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>> {
         Ok(self
             .crm_ids(&[visitor])
