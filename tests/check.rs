@@ -372,3 +372,34 @@ fn check_has_no_side_effects_and_names_the_store() {
         "{lines:?}"
     );
 }
+
+/// Slack alerts carry buttons: without a signing secret their clicks would fail, so check
+/// says what to set; with one, nothing is said.
+#[test]
+fn slack_buttons_without_a_signing_secret_are_warned_about() {
+    let config = |server: &str| {
+        format!("[server]\n{server}\n[[routes]]\nname = \"hot\"\nto = [\"sales\"]\n\n[connectors.sales]\nkind = \"slack\"\nwebhook_url = \"${{OIE_TEST_CHECK_HOOK}}\"\n")
+    };
+    let env = |ws: &Workspace| {
+        ws.env(
+            "OIE_TEST_CHECK_HOOK",
+            "https://hooks.slack.com/services/T/B/x",
+        );
+        ws.env("OIE_TEST_CHECK_SIGNING", "s3cr3t");
+    };
+    let (code, lines) = check(&config(""), env);
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("warning: connectors.sales: the default Slack alert carries Claim, Snooze and Not a fit buttons, but [server] slack_signing_secret is not set")),
+        "{lines:?}"
+    );
+    let (code, lines) = check(
+        &config("slack_signing_secret = \"${OIE_TEST_CHECK_SIGNING}\""),
+        env,
+    );
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("slack_signing_secret")),
+        "{lines:?}"
+    );
+}

@@ -328,6 +328,7 @@ async fn one_thread_per_lead() {
         .enumerate()
     {
         ws.import(&[at(score, level)]);
+        ws.seen_at("jane", level).await;
         let want = [1, 2, 2, 3][n];
         wait_until("the alert", 20, || fake.messages("C0THR").len() == want).await;
     }
@@ -360,6 +361,7 @@ async fn one_thread_per_lead() {
     drop(daemon);
     let daemon = ws.start();
     ws.import(&[at(45, "warm")]);
+    ws.seen_at("jane", "warm").await;
     ws.import(&[at(90, "burning")]);
     wait_until("the alert after the restart", 20, || {
         fake.messages("C0THR").len() == 5

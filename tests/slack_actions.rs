@@ -245,6 +245,8 @@ async fn claim_snooze_and_not_a_fit_from_slack() {
         l
     };
     ws.import(&[at("john", 45, "warm"), at("mary", 45, "warm")]);
+    ws.seen_at("john", "warm").await;
+    ws.seen_at("mary", "warm").await;
     ws.import(&[
         at("john", 90, "burning"),
         at("mary", 90, "burning"),

@@ -37,8 +37,18 @@ impl Loaded {
                 "[store] events_retention = \"{}\" is shorter than the 90 days scores look back: scores will fall as events are pruned",
                 humantime::format_duration(store.events_retention)
             ));
+        let slack = self
+            .connectors
+            .values()
+            .find(|h| h.connector.kind() == "slack");
+        let buttons = (slack.is_some() && self.config.server.slack_signing_secret.is_none())
+            .then(|| format!(
+                "connectors.{}: the default Slack alert carries Claim, Snooze and Not a fit buttons, but [server] slack_signing_secret is not set, so clicks fail; set it and the Slack app's Request URL (https://<this oie>/slack/actions), or use a template without them",
+                slack.map(|h| h.name.as_str()).unwrap_or_default()
+            ));
         keys.chain(data)
             .chain(short)
+            .chain(buttons)
             .chain(self.hidden_erasure_routes())
             .collect()
     }

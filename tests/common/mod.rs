@@ -319,6 +319,24 @@ impl Workspace {
             .unwrap()
     }
 
+    /// Waits until the lead source has seen `visitor` at `level` (so the next import is a new
+    /// change, not one folded into this one by the same poll).
+    pub async fn seen_at(&self, visitor: &str, level: &str) {
+        let path = self.path("data/outbox.db");
+        wait_until(&format!("{visitor} seen at {level}"), 20, || {
+            rusqlite::Connection::open(&path)
+                .and_then(|c| {
+                    c.query_row(
+                        "SELECT level FROM lead_seen WHERE visitor_id = ?1",
+                        [visitor],
+                        |r| r.get::<_, String>(0),
+                    )
+                })
+                .is_ok_and(|l| l == level)
+        })
+        .await;
+    }
+
     /// Imports JSON-lines leads.
     pub fn import(&self, leads: &[serde_json::Value]) {
         let file = self.path(&format!(
