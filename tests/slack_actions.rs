@@ -476,6 +476,19 @@ async fn claim_sets_the_hubspot_owner() {
         .unwrap()
         .properties
         .contains_key("hubspot_owner_id"));
+    // Bob joins the portal; the dead letter, replayed as its error says, sets him as owner.
+    let bob = hs.add_owner("bob@acme.example");
+    let out = ws.oie(&["deadletters", "replay", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("bob as zoe's owner after the replay", 20, || {
+        hs.contact("zoe@example.com")
+            .is_some_and(|c| c.properties.get("hubspot_owner_id") == Some(&bob))
+    })
+    .await;
     drop(daemon);
 }
 

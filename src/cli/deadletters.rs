@@ -146,6 +146,9 @@ fn render_again(loaded: &Loaded, outbox: &Outbox, ids: &[i64]) -> anyhow::Result
             Err("a Pub/Sub message that names no routable lead; fix the publisher and publish it again".to_string())
         } else if let Some(handle) = loaded.connectors.get(&input.connector) {
             match &input.context {
+                // What a Slack click handed over (a message update, an owner assignment) has no
+                // template: it is sent again as it was.
+                Some(context) if sent_as_is(context) => Ok(None),
                 Some(context) => {
                     let context =
                         oie_connectors::RenderContext::new(serde_json::from_str(context)?);
@@ -173,6 +176,12 @@ fn render_again(loaded: &Loaded, outbox: &Outbox, ids: &[i64]) -> anyhow::Result
         });
     }
     Ok(out)
+}
+
+/// Whether a render input marks a delivery made without a template (`"sentAsIs": true`).
+fn sent_as_is(context: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(context)
+        .is_ok_and(|c| c["sentAsIs"] == serde_json::Value::Bool(true))
 }
 
 /// `--dry-run`: the payload sent before beside the one the replay would send.

@@ -207,7 +207,8 @@ async fn hand_over_owner(s: SlackActions, a: Action) {
             visitor_id: a.visitor_id.clone(),
             trigger_kind: "claim".into(),
             payload: Ok(oie_connectors::owner::payload(&email, &record)),
-            context: json!({"owner": {"email": email, "record": record}}).to_string(),
+            context: json!({"sentAsIs": true, "owner": {"email": email, "record": record}})
+                .to_string(),
             connector,
             delay_ms: 0,
             group_key: None,
@@ -362,7 +363,8 @@ impl Click {
             visitor_id: a.visitor_id.clone(),
             trigger_kind: "slack_update".into(),
             payload: Ok(payload.to_string()),
-            context: json!({"slackUpdate": a.kind.as_str()}).to_string(),
+            // No template made it: a replay sends it again as it is.
+            context: json!({"sentAsIs": true, "slackUpdate": a.kind.as_str()}).to_string(),
             delay_ms: 0,
             group_key: None,
             supersedes: false,
