@@ -3,38 +3,14 @@
 # SIZE_MB of events (default 1024), then runs wrk on POST /track for DURATION seconds twice —
 # alone, then with `oie backup` started beside it — and prints the backup's time and rate and
 # the ingest rates without and with it (their ratio). Bounded by DURATION and the fill.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 SIZE_MB="${SIZE_MB:-1024}"
 DURATION="${DURATION:-15}"
 CONNECTIONS="${CONNECTIONS:-16}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/oie-target}"
-command -v wrk > /dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk > /dev/null; }
-cargo build --release --quiet
-OIE="$CARGO_TARGET_DIR/release/oie"
-dir=$(mktemp -d)
-pid=""
-trap 'kill "$pid" 2> /dev/null || true; rm -rf "$dir"' EXIT
-cat > "$dir/config.toml" <<TOML
-[engine]
-log_level = "warn"
-[server]
-listen = "127.0.0.1:0"
-[[routes]]
-name = "hot"
-when = 'trigger.kind == "hot_lead"'
-to = ["out"]
-[connectors.out]
-kind = "file"
-path = "data/out.jsonl"
-TOML
+source "$(dirname "$0")/lib.sh"
 # The schema, by oie itself (started once); then rows straight into SQLite (an import of this
 # size through /track would take minutes).
-"$OIE" run --config "$dir/config.toml" &
-pid=$!
-for _ in $(seq 100); do [ -s "$dir/data/server.addr" ] && break; sleep 0.1; done
-kill -TERM "$pid"; wait "$pid" || true
-rm -f "$dir/data/server.addr"
+start_oie
+stop_oie
 python3 - "$dir/data/oie.db" "$SIZE_MB" <<'PY'
 import os, sqlite3, sys, time
 path, target = sys.argv[1], int(sys.argv[2]) * 1024 * 1024
@@ -57,10 +33,7 @@ db.commit()
 print(f"filled with {n} events", file=sys.stderr)
 PY
 size=$(stat -c %s "$dir/data/oie.db")
-"$OIE" run --config "$dir/config.toml" &
-pid=$!
-for _ in $(seq 100); do [ -s "$dir/data/server.addr" ] && break; sleep 0.1; done
-addr=$(cat "$dir/data/server.addr")
+start_oie
 rate() { awk '/^ACCEPTED_EVENTS/ {a=$2} /^SECONDS/ {s=$2} END {printf "%.0f", a / s}' <<< "$1"; }
 alone=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/track.lua "http://$addr/track")
 start=$(date +%s%3N)

@@ -2,36 +2,13 @@
 # Load benchmark of POST /track (embedded mode): wrk on loopback with 5-event batches; prints
 # accepted events per second and latency, then stops oie (which writes every accepted event)
 # and checks that SQLite holds exactly the accepted events. Bounded: DURATION seconds.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/oie-target}"
-command -v wrk > /dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk > /dev/null; }
+source "$(dirname "$0")/lib.sh"
 command -v sqlite3 > /dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 > /dev/null; }
-cargo build --release --quiet
-dir=$(mktemp -d)
-trap 'kill "$pid" 2> /dev/null || true; rm -rf "$dir"' EXIT
-cat > "$dir/config.toml" <<TOML
-[engine]
-log_level = "warn"
-[server]
-listen = "127.0.0.1:0"
-[[routes]]
-name = "hot"
-when = 'trigger.kind == "hot_lead"'
-to = ["out"]
-[connectors.out]
-kind = "file"
-path = "data/out.jsonl"
-TOML
-"$CARGO_TARGET_DIR/release/oie" run --config "$dir/config.toml" &
-pid=$!
-for _ in $(seq 100); do [ -s "$dir/data/server.addr" ] && break; sleep 0.1; done
-addr=$(cat "$dir/data/server.addr")
+start_oie
 out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/track.lua "http://$addr/track")
-kill -TERM "$pid"
-wait "$pid" || true
+stop_oie
 accepted=$(awk '/^ACCEPTED_EVENTS/ {print $2}' <<< "$out")
 busy=$(awk '/^BUSY_REQUESTS/ {print $2}' <<< "$out")
 other=$(awk '/^OTHER_REQUESTS/ {print $2}' <<< "$out")
