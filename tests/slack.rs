@@ -260,6 +260,21 @@ fn routes_test_shows_the_block_kit_message_and_check_refuses_digests_elsewhere()
     assert!(text.contains("→ connector `sales` (slack)"), "{text}");
     assert!(text.contains("\"type\": \"header\""), "{text}");
     assert!(text.contains("🔥🔥🔥 Jane Doe · Acme"), "{text}");
+    // A connector's own hints (the thread of a per-lead connector) are not what Slack gets.
+    let threaded = Workspace::new(&format!(
+        "{FAST}\n[[routes]]\nname = \"hot\"\nwhen = 'true'\nto = [\"sales\"]\n\n[connectors.sales]\nkind = \"slack\"\ntoken = \"${{OIE_TEST_SLACK_RT_TOKEN}}\"\nchannel = \"C0RT\"\nthread = \"per_lead\"\n"
+    ));
+    threaded.env("OIE_TEST_SLACK_RT_TOKEN", TOKEN);
+    std::fs::copy(ws.path("lead.json"), threaded.path("lead.json")).unwrap();
+    let out = threaded.oie(&[
+        "routes",
+        "test",
+        "--lead",
+        threaded.path("lead.json").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"type\": \"header\""), "{text}");
+    assert!(!text.contains("_oie_"), "{text}");
 
     let bad = Workspace::new(&format!(
         "{FAST}\n[[routes]]\nname = \"hot\"\nto = [\"hook\"]\ngroup_wait = \"30s\"\n\n[connectors.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n"

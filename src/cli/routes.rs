@@ -96,8 +96,15 @@ fn read_lead(path: &Path) -> anyhow::Result<Lead> {
     Ok(Lead::from_json(&object))
 }
 
+/// The payload as the vendor gets it: indented, without oie's own hints (`_oie_…` keys, which
+/// a connector reads and removes before sending).
 fn pretty(payload: &str) -> String {
     serde_json::from_str::<serde_json::Value>(payload)
-        .and_then(|v| serde_json::to_string_pretty(&v))
+        .and_then(|mut v| {
+            if let Some(object) = v.as_object_mut() {
+                object.retain(|k, _| !k.starts_with("_oie_"));
+            }
+            serde_json::to_string_pretty(&v)
+        })
         .unwrap_or_else(|_| payload.to_string())
 }
