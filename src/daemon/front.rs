@@ -102,16 +102,6 @@ impl Front {
                 outbox: outbox.clone(),
                 metrics: metrics.clone(),
                 client: reqwest::Client::new(),
-                updaters: Arc::new(
-                    pipeline
-                        .connectors
-                        .values()
-                        .filter_map(|h| {
-                            let channel = h.connector.updates_messages_in()?;
-                            Some((channel.to_string(), h.name.clone()))
-                        })
-                        .collect(),
-                ),
                 wake: wake.clone(),
                 pipeline: pipeline.clone(),
                 store: lead_store.clone(),

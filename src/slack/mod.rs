@@ -40,12 +40,10 @@ pub struct SlackActions {
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
     pub client: reqwest::Client,
-    /// (channel, connector) of the Slack connectors that can update their messages in place:
-    /// a click in such a channel updates the message through the outbox (`chat.update`).
-    pub updaters: Arc<Vec<(String, String)>>,
     /// Wakes the delivery loops after a hand-over.
     pub wake: Arc<dyn Fn() + Send + Sync>,
-    /// The connectors (who clicked, by `users.info`; the CRMs a claimed lead's owner is set in).
+    /// The connectors: the Slack one that posts to a click's channel with a bot token (it
+    /// updates the message and tells who clicked), the CRMs a claimed lead's owner is set in.
     pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// The lead store (the CRM records of a claimed lead).
     pub store: Arc<dyn crate::store::LeadStore>,
@@ -130,28 +128,10 @@ async fn actions(State(s): State<SlackActions>, headers: HeaderMap, body: Bytes)
     // The message is updated through the outbox by the connector that posted it (retried,
     // paced and kept across restarts like any delivery); else, and for what only the clicker
     // sees, through the click's response_url.
-    let updater = s
-        .updaters
-        .iter()
-        .find(|(channel, _)| Some(channel) == click.action.channel.as_ref())
-        .map(|(_, connector)| connector.clone());
-    match (updater, &click.action.message_ts) {
+    match (s.poster(&click.action), &click.action.message_ts) {
         (Some(connector), Some(ts)) if reply["replace_original"] == true => {
-            let outbox = s.outbox.clone();
-            let delivery = click.update(connector, ts, reply);
-            let handed = tokio::task::spawn_blocking(move || {
-                let h = crate::outbox::HandOver {
-                    deliveries: vec![delivery],
-                    ..Default::default()
-                };
-                outbox.hand_over(&h, crate::clock::now_ms())
-            })
-            .await;
-            match handed {
-                Ok(Ok(_)) => (s.wake)(),
-                Ok(Err(e)) => tracing::error!(error = %e, "handing over a Slack message update"),
-                Err(e) => tracing::error!(error = %e, "handing over a Slack message update"),
-            }
+            let delivery = click.update(connector.to_string(), ts, reply);
+            s.hand_over(vec![delivery], "a Slack message update").await;
         }
         _ => {
             if let Some(url) = click.response_url.clone() {
@@ -168,11 +148,7 @@ async fn actions(State(s): State<SlackActions>, headers: HeaderMap, body: Bytes)
 /// like any CRM delivery.
 async fn hand_over_owner(s: SlackActions, a: Action) {
     let connectors = &s.pipeline.connectors;
-    let slack = s
-        .updaters
-        .iter()
-        .find(|(channel, _)| Some(channel) == a.channel.as_ref());
-    let Some((_, slack)) = slack else {
+    let Some(slack) = s.poster(&a) else {
         tracing::info!(visitor = %a.visitor_id, "claimed in a channel no connector posts to with a bot token: no CRM owner set");
         return;
     };
@@ -216,22 +192,40 @@ async fn hand_over_owner(s: SlackActions, a: Action) {
             origin_ms: None,
         })
         .collect();
-    if deliveries.is_empty() {
-        return;
+    if !deliveries.is_empty() {
+        s.hand_over(deliveries, "a CRM owner assignment").await;
     }
-    let outbox = s.outbox.clone();
-    let handed = tokio::task::spawn_blocking(move || {
-        let h = crate::outbox::HandOver {
-            deliveries,
-            ..Default::default()
-        };
-        outbox.hand_over(&h, crate::clock::now_ms())
-    })
-    .await;
-    match handed {
-        Ok(Ok(_)) => (s.wake)(),
-        Ok(Err(e)) => tracing::error!(error = %e, "handing over a CRM owner assignment"),
-        Err(e) => tracing::error!(error = %e, "handing over a CRM owner assignment"),
+}
+
+impl SlackActions {
+    /// The Slack connector that posts to the click's channel with a bot token, if any.
+    fn poster(&self, a: &Action) -> Option<&str> {
+        let channel = a.channel.as_deref()?;
+        self.pipeline
+            .connectors
+            .values()
+            .find(|h| h.connector.updates_messages_in() == Some(channel))
+            .map(|h| h.name.as_str())
+    }
+
+    /// Commits deliveries to the outbox and wakes the delivery loops (a failure is logged:
+    /// the click itself is recorded either way).
+    async fn hand_over(&self, deliveries: Vec<crate::outbox::NewDelivery>, what: &str) {
+        let outbox = self.outbox.clone();
+        let handed = tokio::task::spawn_blocking(move || {
+            let h = crate::outbox::HandOver {
+                deliveries,
+                ..Default::default()
+            };
+            outbox.hand_over(&h, crate::clock::now_ms())
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+        match handed {
+            Ok(_) => (self.wake)(),
+            Err(e) => tracing::error!(error = %e, "handing over {what}"),
+        }
     }
 }
 
