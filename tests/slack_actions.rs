@@ -17,20 +17,7 @@ const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 
 /// Python with slack-sdk, or `None` (then the test is skipped, except in CI).
 fn python() -> Option<String> {
-    let venv = std::env::var("OIE_VENV").unwrap_or_else(|_| "/var/tmp/oie-venv".into());
-    let python = format!("{venv}/bin/python");
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import slack_sdk.signature"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "slack-sdk is missing from {venv}"
-        );
-        eprintln!("slack-sdk is not installed in {venv}: skipped");
-    }
-    ok.then_some(python)
+    oie_fakes::reference::python_with("slack_sdk.signature")
 }
 
 /// `slack_sdk.signature.SignatureVerifier(SECRET)`: the signature of `body` at `timestamp`,
@@ -45,30 +32,12 @@ fn sdk(python: &str, timestamp: i64, body: &str, check: Option<(&str, &str)>) ->
                   \x20   print(v.is_valid(body=body, timestamp=sys.argv[3], signature=sys.argv[4]))\n\
                   else:\n\
                   \x20   print(False)";
-    let mut args = vec![
-        "-c".to_string(),
-        script.to_string(),
-        SECRET.to_string(),
-        timestamp.to_string(),
-    ];
+    let timestamp = timestamp.to_string();
+    let mut args = vec![SECRET, timestamp.as_str()];
     if let Some((t, s)) = check {
-        args.push(t.to_string());
-        args.push(s.to_string());
+        args.extend([t, s]);
     }
-    let mut child = std::process::Command::new(python)
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = oie_fakes::reference::run(python, script, &args, body.as_bytes());
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let mut lines = text.lines();
     let signature = lines.next().unwrap().to_string();

@@ -10,6 +10,7 @@
 pub mod cloudflare;
 pub mod google;
 pub mod hubspot;
+pub mod reference;
 pub mod salesforce;
 
 /// Starts `app` on an ephemeral port; returns `http://127.0.0.1:PORT`.

@@ -430,20 +430,9 @@ fn the_last_page_shows_only_its_path() {
 /// PyPI, in the venv scripts/test makes). Skipped when that Python is missing, except in CI.
 #[test]
 fn rendered_blocks_pass_slack_sdk_validation() {
-    let venv = std::env::var("OIE_VENV").unwrap_or_else(|_| "/var/tmp/oie-venv".into());
-    let python = std::path::Path::new(&venv).join("bin/python");
-    let has_sdk = std::process::Command::new(&python)
-        .args(["-c", "import slack_sdk.models.blocks"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_sdk {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "slack-sdk is missing from {venv}"
-        );
-        eprintln!("slack-sdk is not installed in {venv}: skipped");
+    let Some(python) = oie_fakes::reference::python_with("slack_sdk.models.blocks") else {
         return;
-    }
+    };
     let evil = "<!channel> *Acme* & <https://evil.example|click>";
     let digest: Vec<Value> = (0..32)
         .map(|i| data(lead(json!({"visitorId": format!("v{i}")}))))
@@ -471,21 +460,8 @@ fn rendered_blocks_pass_slack_sdk_validation() {
                  \x20   for b in m['blocks']:\n\
                  \x20       Block.parse(b).validate_json(); n += 1\n\
                  print(n)";
-    let mut child = std::process::Command::new(&python)
-        .args(["-c", check])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&messages).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let messages = serde_json::to_string(&messages).unwrap();
+    let out = oie_fakes::reference::run(&python, check, &[], messages.as_bytes());
     assert!(
         out.status.success(),
         "slack_sdk refused a block: {}",
