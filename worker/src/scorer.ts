@@ -41,6 +41,8 @@ export class VisitorScorer extends DurableObject<Env> {
   /** Clock and network; tests replace them. */
   io: Io = defaultIo;
   private opened: History | null = null;
+  /** PAGE_CLASSES compiled once per instance (it cannot change while the isolate lives). */
+  private classes: Classifier | null = null;
   private delivering: Promise<void> | null = null;
   /** When the alarm is set for (null: none; undefined: not read yet). */
   private alarmAt: number | null | undefined = undefined;
@@ -54,20 +56,32 @@ export class VisitorScorer extends DurableObject<Env> {
     return this.opened;
   }
 
+  /** The storage's SQL, its tables made first (see `history`). */
+  private get sql(): SqlStorage {
+    void this.history;
+    return this.ctx.storage.sql;
+  }
+
   /** Takes a batch of this visitor's events (RPC from the Worker). */
   async ingest(visitorId: string, events: Event[]): Promise<{ added: number; level: Level; moment: string | null }> {
     const now = this.io.now();
     const result = this.accept(visitorId, events, now);
-    if (result.moment !== null) await this.deliver();
+    let retry: number | null = null;
+    if (result.moment !== null) {
+      await this.deliver();
+      // A failed first attempt is owed a retry (older moments have their alarm already).
+      retry = this.nextRetry();
+    }
     // The alarm must come by the time the oldest new event leaves the window (or a retry is due).
     const oldest = Math.min(...events.map((e) => e.timestamp));
-    await this.wakeBy(Math.min(oldest + WINDOW_MS + 1, this.nextRetry() ?? Infinity));
+    await this.wakeBy(Math.min(oldest + WINDOW_MS + 1, retry ?? Infinity));
     return result;
   }
 
   /** Stores the events and, if they raise the level at `now` to hot or burning, a moment. */
   accept(visitorId: string, events: Event[], now: number): { added: number; level: Level; moment: string | null } {
-    const classes = Classifier.parse(this.env.PAGE_CLASSES);
+    this.classes ??= Classifier.parse(this.env.PAGE_CLASSES);
+    const classes = this.classes;
     const before = this.history.profile(now);
     const mine = events.filter((e) => e.visitorId === visitorId);
     const added = this.history.add(mine, classes);
@@ -86,7 +100,7 @@ export class VisitorScorer extends DurableObject<Env> {
       score: is,
       profile,
     };
-    this.ctx.storage.sql.exec(
+    this.sql.exec(
       "INSERT OR IGNORE INTO moments (id, moment, published, attempts, dueAt) VALUES (?, ?, 0, 0, ?)",
       moment.id,
       JSON.stringify(moment),
@@ -132,8 +146,7 @@ export class VisitorScorer extends DurableObject<Env> {
   }
 
   private async deliverDue(): Promise<void> {
-    void this.history; // makes the tables on first use
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     const due = sql.exec<Owed & Record<string, string | number>>("SELECT * FROM moments WHERE dueAt <= ? ORDER BY dueAt", this.io.now()).toArray();
     for (const owed of due) {
       const moment = JSON.parse(owed.moment) as Moment;
@@ -172,7 +185,7 @@ export class VisitorScorer extends DurableObject<Env> {
 
   /** The earliest retry owed, if any. */
   private nextRetry(): number | null {
-    return this.ctx.storage.sql.exec<{ at: number | null }>("SELECT MIN(dueAt) AS at FROM moments").one().at;
+    return this.sql.exec<{ at: number | null }>("SELECT MIN(dueAt) AS at FROM moments").one().at;
   }
 
   /** Makes sure the alarm fires by `at` (one storage write only when it has to move earlier). */
