@@ -113,7 +113,7 @@ impl Slack {
         data
     }
 
-    fn finish(&self, name: &str, data: Value) -> Result<String, RenderError> {
+    fn finish(&self, name: &str, data: Value) -> Result<Value, RenderError> {
         let text = self
             .templates
             .render_json(name, &RenderContext::new(data))?;
@@ -123,7 +123,7 @@ impl Slack {
                 message: e.to_string(),
             })?;
         enforce_limits(&mut message);
-        Ok(message.to_string())
+        Ok(message)
     }
 
     async fn send_one(&self, delivery: &Delivery) -> Outcome {
@@ -362,18 +362,16 @@ impl Connector for Slack {
     }
 
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
-        let text = self.finish(&self.template, self.with_crm_url(context.data()))?;
-        if self.threads.is_none() {
-            return Ok(text);
+        let mut message = self.finish(&self.template, self.with_crm_url(context.data()))?;
+        if self.threads.is_some() {
+            // Kept with the stored message for the send: whether a reply is also shown in the
+            // channel (a rise to burning).
+            let trigger = &context.data()["trigger"];
+            let broadcast = trigger["kind"] == "hot_lead"
+                && trigger["level"] == "burning"
+                && trigger["previousLevel"] != "burning";
+            message[THREAD_HINT] = json!({"broadcast": broadcast});
         }
-        // Kept with the stored message for the send: whether a reply is also shown in the
-        // channel (a rise to burning).
-        let trigger = &context.data()["trigger"];
-        let broadcast = trigger["kind"] == "hot_lead"
-            && trigger["level"] == "burning"
-            && trigger["previousLevel"] != "burning";
-        let mut message: Value = serde_json::from_str(&text).unwrap_or_default();
-        message[THREAD_HINT] = json!({"broadcast": broadcast});
         Ok(message.to_string())
     }
 
@@ -391,6 +389,7 @@ impl Connector for Slack {
             "route": items.first().map(|i| i["route"].clone()).unwrap_or(Value::Null),
         });
         self.finish(&self.digest_template, data)
+            .map(|m| m.to_string())
     }
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
