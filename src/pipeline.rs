@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use oie_connectors::RenderContext;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::ConnectorHandle;
 use crate::lead::Lead;
 use crate::outbox::{Fire, HandOver, NewDelivery};
 use crate::routing::{Evaluator, LastFire, Route, Router, Trigger, TriggerKind};
+use crate::store::CrmRecord;
 
 /// Router plus connectors.
 pub struct Pipeline {
@@ -23,8 +24,8 @@ pub struct Work<'a> {
     pub lead: &'a Lead,
     pub triggers: Vec<Trigger>,
     pub fires: HashMap<String, LastFire>,
-    /// Known CRM records of the lead: (connector, record id).
-    pub crm: Vec<(String, String)>,
+    /// Known CRM records of the lead, newest first.
+    pub crm: Vec<CrmRecord>,
     /// Routes whose alerts for this lead are snoozed (from Slack), until when (ms).
     pub snoozed: HashMap<String, i64>,
 }
@@ -193,8 +194,8 @@ impl Pipeline {
         let record = work
             .crm
             .iter()
-            .find(|(c, _)| c == connector)
-            .map(|(_, id)| id);
+            .find(|r| r.connector == connector)
+            .map(|r| &r.id);
         let Some(record) = record.filter(|_| handle.connector.is_crm()) else {
             tracing::info!(route = %route.name, connector, "no record of this lead in the connector: nothing to erase there");
             return None;
@@ -244,11 +245,8 @@ impl Pipeline {
 
 /// What templates see: `{lead, trigger, route, crm}`. Built field by field: `json!` would copy
 /// the lead a second time through its serializer.
-fn render_input(lead: &Lead, trigger: &Trigger, route: &str, crm: &[(String, String)]) -> Value {
-    let crm = crm
-        .iter()
-        .map(|(c, id)| json!({"connector": c, "id": id}))
-        .collect();
+fn render_input(lead: &Lead, trigger: &Trigger, route: &str, crm: &[CrmRecord]) -> Value {
+    let crm = crm.iter().map(CrmRecord::to_json).collect();
     let mut map = serde_json::Map::with_capacity(4);
     map.insert("lead".into(), Value::Object(lead.as_json().clone()));
     map.insert("trigger".into(), trigger.to_json());

@@ -403,3 +403,39 @@ fn slack_buttons_without_a_signing_secret_are_warned_about() {
         "{lines:?}"
     );
 }
+
+/// `recipient = "owner"` takes owners from the CRM records oie syncs: without a CRM connector,
+/// check says every alert would go to the fallback channel; with one, nothing is said. A
+/// recipient mistake is an error with its location.
+#[test]
+fn owner_alerts_without_a_crm_are_warned_about() {
+    let config = |crm: &str| {
+        format!("[server]\nslack_signing_secret = \"${{OIE_TEST_CHECK_SIGNING}}\"\n[[routes]]\nname = \"hot\"\nto = [\"sales-dm\"]\n\n[connectors.sales-dm]\nkind = \"slack\"\ntoken = \"${{OIE_TEST_CHECK_BOT}}\"\nrecipient = \"owner\"\nfallback_channel = \"C0FALL\"\n{crm}")
+    };
+    let env = |ws: &Workspace| {
+        ws.env("OIE_TEST_CHECK_BOT", "xoxb-check");
+        ws.env("OIE_TEST_CHECK_SIGNING", "s3cr3t");
+        ws.env("OIE_TEST_CHECK_HS", "pat-check");
+    };
+    let (code, lines) = check(&config(""), env);
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("warning: connectors.sales-dm: recipient = \"owner\" takes owners from the CRM records oie syncs, and no CRM connector")),
+        "{lines:?}"
+    );
+    let (code, lines) = check(
+        &config("\n[connectors.crm]\nkind = \"hubspot\"\ntoken = \"${OIE_TEST_CHECK_HS}\"\n"),
+        env,
+    );
+    assert_eq!(code, 0, "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("recipient")), "{lines:?}");
+    let (code, lines) = check(
+        &config("").replace("fallback_channel = \"C0FALL\"\n", "channel = \"C0FALL\"\n"),
+        env,
+    );
+    assert_ne!(code, 0, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("connectors.sales-dm: recipient = \"owner\" sends direct messages: set `fallback_channel`")),
+        "{lines:?}"
+    );
+}

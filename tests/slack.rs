@@ -372,8 +372,9 @@ async fn one_thread_per_lead() {
             "the hint never reaches Slack: {m}"
         );
     }
-    // After a restart the thread is still known.
-    drop(daemon);
+    // After a restart the thread is still known. (A graceful stop: a kill could come between
+    // john's message and its record, and his alert would then, rightly, be sent again.)
+    assert!(daemon.terminate().success());
     let daemon = ws.start();
     ws.import(&[at(45, "warm")]);
     ws.seen_at("jane", "warm").await;
@@ -419,4 +420,107 @@ fn check_says_an_incoming_webhook_cannot_thread() {
         said.contains("connectors.sales: thread = \"per_lead\" needs `token` and `channel`: an incoming webhook cannot reply in a thread"),
         "{said}"
     );
+}
+
+/// `recipient = "owner"`: a lead whose HubSpot owner's e-mail maps to a Slack user gets a
+/// direct message there; one without an owner goes to the fallback channel. The owner comes
+/// from the contact oie syncs (read after the sync, kept in `crm_sync_state.ownerEmail`), so a
+/// lead's first alert, sent while its contact is being created, goes to the fallback channel.
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_go_to_the_crm_owner_in_slack_or_the_fallback_channel() {
+    use oie_fakes::hubspot::{self, HubSpotFake};
+    let fake = SlackFake::start(Duration::from_millis(10)).await;
+    fake.add_user("U0REP", "Rep@Acme.example");
+    let hs = HubSpotFake::start().await;
+    let config = format!(
+        r#"{FAST}
+[[routes]]
+name = "dm"
+when = 'trigger.kind == "hot_lead"'
+to = ["sales-dm"]
+
+[[routes]]
+name = "sync"
+when = 'trigger.kind == "sync"'
+to = ["crm"]
+
+[connectors.sales-dm]
+kind = "slack"
+base_url = "{}/api"
+token = "${{OIE_TEST_SLACK_TOKEN_DM}}"
+recipient = "owner"
+fallback_channel = "C0FALL"
+rate_limit = 50
+
+[connectors.crm]
+kind = "hubspot"
+base_url = "{}"
+token = "${{OIE_TEST_HUBSPOT_TOKEN_DM}}"
+batch_wait = "100ms"
+"#,
+        fake.base, hs.base
+    );
+    let ws = Workspace::new(&config);
+    ws.env("OIE_TEST_SLACK_TOKEN_DM", TOKEN);
+    ws.env("OIE_TEST_HUBSPOT_TOKEN_DM", hubspot::TOKEN);
+    let daemon = ws.start();
+    let owner_of = |visitor: &str| -> Option<String> {
+        let conn = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+        conn.query_row(
+            "SELECT ownerEmail FROM crm_sync_state WHERE visitorId = ?1 AND crmContactId IS NOT NULL",
+            [visitor],
+            |r| r.get(0),
+        )
+        .unwrap_or(None)
+    };
+    let synced = |visitor: &str| {
+        let conn = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM crm_sync_state WHERE visitorId = ?1 AND crmContactId IS NOT NULL",
+            [visitor],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    };
+    let burning = |id: &str| {
+        let mut lead = hot_lead(id);
+        lead["intentScore"] = json!(90);
+        lead["engagementLevel"] = json!("burning");
+        lead
+    };
+
+    // HubSpot gives new contacts to the rep (a workflow's rotation); zoe's contact has none.
+    hs.assign_new_contacts_to(Some("rep@acme.example"));
+    ws.import(&[hot_lead("jane")]);
+    wait_until("jane's owner read after the sync", 20, || {
+        owner_of("jane").as_deref() == Some("rep@acme.example")
+    })
+    .await;
+    hs.assign_new_contacts_to(None);
+    ws.import(&[hot_lead("zoe")]);
+    wait_until("zoe synced", 20, || synced("zoe")).await;
+    assert_eq!(owner_of("zoe"), None);
+    wait_until("both first alerts", 20, || {
+        fake.messages("C0FALL").len() == 2
+    })
+    .await;
+
+    // Now that the owners are known: jane's rise is a DM to the rep, zoe's the fallback's.
+    ws.import(&[burning("jane"), burning("zoe")]);
+    wait_until("jane's DM", 20, || fake.messages("U0REP").len() == 1).await;
+    wait_until("zoe's alert in the fallback channel", 20, || {
+        fake.messages("C0FALL").len() == 3
+    })
+    .await;
+    let dm = fake.messages("U0REP").remove(0).to_string();
+    assert!(dm.contains("jane|dm") && dm.contains("is burning"), "{dm}");
+    assert!(!dm.contains("_oie_owner"), "the hint never reaches Slack");
+    let fallback = fake.messages("C0FALL")[2].to_string();
+    assert!(
+        fallback.contains("zoe|dm") && fallback.contains("is burning"),
+        "{fallback}"
+    );
+    assert_eq!(fake.lookups(), 1, "one lookup for the rep's e-mail");
+    drop(daemon);
 }

@@ -59,7 +59,7 @@ pub async fn deliver_all(
     drop(eval);
     outbox.hand_over(&out, now_ms()).unwrap();
     let handle = &pipeline.connectors[connector];
-    let rt = Arc::new(ConnectorRuntime::of(handle, &loaded.config.delivery));
+    let rt = Arc::new(ConnectorRuntime::of(handle, &loaded.config.delivery, false));
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), store));
     let stop = CancellationToken::new();

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,6 +59,23 @@ pub trait Connector: Send + Sync {
     /// tell: who clicked Claim, to make them the lead's owner in the CRMs.
     async fn user_email(&self, _user: &str) -> Result<Option<String>, Failure> {
         Ok(None)
+    }
+
+    /// The e-mail of the owner of each of `records` (ids of records it synced) in the CRM:
+    /// `None` when a record has no owner, or one without an e-mail. Records it could not read
+    /// are left out. oie asks after CRM deliveries when a Slack connector writes to owners
+    /// (`recipient = "owner"`), and keeps the answer in `crm_sync_state.ownerEmail`.
+    async fn record_owners(
+        &self,
+        _records: &[String],
+    ) -> Result<HashMap<String, Option<String>>, Failure> {
+        Ok(HashMap::new())
+    }
+
+    /// Whether it sends to the CRM owners of leads (Slack with `recipient = "owner"`): then CRM
+    /// connectors read the owners of the records they sync ([`Connector::record_owners`]).
+    fn sends_to_owners(&self) -> bool {
+        false
     }
 
     /// How many deliveries one `send` may carry.

@@ -20,8 +20,10 @@
 //! - `cloudflare_kv/`: Workers KV bulk writes and deletes through the Cloudflare API.
 //! - `pubsub/`: routed leads published to a Pub/Sub topic (version-1 hot-lead messages).
 //! - `oauth`: token minting through our HTTP client, and a token cache.
+//! - `cache`: a map whose entries expire (owner ids, Slack users by e-mail).
 
 mod batch;
+pub mod cache;
 pub mod cloudflare_kv;
 mod connector;
 pub mod duration;

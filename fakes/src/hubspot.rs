@@ -1,5 +1,6 @@
 //! A local HubSpot CRM: contacts batch upsert by e-mail (200, or 207 with per-input errors),
-//! notes batch create, a contacts read, OAuth refresh, and the rate limits — a rolling window
+//! notes batch create, a contacts read and batch read, owners (by e-mail and by id, and a
+//! rotation that gives new contacts an owner), OAuth refresh, and the rate limits — a rolling window
 //! (100 per 10 s by default) that answers 429 `TEN_SECONDLY_ROLLING` to the request that does not
 //! fit, a daily allocation that answers 429 `DAILY`, and the `X-HubSpot-RateLimit-*` headers on
 //! every answer.
@@ -74,6 +75,10 @@ struct Inner {
     blocklisted: Vec<String>,
     /// The portal's users as owners: e-mail → owner id.
     owners: HashMap<String, String>,
+    /// The owner id new contacts get (a HubSpot workflow's rotation), if any.
+    rotation: Option<String>,
+    /// `GET /crm/v3/owners/{id}` calls.
+    owner_reads: u64,
 }
 
 /// The fake and what it saw.
@@ -112,6 +117,8 @@ impl HubSpotFake {
             gdpr_deleted: Vec::new(),
             blocklisted: Vec::new(),
             owners: HashMap::new(),
+            rotation: None,
+            owner_reads: 0,
         }));
         let app = Router::new()
             .route("/oauth/2026-03/token", post(token))
@@ -121,6 +128,8 @@ impl HubSpotFake {
             .route("/crm/{a}/{b}/contacts", get(list))
             .route("/crm/{a}/{b}/contacts/gdpr-delete", post(gdpr_delete))
             .route("/crm/v3/owners", get(owners))
+            .route("/crm/v3/owners/{id}", get(owner))
+            .route("/crm/{a}/{b}/contacts/batch/read", post(batch_read))
             .route(
                 "/crm/{a}/{b}/contacts/{id}",
                 axum::routing::patch(update_contact),
@@ -138,6 +147,22 @@ impl HubSpotFake {
         let id = format!("{}", 77_000 + s.owners.len());
         s.owners.insert(email.to_lowercase(), id.clone());
         id
+    }
+
+    /// New contacts are owned by the owner with `email` (added if missing), as a HubSpot
+    /// workflow assigning new contacts would; `None` stops it. Returns the owner id.
+    pub fn assign_new_contacts_to(&self, email: Option<&str>) -> Option<String> {
+        let id = email.map(|e| {
+            let known = self.lock().owners.get(&e.to_lowercase()).cloned();
+            known.unwrap_or_else(|| self.add_owner(e))
+        });
+        self.lock().rotation = id.clone();
+        id
+    }
+
+    /// `GET /crm/v3/owners/{id}` calls so far.
+    pub fn owner_reads(&self) -> u64 {
+        self.lock().owner_reads
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -495,9 +520,12 @@ async fn upsert(
         }
         let next = s.next_id;
         let created = !s.contacts.contains_key(&id);
+        let rotation = s.rotation.clone();
         let contact = s.contacts.entry(id.clone()).or_insert_with(|| Contact {
             id: next.to_string(),
-            properties: HashMap::new(),
+            properties: rotation
+                .map(|o| HashMap::from([("hubspot_owner_id".to_string(), o)]))
+                .unwrap_or_default(),
             updates: 0,
         });
         if !created {
@@ -596,6 +624,104 @@ async fn owners(
         .into_iter()
         .collect();
     (limits, Json(json!({ "results": results }))).into_response()
+}
+
+/// `GET /crm/v3/owners/{id}`: `{id, email, userId, archived}`, or 404.
+async fn owner(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
+    s.owner_reads += 1;
+    let email = s
+        .owners
+        .iter()
+        .find(|(_, o)| **o == id)
+        .map(|(e, _)| e.clone());
+    match email {
+        Some(email) => (
+            limits,
+            Json(json!({"id": id, "email": email, "userId": 9_000_000, "archived": false})),
+        )
+            .into_response(),
+        None => (
+            limits,
+            error(
+                StatusCode::NOT_FOUND,
+                "OBJECT_NOT_FOUND",
+                "resource not found",
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /crm/…/contacts/batch/read` `{properties, inputs: [{id}]}`: the contacts with the
+/// properties asked for (those they have); 207 with `errors` naming ids it does not have.
+async fn batch_read(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
+    if let Some(status) = s.fail_next.pop_front() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (limits, error(status, "INTERNAL_ERROR", "fake failure")).into_response();
+    }
+    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+    if inputs.is_empty() || inputs.len() > 100 {
+        return (
+            limits,
+            error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "inputs must hold between 1 and 100 items",
+            ),
+        )
+            .into_response();
+    }
+    let wanted: Vec<&str> = body["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut results = Vec::new();
+    let mut missing = Vec::new();
+    for input in &inputs {
+        let id = input["id"].as_str().unwrap_or_default();
+        match s.contacts.values().find(|c| c.id == id) {
+            Some(c) => {
+                let mut properties = serde_json::Map::new();
+                properties.insert("hs_object_id".into(), json!(c.id));
+                for name in &wanted {
+                    if let Some(v) = c.properties.get(*name) {
+                        properties.insert(name.to_string(), json!(v));
+                    }
+                }
+                results.push(json!({"id": c.id, "properties": properties, "archived": false}));
+            }
+            None => missing.push(id.to_string()),
+        }
+    }
+    let mut answer = json!({"status": "COMPLETE", "results": results});
+    let status = if missing.is_empty() {
+        StatusCode::OK
+    } else {
+        answer["numErrors"] = json!(1);
+        answer["errors"] = json!([{"status": "error", "category": "OBJECT_NOT_FOUND",
+            "message": "Could not get some CONTACT objects, they may be deleted or not exist.",
+            "context": {"ids": missing}}]);
+        StatusCode::MULTI_STATUS
+    };
+    (status, limits, Json(answer)).into_response()
 }
 
 /// `PATCH /crm/…/contacts/{id}`: sets properties of a contact (an owner id must be an owner's).

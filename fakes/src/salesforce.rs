@@ -72,6 +72,8 @@ struct Inner {
     deleted: Vec<String>,
     /// Users of the org: (e-mail, id, active).
     users: Vec<(String, String, bool)>,
+    /// The User new records are assigned to (an assignment rule), if any.
+    assign_to: Option<String>,
 }
 
 #[derive(Clone)]
@@ -109,6 +111,7 @@ impl SalesforceFake {
             refuse_tokens_until: None,
             deleted: Vec::new(),
             users: Vec::new(),
+            assign_to: None,
         }));
         let data = "/services/data/{version}";
         let app = Router::new()
@@ -145,6 +148,22 @@ impl SalesforceFake {
         let mut s = self.inner.lock().unwrap();
         let id = format!("005{:015}", s.users.len() + 1);
         s.users.push((email.to_lowercase(), id.clone(), active));
+        id
+    }
+
+    /// New records are owned by the User with `email` (an assignment rule); `None` leaves them
+    /// with no owner oie can name. Returns the User's id.
+    pub fn assign_new_records_to(&self, email: Option<&str>) -> Option<String> {
+        let id = email.map(|e| {
+            let known = self
+                .lock()
+                .users
+                .iter()
+                .find(|(u, _, _)| *u == e.to_lowercase())
+                .map(|(_, id, _)| id.clone());
+            known.unwrap_or_else(|| self.add_user(e, true))
+        });
+        self.lock().assign_to = id.clone();
         id
     }
 
@@ -546,6 +565,10 @@ async fn upsert(
                 }
                 let id = format!("00Q{:015}", s.next_id);
                 s.next_id += 1;
+                let mut fields = fields;
+                if let Some(owner) = &s.assign_to {
+                    fields.insert("OwnerId".into(), json!(owner));
+                }
                 s.records.insert(
                     ext.clone(),
                     Record {
@@ -561,8 +584,9 @@ async fn upsert(
     (limit_info(&s), Json(Value::Array(results))).into_response()
 }
 
-/// `GET /query?q=SELECT Id FROM User WHERE Email = '…' AND IsActive = true LIMIT 1`: the one
-/// query oie makes (anything else is refused as Salesforce refuses a malformed query).
+/// `GET /query?q=…`: the two queries oie makes — `SELECT Id FROM User WHERE Email = '…' AND
+/// IsActive = true LIMIT 1`, and the owners of Leads by id (anything else is refused as
+/// Salesforce refuses a malformed query).
 async fn query(
     State(inner): State<Arc<Mutex<Inner>>>,
     headers: HeaderMap,
@@ -573,6 +597,12 @@ async fn query(
         Err(r) => return r,
     };
     let soql = q.get("q").cloned().unwrap_or_default();
+    if let Some(ids) = soql
+        .strip_prefix("SELECT Id, Owner.Email FROM Lead WHERE Id IN (")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return owners_of(&s, ids);
+    }
     let prefix = "SELECT Id FROM User WHERE Email = '";
     let suffix = "' AND IsActive = true LIMIT 1";
     let Some(email) = soql
@@ -599,6 +629,53 @@ async fn query(
         .collect();
     (
         limit_info(&s),
+        Json(json!({"totalSize": records.len(), "done": true, "records": records})),
+    )
+        .into_response()
+}
+
+/// `SELECT Id, Owner.Email FROM Lead WHERE Id IN ('…',…)`: each record with its owning User's
+/// e-mail (`Owner` null when the fake has none for it).
+fn owners_of(s: &Inner, ids: &str) -> Response {
+    let ids: Vec<String> = ids
+        .split(',')
+        .map(|i| i.trim().trim_matches('\'').to_string())
+        .collect();
+    if ids
+        .iter()
+        .any(|i| i.is_empty() || !i.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            limit_info(s),
+            "MALFORMED_QUERY",
+            "unexpected token in the IN list",
+        );
+    }
+    let records: Vec<Value> = s
+        .records
+        .values()
+        .filter(|r| ids.contains(&r.id))
+        .map(|r| {
+            let email = r
+                .fields
+                .get("OwnerId")
+                .and_then(Value::as_str)
+                .and_then(|o| {
+                    s.users
+                        .iter()
+                        .find(|(_, id, _)| id == o)
+                        .map(|(e, _, _)| e.clone())
+                });
+            let owner = email.map_or(
+                Value::Null,
+                |e| json!({"attributes": {"type": "User"}, "Email": e}),
+            );
+            json!({"attributes": {"type": "Lead"}, "Id": r.id, "Owner": owner})
+        })
+        .collect();
+    (
+        limit_info(s),
         Json(json!({"totalSize": records.len(), "done": true, "records": records})),
     )
         .into_response()

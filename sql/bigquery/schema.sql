@@ -151,7 +151,8 @@ CREATE TABLE IF NOT EXISTS `${dataset}.crm_sync_log` (
   crmContactId  STRING,
   error         STRING,
   syncedAt      INT64 NOT NULL,
-  syncTime      TIMESTAMP NOT NULL
+  syncTime      TIMESTAMP NOT NULL,
+  ownerEmail    STRING            -- NULL: not read with this outcome; '': the record has no owner
 )
 PARTITION BY DATE(syncTime)
 CLUSTER BY visitorId, connector;
@@ -164,7 +165,8 @@ CREATE TABLE IF NOT EXISTS `${dataset}.crm_sync_state` (
   syncedToCRM   BOOL NOT NULL,
   lastSyncedAt  INT64,
   lastError     STRING,
-  updatedAt     INT64 NOT NULL
+  updatedAt     INT64 NOT NULL,
+  ownerEmail    STRING            -- the record's owner in the CRM, read after syncs when a Slack connector has recipient = "owner"
 )
 CLUSTER BY visitorId, connector;
 

@@ -119,6 +119,7 @@ CREATE TABLE IF NOT EXISTS crm_sync_state (
   lastSyncedAt  INTEGER,
   lastError     TEXT,
   updatedAt     INTEGER NOT NULL,
+  ownerEmail    TEXT,     -- the record's owner in the CRM, read after syncs when a Slack connector has recipient = "owner"
   PRIMARY KEY (visitorId, connector)
 );
 
@@ -207,7 +208,8 @@ CREATE TABLE IF NOT EXISTS crm_sync_log (
   success       INTEGER NOT NULL,
   crmContactId  TEXT,
   error         TEXT,
-  syncedAt      INTEGER NOT NULL
+  syncedAt      INTEGER NOT NULL,
+  ownerEmail    TEXT      -- NULL: not read with this outcome; '': the record has no owner
 );
 CREATE INDEX IF NOT EXISTS crm_sync_log_by_time ON crm_sync_log (syncedAt);
 

@@ -46,9 +46,19 @@ impl Loaded {
                 "connectors.{}: the default Slack alert carries Claim, Snooze and Not a fit buttons, but [server] slack_signing_secret is not set, so clicks fail; set it and the Slack app's Request URL (https://<this oie>/slack/actions), or use a template without them",
                 slack.map(|h| h.name.as_str()).unwrap_or_default()
             ));
+        let crm = self.connectors.values().any(|h| h.connector.is_crm());
+        let ownerless = self
+            .connectors
+            .values()
+            .filter(|h| h.connector.sends_to_owners() && !crm)
+            .map(|h| format!(
+                "connectors.{}: recipient = \"owner\" takes owners from the CRM records oie syncs, and no CRM connector (hubspot, salesforce) is configured: every alert goes to the fallback channel",
+                h.name
+            ));
         keys.chain(data)
             .chain(short)
             .chain(buttons)
+            .chain(ownerless)
             .chain(self.hidden_erasure_routes())
             .collect()
     }

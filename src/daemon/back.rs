@@ -59,9 +59,10 @@ impl Back {
             stop: work.clone(),
             clock: crate::clock::Clock::System,
         };
+        let owners_wanted = connectors.values().any(|h| h.connector.sends_to_owners());
         let runtimes: Vec<Arc<ConnectorRuntime>> = connectors
             .values()
-            .map(|h| Arc::new(ConnectorRuntime::of(h, &config.delivery)))
+            .map(|h| Arc::new(ConnectorRuntime::of(h, &config.delivery, owners_wanted)))
             .collect();
         let loops = TaskTracker::new();
         for rt in &runtimes {

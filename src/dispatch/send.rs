@@ -43,18 +43,20 @@ impl Dispatcher {
             return;
         };
         let started = tokio::time::Instant::now();
-        let (members, outcomes) = match unit {
+        let (members, outcomes, owners) = match unit {
             Unit::Batch(chunk) => {
                 let batch: Vec<Delivery> = chunk.iter().map(to_delivery).collect();
                 let outcomes = self
                     .bounded(rt, rt.connector.send(&batch), batch.len())
                     .await;
-                (chunk, outcomes)
+                let owners = self.owners(rt, &chunk, &batch, &outcomes).await;
+                (chunk, outcomes, owners)
             }
             Unit::Digest(members) => {
                 let outcome = self.send_digest(rt, &members).await;
                 let outcomes = vec![outcome; members.len()];
-                (members, outcomes)
+                let owners = vec![None; members.len()];
+                (members, outcomes, owners)
             }
         };
         let elapsed = started.elapsed();
@@ -68,8 +70,9 @@ impl Dispatcher {
             .attempt_seconds
             .with_label_values(&[&rt.name])
             .observe(elapsed.as_secs_f64());
-        for (claimed, outcome) in members.iter().zip(outcomes) {
-            self.settle(rt, claimed, &outcome, mode, elapsed).await;
+        for ((claimed, outcome), owner) in members.iter().zip(outcomes).zip(owners) {
+            self.settle(rt, claimed, &outcome, mode, elapsed, owner)
+                .await;
         }
         if !changes.is_empty() {
             rt.wake();
@@ -94,7 +97,7 @@ impl Dispatcher {
         };
         let (erased, kept): (Vec<Claimed>, Vec<Claimed>) = members.into_iter().partition(forgotten);
         for c in &erased {
-            self.finish(rt, c, Applied::Erased, 0).await;
+            self.finish(rt, c, Applied::Erased, 0, None).await;
         }
         match (kept.is_empty(), digest) {
             (true, _) => None,
@@ -135,6 +138,66 @@ impl Dispatcher {
         }
     }
 
+    /// With `reads_owners`: the owner e-mail of each delivered record, for
+    /// `crm_sync_state.ownerEmail` (`Some("")`: the record has none; `None`: not known). An
+    /// owner assignment knows its owner; the other records are read in one call, after the
+    /// connector's pace. A failed read leaves them unknown: the deliveries are made either way.
+    async fn owners(
+        &self,
+        rt: &ConnectorRuntime,
+        members: &[Claimed],
+        batch: &[Delivery],
+        outcomes: &[Outcome],
+    ) -> Vec<Option<String>> {
+        let mut owners = vec![None; batch.len()];
+        if !rt.reads_owners {
+            return owners;
+        }
+        let mut read: Vec<(usize, &String)> = Vec::new();
+        for (i, (delivery, outcome)) in batch.iter().zip(outcomes).enumerate() {
+            let Outcome::Delivered {
+                record_id: Some(id),
+            } = outcome
+            else {
+                continue;
+            };
+            if members[i].trigger_kind == TriggerKind::Erasure.as_str() {
+                // The record is gone.
+                continue;
+            }
+            match oie_connectors::owner::assignment(delivery) {
+                Some((email, _)) => owners[i] = Some(email.to_lowercase()),
+                None => read.push((i, id)),
+            }
+        }
+        if read.is_empty() {
+            return owners;
+        }
+        let mut ids: Vec<String> = read.iter().map(|(_, id)| id.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        if let Some(pacer) = &rt.pacer {
+            pacer.ready().await;
+        }
+        match tokio::time::timeout(rt.deadline, rt.connector.record_owners(&ids)).await {
+            Ok(Ok(found)) => {
+                for (i, id) in read {
+                    if let Some(owner) = found.get(id) {
+                        owners[i] = Some(owner.clone().unwrap_or_default());
+                    }
+                }
+            }
+            Ok(Err(f)) => {
+                let error = redact::emails(&f.to_string());
+                tracing::warn!(connector = %rt.name, %error, "could not read the owners of synced records; the owners known before are kept");
+            }
+            Err(_) => {
+                tracing::warn!(connector = %rt.name, "reading the owners of synced records timed out; the owners known before are kept")
+            }
+        }
+        owners
+    }
+
     /// Renders the members' digest and sends it as one message; its outcome is every member's.
     async fn send_digest(&self, rt: &ConnectorRuntime, members: &[Claimed]) -> Outcome {
         let items: Vec<serde_json::Value> = members
@@ -169,22 +232,25 @@ impl Dispatcher {
         outcome: &Outcome,
         mode: Mode,
         elapsed: Duration,
+        owner: Option<String>,
     ) {
         let now = self.now();
         let applied = rt
             .policy
             .decide(outcome, c, mode, now, rand::random::<f64>());
-        self.finish(rt, c, applied, elapsed.as_millis() as i64)
+        self.finish(rt, c, applied, elapsed.as_millis() as i64, owner)
             .await;
     }
 
-    /// Counts a delivery's result and records it (with its CRM writeback).
+    /// Counts a delivery's result and records it (with its CRM writeback, and the record's
+    /// owner when it was read).
     pub(super) async fn finish(
         &self,
         rt: &ConnectorRuntime,
         c: &Claimed,
         applied: Applied,
         millis: i64,
+        owner: Option<String>,
     ) {
         let now = self.now();
         let reason = applied.reason().map_or("", Reason::as_str);
@@ -206,7 +272,7 @@ impl Dispatcher {
         // A CRM erasure deletes the record: nothing to write back.
         let erasure = c.trigger_kind == TriggerKind::Erasure.as_str();
         let writeback = (rt.connector.is_crm() && !erasure)
-            .then(|| writeback(rt, c, &applied, now))
+            .then(|| writeback(rt, c, &applied, now, owner))
             .flatten();
         let requeued = matches!(
             applied,
@@ -286,6 +352,7 @@ fn writeback(
     c: &Claimed,
     applied: &Applied,
     now: i64,
+    owner_email: Option<String>,
 ) -> Option<SyncRecord> {
     let result = match applied {
         Applied::Delivered { record_id } => Ok(record_id.clone()),
@@ -300,5 +367,6 @@ fn writeback(
         connector: rt.name.clone(),
         at_ms: now,
         result,
+        owner_email,
     })
 }

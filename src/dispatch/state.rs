@@ -96,7 +96,7 @@ impl Dispatcher {
                     "gave up: max_age {} reached before it could be delivered: {last}",
                     humantime::format_duration(max_age)
                 );
-                self.finish(rt, &e.delivery, Applied::Dead { reason, error }, 0)
+                self.finish(rt, &e.delivery, Applied::Dead { reason, error }, 0, None)
                     .await;
             }
             if expired.len() < EXPIRE_BATCH {

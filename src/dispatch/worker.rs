@@ -49,13 +49,18 @@ pub struct ConnectorRuntime {
     pub(super) published: Mutex<Option<Published>>,
     /// Whether its kind sends digests: grouped deliveries go out as one message.
     pub(super) digests: bool,
+    /// A CRM whose records' owners are read after each delivery, for Slack connectors that
+    /// send to owners.
+    pub(super) reads_owners: bool,
 }
 
 impl ConnectorRuntime {
-    /// The runtime of a configured connector.
+    /// The runtime of a configured connector; a CRM reads its records' owners when
+    /// `owners_wanted` (some connector sends to owners).
     pub fn of(
         handle: &crate::config::ConnectorHandle,
         defaults: &DeliveryConfig,
+        owners_wanted: bool,
     ) -> ConnectorRuntime {
         let mut rt = ConnectorRuntime::new(
             &handle.name,
@@ -64,6 +69,7 @@ impl ConnectorRuntime {
             defaults,
         );
         rt.digests = handle.digests;
+        rt.reads_owners = owners_wanted && handle.connector.is_crm();
         rt
     }
 
@@ -108,6 +114,7 @@ impl ConnectorRuntime {
             wake: Arc::new(Notify::new()),
             published: Mutex::new(None),
             digests: false,
+            reads_owners: false,
         }
     }
 

@@ -172,25 +172,31 @@ async fn hand_over_owner(s: SlackActions, a: Action) {
     };
     let deliveries: Vec<crate::outbox::NewDelivery> = records
         .into_iter()
-        .filter(|(connector, _)| {
+        .filter(|r| {
             connectors
-                .get(connector)
+                .get(&r.connector)
                 .is_some_and(|h| h.connector.is_crm())
         })
-        .map(|(connector, record)| crate::outbox::NewDelivery {
-            key: format!("owner:{}:{connector}", a.id),
-            route: a.route.clone(),
-            visitor_id: a.visitor_id.clone(),
-            trigger_kind: "claim".into(),
-            payload: Ok(oie_connectors::owner::payload(&email, &record)),
-            context: json!({"sentAsIs": true, "owner": {"email": email, "record": record}})
-                .to_string(),
-            connector,
-            delay_ms: 0,
-            group_key: None,
-            supersedes: false,
-            origin_ms: None,
-        })
+        .map(
+            |crate::store::CrmRecord {
+                 connector,
+                 id: record,
+                 ..
+             }| crate::outbox::NewDelivery {
+                key: format!("owner:{}:{connector}", a.id),
+                route: a.route.clone(),
+                visitor_id: a.visitor_id.clone(),
+                trigger_kind: "claim".into(),
+                payload: Ok(oie_connectors::owner::payload(&email, &record)),
+                context: json!({"sentAsIs": true, "owner": {"email": email, "record": record}})
+                    .to_string(),
+                connector,
+                delay_ms: 0,
+                group_key: None,
+                supersedes: false,
+                origin_ms: None,
+            },
+        )
         .collect();
     if !deliveries.is_empty() {
         s.hand_over(deliveries, "a CRM owner assignment").await;

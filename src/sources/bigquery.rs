@@ -130,7 +130,7 @@ impl BigQuerySource {
     async fn hand_over(
         &self,
         leads: Vec<(Lead, Trigger)>,
-        crm: HashMap<String, Vec<(String, String)>>,
+        crm: HashMap<String, Vec<crate::store::CrmRecord>>,
         (name, cursor): (&str, Cursor),
         now: i64,
     ) -> anyhow::Result<usize> {

@@ -23,8 +23,8 @@ pub struct Stage {
 pub struct Arrival {
     pub lead: Lead,
     pub triggers: Vec<Trigger>,
-    /// Known CRM records of the lead: (connector, record id).
-    pub crm: Vec<(String, String)>,
+    /// Known CRM records of the lead, newest first.
+    pub crm: Vec<crate::store::CrmRecord>,
 }
 
 /// What a source commits beside its deliveries, so a restart resumes where it stopped.

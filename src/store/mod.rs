@@ -39,6 +39,25 @@ pub struct SyncRecord {
     pub at_ms: i64,
     /// `Ok(record id)` on success, `Err(reason)` on a permanent failure.
     pub result: Result<Option<String>, String>,
+    /// The record's owner in the CRM as this outcome learnt it: `None` when it did not look,
+    /// `Some("")` when the record has no owner (or none with an e-mail), else the e-mail.
+    pub owner_email: Option<String>,
+}
+
+/// A lead's record in a CRM, as `crm_sync_state` knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmRecord {
+    pub connector: String,
+    pub id: String,
+    /// The e-mail of the record's owner in the CRM, when oie read one.
+    pub owner_email: Option<String>,
+}
+
+impl CrmRecord {
+    /// What templates see in `crm`: `{connector, id, ownerEmail}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"connector": self.connector, "id": self.id, "ownerEmail": self.owner_email})
+    }
 }
 
 /// What the daemon needs from a lead store, embedded or in the warehouse: it never asks
@@ -64,8 +83,8 @@ pub trait LeadStore: Send + Sync {
     /// request, and its file to checkpoint.
     fn embedded(self: Arc<Self>) -> Option<Arc<SqliteStore>>;
 
-    /// The CRM records oie synced for a lead: (connector, record id), newest first.
-    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>>;
+    /// The CRM records oie synced for a lead, newest first.
+    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>>;
 
     /// Not a fit: marks the lead's profile `disqualified` by `by` (a Slack user id) at `at_ms`
     /// (a profile change: a sync route carries it to the CRMs).

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
-use super::{Chores, LeadStore, SyncRecord};
+use super::{Chores, CrmRecord, LeadStore, SyncRecord};
 use crate::lead::{stored_fields, FieldType, Lead, FIELDS};
 use crate::sources::leads::LeadsSource;
 use crate::sources::stage::Stage;
@@ -100,7 +100,7 @@ impl SqliteStore {
     }
 
     /// The `crm_sync_state` row of a lead and connector:
-    /// (crmContactId, syncedToCRM, lastSyncedAt, lastError).
+    /// (crmContactId, syncedToCRM, lastSyncedAt, lastError, ownerEmail).
     pub fn sync_state(
         &self,
         visitor_id: &str,
@@ -108,7 +108,7 @@ impl SqliteStore {
     ) -> anyhow::Result<Option<SyncState>> {
         self.with_conn(|c| {
             Ok(c.query_row(
-                "SELECT crmContactId, syncedToCRM, lastSyncedAt, lastError FROM crm_sync_state
+                "SELECT crmContactId, syncedToCRM, lastSyncedAt, lastError, ownerEmail FROM crm_sync_state
                  WHERE visitorId = ?1 AND connector = ?2",
                 params![visitor_id, connector],
                 |r| {
@@ -117,6 +117,7 @@ impl SqliteStore {
                         synced: r.get::<_, i64>(1)? != 0,
                         last_synced_at: r.get(2)?,
                         last_error: r.get(3)?,
+                        owner_email: r.get(4)?,
                     })
                 },
             )
@@ -132,6 +133,7 @@ pub struct SyncState {
     pub synced: bool,
     pub last_synced_at: Option<i64>,
     pub last_error: Option<String>,
+    pub owner_email: Option<String>,
 }
 
 pub(crate) fn columns() -> String {
@@ -173,22 +175,23 @@ impl SqliteStore {
         })
     }
 
-    /// The known CRM record ids of each lead: visitorId → [(connector, record id)].
-    pub fn crm_ids(
-        &self,
-        visitor_ids: &[&str],
-    ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
+    /// The known CRM records of each lead, newest first.
+    pub fn crm_ids(&self, visitor_ids: &[&str]) -> anyhow::Result<HashMap<String, Vec<CrmRecord>>> {
         self.with_conn(|c| {
             Ok(crate::sqlite::snapshot(c, |c| {
                 let mut stmt = c.prepare_cached(
-                    "SELECT connector, crmContactId FROM crm_sync_state
+                    "SELECT connector, crmContactId, ownerEmail FROM crm_sync_state
                  WHERE visitorId = ?1 AND crmContactId IS NOT NULL ORDER BY lastSyncedAt DESC",
                 )?;
                 let mut out = HashMap::new();
                 for v in visitor_ids {
                     let ids = stmt
                         .query_map([v], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                            Ok(CrmRecord {
+                                connector: r.get(0)?,
+                                id: r.get(1)?,
+                                owner_email: r.get(2)?,
+                            })
                         })?
                         .collect::<Result<Vec<_>, _>>()?;
                     if !ids.is_empty() {
@@ -241,7 +244,7 @@ impl LeadStore for SqliteStore {
         .await?
     }
 
-    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>> {
+    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>> {
         let visitor = visitor.to_string();
         tokio::task::spawn_blocking(move || {
             Ok(self
@@ -275,13 +278,14 @@ impl LeadStore for SqliteStore {
 fn write_sync(tx: &rusqlite::Transaction, r: &SyncRecord) -> rusqlite::Result<usize> {
     match &r.result {
         Ok(record_id) => tx.execute(
-            "INSERT INTO crm_sync_state (visitorId, connector, crmContactId, syncedToCRM, lastSyncedAt, lastError, updatedAt)
-             VALUES (?1, ?2, ?3, 1, ?4, NULL, ?4)
+            "INSERT INTO crm_sync_state (visitorId, connector, crmContactId, syncedToCRM, lastSyncedAt, lastError, updatedAt, ownerEmail)
+             VALUES (?1, ?2, ?3, 1, ?4, NULL, ?4, NULLIF(?5, ''))
              ON CONFLICT (visitorId, connector) DO UPDATE SET
                crmContactId = COALESCE(excluded.crmContactId, crmContactId),
                syncedToCRM = 1, lastSyncedAt = excluded.lastSyncedAt, lastError = NULL,
-               updatedAt = excluded.updatedAt",
-            params![r.visitor_id, r.connector, record_id, r.at_ms],
+               updatedAt = excluded.updatedAt,
+               ownerEmail = CASE WHEN ?5 IS NULL THEN ownerEmail ELSE excluded.ownerEmail END",
+            params![r.visitor_id, r.connector, record_id, r.at_ms, r.owner_email],
         ),
         // A failure records the error and leaves syncedToCRM and lastSyncedAt as they were.
         Err(error) => tx.execute(
@@ -305,6 +309,7 @@ mod tests {
             connector: "crm".into(),
             at_ms,
             result,
+            owner_email: None,
         }
     }
 
@@ -340,5 +345,34 @@ mod tests {
             (Some("003A"), true, Some(10))
         );
         assert_eq!(s.last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn the_owner_is_kept_until_an_outcome_reads_it_again() {
+        use crate::store::tests::store;
+        let (_dir, store) = store();
+        let owned = |at: i64, owner: Option<&str>| SyncRecord {
+            owner_email: owner.map(str::to_string),
+            ..record(Ok(Some("003A".into())), at)
+        };
+        let owner =
+            |store: &SqliteStore| store.sync_state("v1", "crm").unwrap().unwrap().owner_email;
+        store
+            .record_sync(&[owned(1, Some("rep@acme.example"))])
+            .unwrap();
+        assert_eq!(owner(&store).as_deref(), Some("rep@acme.example"));
+        // Not read this time (or a failure): kept.
+        store.record_sync(&[owned(2, None)]).unwrap();
+        store.record_sync(&[record(Err("boom".into()), 3)]).unwrap();
+        assert_eq!(owner(&store).as_deref(), Some("rep@acme.example"));
+        assert_eq!(
+            store.crm_ids(&["v1"]).unwrap()["v1"][0]
+                .owner_email
+                .as_deref(),
+            Some("rep@acme.example")
+        );
+        // Read, and the record has no owner any more.
+        store.record_sync(&[owned(4, Some(""))]).unwrap();
+        assert_eq!(owner(&store), None);
     }
 }

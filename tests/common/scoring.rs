@@ -407,4 +407,28 @@ pub fn crm_fold(wh: &mut dyn Warehouse) {
     );
     assert_eq!(get(&c[0], "crmContactId"), Some("003B"));
     assert_eq!(get(&c[0], "lastError"), None);
+
+    // The owner: from the latest outcome that read it ('' = none); one that did not read it
+    // keeps it.
+    let owned = |id: &str, at: i64, owner: Option<&str>| {
+        let mut row = log(id, "o", "hubspot", true, Some("501"), None, at);
+        row["ownerEmail"] = json!(owner);
+        row
+    };
+    wh.insert_sync_log(&[
+        owned("d7", now + 3 * m, Some("rep@acme.example")),
+        owned("d8", now + 4 * m, None),
+    ]);
+    wh.run(5, now + 5 * m);
+    let owner = |wh: &mut dyn Warehouse, v: &str| {
+        let rows = wh.select(&format!(
+            "SELECT ownerEmail FROM {{}}crm_sync_state WHERE visitorId = '{v}'"
+        ));
+        get(&rows[0], "ownerEmail").map(str::to_string)
+    };
+    assert_eq!(owner(wh, "o").as_deref(), Some("rep@acme.example"));
+    assert_eq!(owner(wh, "a"), None, "never read");
+    wh.insert_sync_log(&[owned("d9", now + 6 * m, Some(""))]);
+    wh.run(5, now + 7 * m);
+    assert_eq!(owner(wh, "o"), None, "the record has no owner now");
 }

@@ -2,7 +2,9 @@
 //! (`POST /api/chat.postMessage`, each message its own `ts`, kept with it with its `thread_ts`
 //! and `reply_broadcast`), with Slack's response shapes and a per-channel rate limit
 //! of one message per `min_interval` that tolerates a short burst (VENDORS.md: "short bursts
-//! tolerated") and answers 429 + Retry-After beyond it.
+//! tolerated") and answers 429 + Retry-After beyond it. Members (`add_user`) can be looked up
+//! by id (`users.info`) and by e-mail (`users.lookupByEmail`), and messaged directly
+//! (`chat.postMessage` with `channel` = their id; kept under that id).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -35,6 +37,8 @@ struct Inner {
     updates: usize,
     /// The workspace's members: user id → e-mail.
     users: HashMap<String, String>,
+    /// `users.lookupByEmail` calls.
+    lookups: usize,
 }
 
 #[derive(Clone)]
@@ -55,6 +59,10 @@ impl SlackFake {
             .route("/api/auth.test", post(auth_test))
             .route("/api/chat.update", post(update_message))
             .route("/api/users.info", axum::routing::get(users_info))
+            .route(
+                "/api/users.lookupByEmail",
+                axum::routing::get(lookup_by_email),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -93,6 +101,11 @@ impl SlackFake {
             .unwrap()
             .users
             .insert(id.into(), email.into());
+    }
+
+    /// `users.lookupByEmail` calls so far.
+    pub fn lookups(&self) -> usize {
+        self.inner.lock().unwrap().lookups
     }
 
     /// `chat.update` calls that changed a message so far.
@@ -243,10 +256,17 @@ async fn post_message(
     if let Some(code) = channel_error(&channel) {
         return ok(json!({"ok": false, "error": code}));
     }
+    // A direct message: the user must be a member.
+    let dm = channel.starts_with('U');
+    if dm && !inner.lock().unwrap().users.contains_key(&channel) {
+        return ok(json!({"ok": false, "error": "channel_not_found"}));
+    }
     if !valid_blocks(&message) {
         return ok(json!({"ok": false, "error": "invalid_blocks"}));
     }
     match accept(&inner, &channel, message) {
+        // Slack answers a direct message with the conversation's id.
+        Ok(ts) if dm => ok(json!({"ok": true, "channel": format!("D{}", &channel[1..]), "ts": ts})),
         Ok(ts) => ok(json!({"ok": true, "channel": channel, "ts": ts})),
         Err(secs) => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -305,5 +325,31 @@ async fn users_info(
     match inner.lock().unwrap().users.get(&user) {
         Some(email) => ok(json!({"ok": true, "user": {"id": user, "profile": {"email": email}}})),
         None => ok(json!({"ok": false, "error": "user_not_found"})),
+    }
+}
+
+/// `users.lookupByEmail?email=…`: `{ok, user: {id, profile: {email}}}` or `users_not_found`.
+async fn lookup_by_email(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
+    if headers.get("authorization").and_then(|h| h.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return ok(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let email = q.get("email").map(|e| e.to_lowercase()).unwrap_or_default();
+    let mut s = inner.lock().unwrap();
+    s.lookups += 1;
+    let found = s
+        .users
+        .iter()
+        .find(|(_, e)| e.to_lowercase() == email)
+        .map(|(id, e)| (id.clone(), e.clone()));
+    match found {
+        Some((id, e)) => ok(json!({"ok": true, "user": {"id": id, "profile": {"email": e}}})),
+        None => ok(json!({"ok": false, "error": "users_not_found"})),
     }
 }

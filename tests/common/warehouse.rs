@@ -180,9 +180,9 @@ impl Warehouse for Sqlite {
         for r in rows {
             self.conn
                 .execute(
-                    "INSERT INTO crm_sync_log (deliveryId, visitorId, connector, success, crmContactId, error, syncedAt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO crm_sync_log (deliveryId, visitorId, connector, success, crmContactId, error, syncedAt, ownerEmail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     rusqlite::params![r["deliveryId"].as_str(), r["visitorId"].as_str(), r["connector"].as_str(), r["success"].as_bool(),
-                        r["crmContactId"].as_str(), r["error"].as_str(), r["syncedAt"].as_i64()],
+                        r["crmContactId"].as_str(), r["error"].as_str(), r["syncedAt"].as_i64(), r["ownerEmail"].as_str()],
                 )
                 .unwrap();
         }

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use super::config::DEFAULT_PROPERTIES;
 use super::window::Window;
 use super::HubSpotConfig;
 use crate::batch::Keyed;
+use crate::cache::TtlCache;
 use crate::templates::FieldTemplates;
 use crate::{
     http, Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError, TemplateSet,
@@ -35,7 +37,12 @@ pub struct HubSpot {
     note_template: Option<String>,
     timeout: Duration,
     calls: AtomicU64,
+    /// Owner id → the owner's e-mail (`None`: no such owner, or no e-mail).
+    owners: TtlCache<Option<String>>,
 }
+
+/// How long an owner's e-mail is trusted: owners are a portal's users, and rarely change.
+const OWNER_TTL: Duration = Duration::from_secs(3600);
 
 impl HubSpot {
     pub fn new(config: HubSpotConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
@@ -80,6 +87,7 @@ impl HubSpot {
             note_template: config.note_template,
             timeout: config.timeout,
             calls: AtomicU64::new(0),
+            owners: TtlCache::new(OWNER_TTL),
         })
     }
 
@@ -339,6 +347,65 @@ impl Connector for HubSpot {
 
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
         crate::owner::send(self, batch).await
+    }
+
+    /// The contacts' `hubspot_owner_id` by batch read (100 per call), each owner's e-mail from
+    /// the owners API (cached for an hour).
+    async fn record_owners(
+        &self,
+        records: &[String],
+    ) -> Result<HashMap<String, Option<String>>, Failure> {
+        let mut owners = HashMap::new();
+        let url = format!("{}/contacts/batch/read", self.objects);
+        for chunk in records.chunks(MAX_BATCH) {
+            let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
+            let body = json!({"properties": ["hubspot_owner_id"], "inputs": inputs});
+            // 207: some contacts are gone; the others are read.
+            let (_, text) = self
+                .call(reqwest::Method::POST, &url, Some(&body))
+                .await
+                .map_err(|f| f.context("contacts batch read"))?;
+            let parsed: Value = serde_json::from_str(&text).unwrap_or_default();
+            for contact in parsed["results"].as_array().into_iter().flatten() {
+                let Some(id) = contact["id"].as_str() else {
+                    continue;
+                };
+                let owner = contact["properties"]["hubspot_owner_id"]
+                    .as_str()
+                    .filter(|o| !o.is_empty());
+                let email = match owner {
+                    Some(owner) => self.owner_email(owner).await?,
+                    None => None,
+                };
+                owners.insert(id.to_string(), email);
+            }
+        }
+        Ok(owners)
+    }
+}
+
+impl HubSpot {
+    /// The e-mail of owner `id` (`GET /crm/v3/owners/{id}`); `None` for an owner HubSpot no
+    /// longer has.
+    async fn owner_email(&self, id: &str) -> Result<Option<String>, Failure> {
+        if let Some(known) = self.owners.get(id) {
+            return Ok(known);
+        }
+        let url = format!(
+            "{}/crm/v3/owners/{}",
+            self.base,
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        let email = match self.call(reqwest::Method::GET, &url, None).await {
+            Ok((_, text)) => serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["email"].as_str().map(str::to_lowercase))
+                .filter(|e| !e.is_empty()),
+            Err(f) if f.reason == Reason::NotFound => None,
+            Err(f) => return Err(f.context("owners")),
+        };
+        self.owners.put(id, email.clone());
+        Ok(email)
     }
 }
 

@@ -382,3 +382,38 @@ async fn the_v3_path_works_too() {
     let outcomes = hs.send(&deliveries(&hs, [lead(1)], "sync")).await;
     assert_eq!(delivered(&outcomes), 1, "{outcomes:?}");
 }
+
+#[tokio::test]
+async fn record_owners_reads_each_contacts_owner_and_caches_owner_emails() {
+    let fake = HubSpotFake::start().await;
+    let hs = hubspot(&fake.base, json!({}));
+    fake.assign_new_contacts_to(Some("Rep@Acme.example"));
+    let owned = hs.send(&deliveries(&hs, (0..3).map(lead), "sync")).await;
+    fake.assign_new_contacts_to(None);
+    let unowned = hs.send(&deliveries(&hs, (3..5).map(lead), "sync")).await;
+    let id = |o: &Outcome| match o {
+        Outcome::Delivered {
+            record_id: Some(id),
+        } => id.clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut ids: Vec<String> = owned.iter().chain(&unowned).map(id).collect();
+    ids.push("424242".into());
+    let owners = hs.record_owners(&ids).await.unwrap();
+    assert_eq!(
+        owners.len(),
+        5,
+        "a contact HubSpot does not have is left out"
+    );
+    assert_eq!(owners[&ids[0]].as_deref(), Some("rep@acme.example"));
+    assert_eq!(owners[&ids[2]].as_deref(), Some("rep@acme.example"));
+    assert_eq!(owners[&ids[3]], None);
+    assert_eq!(fake.owner_reads(), 1, "one owner, read once");
+    hs.record_owners(&ids[..1]).await.unwrap();
+    assert_eq!(fake.owner_reads(), 1, "cached");
+
+    // A refused read is the call's failure (oie keeps what it knew).
+    fake.fail_next(&[500]);
+    let err = hs.record_owners(&ids[..1]).await.unwrap_err();
+    assert_eq!(err.reason, Reason::ServerError);
+}

@@ -291,6 +291,49 @@ impl Connector for Salesforce {
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
         crate::owner::send(self, batch).await
     }
+
+    /// `Owner.Email` of the records, by SOQL (200 ids a query). A record owned by a queue has
+    /// no e-mail to give.
+    async fn record_owners(
+        &self,
+        records: &[String],
+    ) -> Result<HashMap<String, Option<String>>, Failure> {
+        let mut owners = HashMap::new();
+        // Ids go into the query: only what Salesforce ids are made of.
+        let ids: Vec<&String> = records
+            .iter()
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+            .collect();
+        for chunk in ids.chunks(MAX_BATCH) {
+            let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
+            let soql = format!(
+                "SELECT Id, Owner.Email FROM {} WHERE Id IN ({})",
+                self.object,
+                list.join(",")
+            );
+            let path = format!(
+                "/services/data/{}/query?q={}",
+                self.version,
+                url::form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
+            );
+            let text = self
+                .call(reqwest::Method::GET, &path, None)
+                .await
+                .map_err(|f| f.context("Owner query"))?;
+            let parsed: Value = serde_json::from_str(&text).unwrap_or_default();
+            for record in parsed["records"].as_array().into_iter().flatten() {
+                let Some(id) = record["Id"].as_str() else {
+                    continue;
+                };
+                let email = record["Owner"]["Email"]
+                    .as_str()
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_lowercase);
+                owners.insert(id.to_string(), email);
+            }
+        }
+        Ok(owners)
+    }
 }
 
 impl Salesforce {

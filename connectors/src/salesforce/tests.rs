@@ -328,3 +328,37 @@ async fn config_mistakes_are_reported() {
     )
     .contains("one flow"));
 }
+
+#[tokio::test]
+async fn record_owners_reads_owner_emails_200_ids_a_query() {
+    let fake = SalesforceFake::start_with_test_key().await;
+    let sf = jwt(&fake, json!({}));
+    fake.assign_new_records_to(Some("Rep@Acme.example"));
+    let first = sf.send(&deliveries(&sf, (0..3).map(lead))).await;
+    fake.assign_new_records_to(None);
+    let mut second = Vec::new();
+    for chunk in deliveries(&sf, (3..205).map(lead)).chunks(sf.max_batch()) {
+        second.extend(sf.send(chunk).await);
+    }
+    let ids: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|o| match o {
+            Outcome::Delivered {
+                record_id: Some(id),
+            } => id.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let calls = fake.calls();
+    let mut asked = ids.clone();
+    // An id that is not an id never reaches the query; one Salesforce does not have is absent.
+    asked.push("00Q' OR Name != '".into());
+    asked.push("00Q999999999999999".into());
+    let owners = sf.record_owners(&asked).await.unwrap();
+    assert_eq!(fake.calls() - calls, 2, "205 ids: two queries");
+    assert_eq!(owners.len(), 205);
+    assert_eq!(owners[&ids[0]].as_deref(), Some("rep@acme.example"));
+    assert_eq!(owners[&ids[4]], None, "no owner oie can name");
+    assert!(!owners.contains_key("00Q999999999999999"));
+}

@@ -46,6 +46,30 @@ pub fn error_code(code: &str, status: u16, retry_after: Option<Duration>) -> Ans
     Answer::Failed(Failure::new(reason, detail).after(retry_after))
 }
 
+/// The Slack error code a failure was made from (see [`label`]).
+fn code_of(f: &Failure) -> Option<&str> {
+    f.detail.strip_prefix("slack ")?.split(' ').next()
+}
+
+/// `users.lookupByEmail` found nobody with the e-mail.
+pub fn user_not_found(f: &Failure) -> bool {
+    code_of(f) == Some("users_not_found")
+}
+
+/// A direct message Slack refused for that user alone (no such user, one the app may not
+/// message, a deactivated account), not for the token or Slack's own state: the alert goes to
+/// the fallback channel instead.
+pub fn refused_dm(f: &Failure) -> bool {
+    match f.reason {
+        Reason::NotFound | Reason::Gone | Reason::InvalidItem => true,
+        Reason::Auth => matches!(
+            code_of(f),
+            Some("not_in_channel" | "action_prohibited" | "restricted_action" | "cannot_dm_bot")
+        ),
+        _ => false,
+    }
+}
+
 fn label(code: &str, status: u16) -> String {
     if code.is_empty() {
         format!("slack HTTP {status}")

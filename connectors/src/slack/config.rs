@@ -24,6 +24,22 @@ pub struct SlackConfig {
     /// to burning is also shown in the channel). Needs `token` and `channel`.
     #[serde(default)]
     pub thread: Option<String>,
+    /// `"owner"`: each alert goes as a direct message to the lead's CRM owner (their e-mail,
+    /// kept in `crm_sync_state`, looked up with `users.lookupByEmail`), or to
+    /// `fallback_channel` when the lead has no owner or the owner has no Slack account. Needs
+    /// `token`; the default (`"channel"`) posts to `channel`.
+    #[serde(default = "default_recipient")]
+    pub recipient: String,
+    /// With `recipient = "owner"`: the channel id for alerts no owner can take, and digests.
+    #[serde(default)]
+    pub fallback_channel: Option<String>,
+    /// With `recipient = "owner"`: how long who has an e-mail in Slack is remembered
+    /// (default 1h).
+    #[serde(
+        default = "default_owner_cache",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub owner_cache: Duration,
     /// The Web API's base URL (default `https://slack.com/api`); change it only for tests.
     #[serde(default = "default_base_url")]
     pub base_url: String,
@@ -55,6 +71,14 @@ fn default_template() -> String {
 
 fn default_digest() -> String {
     "slack/digest".to_string()
+}
+
+fn default_recipient() -> String {
+    "channel".to_string()
+}
+
+fn default_owner_cache() -> Duration {
+    Duration::from_secs(3600)
 }
 
 fn default_timeout() -> Duration {

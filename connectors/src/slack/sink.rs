@@ -4,8 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::classify::{error_code, Answer};
+use super::classify::{self, error_code, Answer};
 use super::{enforce_limits, SlackConfig, DIGEST_SHOWN};
+use crate::cache::TtlCache;
 use crate::{
     http, Connector, Delivery, Failure, Outcome, Reason, RenderContext, RenderError, Secret,
     TemplateSet, VisitorState,
@@ -27,6 +28,10 @@ enum Mode {
 /// The key of a render's thread hints in the stored message (taken out before posting).
 const THREAD_HINT: &str = "_oie_thread";
 
+/// The key of a render's owner hint (the lead's CRM owner e-mail, or null), with
+/// `recipient = "owner"`; taken out before posting.
+const OWNER_HINT: &str = "_oie_owner";
+
 /// The key of a message update (`{"channel", "ts"}`): the payload becomes `chat.update`.
 pub const UPDATE: &str = "_oie_update";
 
@@ -36,6 +41,8 @@ pub struct Slack {
     mode: Mode,
     /// With `thread = "per_lead"`: where each lead's thread is kept.
     threads: Option<Arc<dyn VisitorState>>,
+    /// With `recipient = "owner"`: the Slack user of each owner e-mail (`None`: not in Slack).
+    owners: Option<TtlCache<Option<String>>>,
     templates: Arc<TemplateSet>,
     template: String,
     digest_template: String,
@@ -60,7 +67,27 @@ impl Slack {
             Some("per_lead") => Some(state),
             Some(other) => return Err(format!("thread = \"{other}\": the only value is \"per_lead\"")),
         };
-        let mode = match (config.webhook_url, config.token, config.channel) {
+        let owners = match config.recipient.as_str() {
+            "channel" if config.fallback_channel.is_some() => {
+                return Err("`fallback_channel` goes with recipient = \"owner\"; a channel connector posts to `channel`".into())
+            }
+            "channel" => None,
+            "owner" if config.token.is_none() => {
+                return Err("recipient = \"owner\" needs `token`: an incoming webhook posts to one channel only".into())
+            }
+            "owner" if config.channel.is_some() || config.thread_ts.is_some() => {
+                return Err("recipient = \"owner\" sends direct messages: set `fallback_channel` (for leads without an owner in Slack) instead of `channel` and `thread_ts`".into())
+            }
+            "owner" if config.fallback_channel.is_none() => {
+                return Err("recipient = \"owner\" needs `fallback_channel`: where alerts go when the lead has no owner or the owner is not in Slack".into())
+            }
+            "owner" => Some(TtlCache::new(config.owner_cache)),
+            other => {
+                return Err(format!("recipient = \"{other}\": the values are \"channel\" (the default) and \"owner\""))
+            }
+        };
+        let channel = config.channel.or(config.fallback_channel);
+        let mode = match (config.webhook_url, config.token, channel) {
             (Some(url), None, _) => {
                 reqwest::Url::parse(url.expose())
                     .map_err(|e| format!("webhook_url is not a valid URL: {e}"))?;
@@ -90,6 +117,7 @@ impl Slack {
             client,
             mode,
             threads,
+            owners,
             templates,
             template: config.template,
             digest_template: config.digest_template,
@@ -133,17 +161,41 @@ impl Slack {
         if let Some(target) = message.as_object_mut().and_then(|m| m.remove(UPDATE)) {
             return self.update(&target, message).await;
         }
-        let thread = self.thread_of(&mut message, &delivery.visitor_id);
+        let owner = match self.owner_of(&mut message).await {
+            Ok(owner) => owner,
+            Err(f) => return Outcome::Failed(f),
+        };
+        if let Some(user) = owner {
+            match self
+                .deliver(&message, Some(&user), &delivery.visitor_id)
+                .await
+            {
+                Outcome::Failed(f) if classify::refused_dm(&f) => {
+                    let detail = f.detail;
+                    tracing::info!(%detail, "slack refused the direct message to the lead's owner; posting to the fallback channel");
+                }
+                outcome => return outcome,
+            }
+        }
+        self.deliver(&message, None, &delivery.visitor_id).await
+    }
+
+    /// Posts `message` to `to` (a user id, for a direct message) or the connector's channel,
+    /// in the lead's thread when it has one there, and keeps the thread of a lead's first
+    /// message.
+    async fn deliver(&self, message: &Value, to: Option<&str>, visitor: &str) -> Outcome {
+        let mut message = message.clone();
+        let thread = self.thread_of(&mut message, visitor, to);
         let mut fallback = json!({"text": message["text"]});
         for key in ["thread_ts", "reply_broadcast"] {
             if let Some(v) = message.get(key) {
                 fallback[key] = v.clone();
             }
         }
-        let posted = match self.post(&message).await {
+        let posted = match self.post(&message, to).await {
             Err(Answer::InvalidBlocks) => {
                 tracing::warn!("slack refused the blocks (invalid_blocks); sending the text alone");
-                match self.post(&fallback).await {
+                match self.post(&fallback, to).await {
                     Err(Answer::InvalidBlocks) => {
                         return Outcome::failed(
                             Reason::InvalidItem,
@@ -161,7 +213,7 @@ impl Slack {
                     // A lead's first message: its thread from now on.
                     if let Some(ts) = answer["ts"].as_str() {
                         if let Some(threads) = &self.threads {
-                            threads.put(&scope, &delivery.visitor_id, ts);
+                            threads.put(&scope, visitor, ts);
                         }
                     }
                 }
@@ -170,6 +222,43 @@ impl Slack {
             Err(Answer::Failed(f)) => Outcome::Failed(f),
             Err(Answer::InvalidBlocks) => unreachable!("handled above"),
         }
+    }
+
+    /// With `recipient = "owner"`: takes the owner hint out of `message` and answers the Slack
+    /// user to send it to — `None` when the lead has no owner or the owner has no Slack account
+    /// (`users.lookupByEmail`, remembered for `owner_cache`). A failed lookup is the delivery's
+    /// failure, so it is retried as Slack asks.
+    async fn owner_of(&self, message: &mut Value) -> Result<Option<String>, Failure> {
+        let Some(hint) = message.as_object_mut().and_then(|m| m.remove(OWNER_HINT)) else {
+            return Ok(None);
+        };
+        let (
+            Some(owners),
+            Some(email),
+            Mode::Api {
+                endpoint, token, ..
+            },
+        ) = (&self.owners, hint.as_str(), &self.mode)
+        else {
+            return Ok(None);
+        };
+        if let Some(known) = owners.get(email) {
+            return Ok(known);
+        }
+        let url = endpoint.replace("/chat.postMessage", "/users.lookupByEmail");
+        let user = match self
+            .web(self.client.get(url).query(&[("email", email)]), token)
+            .await
+        {
+            Ok(answer) => answer["user"]["id"].as_str().map(str::to_string),
+            Err(Answer::Failed(f)) if classify::user_not_found(&f) => None,
+            Err(Answer::Failed(f)) => return Err(f.context("users.lookupByEmail")),
+            Err(Answer::InvalidBlocks) => {
+                return Err(Failure::new(Reason::ServerError, "users.lookupByEmail"))
+            }
+        };
+        owners.put(email, user.clone());
+        Ok(user)
     }
 
     /// `chat.update` of the message at `target` (`{"channel", "ts"}`) with `message`'s text and
@@ -211,15 +300,16 @@ impl Slack {
     }
 
     /// With `thread = "per_lead"`, makes a single lead's message a reply in the lead's thread
+    /// where it goes (`to`, or the channel)
     /// (broadcast to the channel when the render asked for it) and returns `None`; or, when the
     /// lead has no thread yet, returns the scope to keep the new message's `ts` under. Digests
     /// (no thread hint) are left alone.
-    fn thread_of(&self, message: &mut Value, visitor: &str) -> Option<String> {
+    fn thread_of(&self, message: &mut Value, visitor: &str, to: Option<&str>) -> Option<String> {
         let hint = message.as_object_mut()?.remove(THREAD_HINT)?;
         let (threads, Mode::Api { channel, .. }) = (self.threads.as_ref()?, &self.mode) else {
             return None;
         };
-        let scope = format!("slack:{channel}");
+        let scope = format!("slack:{}", to.unwrap_or(channel));
         match threads.get(&scope, visitor) {
             Some(ts) => {
                 message["thread_ts"] = json!(ts);
@@ -232,9 +322,9 @@ impl Slack {
         }
     }
 
-    /// One HTTP call; `Ok` with Slack's answer (`chat.postMessage`'s JSON, null for an incoming
-    /// webhook) when it accepted the message.
-    async fn post(&self, message: &Value) -> Result<Value, Answer> {
+    /// One HTTP call, to `to` (a user id) or the channel; `Ok` with Slack's answer
+    /// (`chat.postMessage`'s JSON, null for an incoming webhook) when it accepted the message.
+    async fn post(&self, message: &Value, to: Option<&str>) -> Result<Value, Answer> {
         // Link previews would fetch pages a visitor's browser named: never.
         let mut message = message.clone();
         message["unfurl_links"] = json!(false);
@@ -248,7 +338,7 @@ impl Slack {
                 thread_ts,
             } => {
                 let mut body = message;
-                body["channel"] = json!(channel);
+                body["channel"] = json!(to.unwrap_or(channel));
                 if let Some(ts) = thread_ts {
                     body["thread_ts"] = json!(ts);
                 }
@@ -329,6 +419,10 @@ impl Connector for Slack {
         }
     }
 
+    fn sends_to_owners(&self) -> bool {
+        self.owners.is_some()
+    }
+
     fn updates_messages_in(&self) -> Option<&str> {
         match &self.mode {
             Mode::Api { channel, .. } => Some(channel),
@@ -371,6 +465,15 @@ impl Connector for Slack {
                 && trigger["level"] == "burning"
                 && trigger["previousLevel"] != "burning";
             message[THREAD_HINT] = json!({"broadcast": broadcast});
+        }
+        if self.owners.is_some() {
+            // The first CRM record of the lead that names an owner (records are newest first).
+            let owner = context.data()["crm"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|r| r["ownerEmail"].as_str().filter(|e| !e.is_empty()));
+            message[OWNER_HINT] = json!(owner);
         }
         Ok(message.to_string())
     }

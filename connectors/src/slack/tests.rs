@@ -474,3 +474,170 @@ fn rendered_blocks_pass_slack_sdk_validation() {
 fn memory() -> Arc<dyn crate::VisitorState> {
     Arc::new(crate::MemoryState::default())
 }
+
+/// A Slack for `recipient = "owner"`: `users.lookupByEmail` knows rep@ (U0REP) and bot@
+/// (U0BOT, which cannot be messaged), answers `ratelimited` for busy@, and `users_not_found`
+/// otherwise; `chat.postMessage` takes any channel but U0BOT. Every call is logged as
+/// (method, `channel` or `email`).
+async fn owner_slack() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    use axum::extract::Query;
+    let log: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let (l1, l2) = (log.clone(), log.clone());
+    let lookup = move |Query(q): Query<std::collections::HashMap<String, String>>| {
+        let log = l1.clone();
+        async move {
+            let email = q.get("email").cloned().unwrap_or_default();
+            log.lock().unwrap().push(("lookup".into(), email.clone()));
+            match email.as_str() {
+                "rep@acme.example" => {
+                    axum::Json(json!({"ok": true, "user": {"id": "U0REP"}})).into_response()
+                }
+                "bot@acme.example" => {
+                    axum::Json(json!({"ok": true, "user": {"id": "U0BOT"}})).into_response()
+                }
+                "busy@acme.example" => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "7")],
+                    axum::Json(json!({"ok": false, "error": "ratelimited"})),
+                )
+                    .into_response(),
+                _ => axum::Json(json!({"ok": false, "error": "users_not_found"})).into_response(),
+            }
+        }
+    };
+    let post_message = move |body: String| {
+        let log = l2.clone();
+        async move {
+            let message: Value = serde_json::from_str(&body).unwrap();
+            let channel = message["channel"].as_str().unwrap().to_string();
+            log.lock().unwrap().push(("post".into(), channel.clone()));
+            let answer = if channel == "U0BOT" {
+                json!({"ok": false, "error": "cannot_dm_bot"})
+            } else {
+                json!({"ok": true, "channel": channel, "ts": "1795700000.000001"})
+            };
+            axum::Json(answer)
+        }
+    };
+    let app = Router::new()
+        .route("/api/users.lookupByEmail", axum::routing::get(lookup))
+        .route("/api/chat.postMessage", post(post_message));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), log)
+}
+
+fn owner_delivery(slack: &Slack, owner: Option<&str>) -> Delivery {
+    let mut input = data(lead(json!({})));
+    input["crm"] = json!([
+        {"connector": "salesforce", "id": "00Q1", "ownerEmail": null},
+        {"connector": "hubspot", "id": "501", "ownerEmail": owner},
+    ]);
+    Delivery {
+        key: "k".into(),
+        visitor_id: "ab3f9".into(),
+        payload: slack.render(&RenderContext::new(input)).unwrap(),
+        attempt: 1,
+    }
+}
+
+#[tokio::test]
+async fn recipient_owner_sends_a_dm_to_the_crm_owner_or_to_the_fallback_channel() {
+    let (base, log) = owner_slack().await;
+    let slack = slack(json!({
+        "webhook_url": null, "token": "${OIE_TEST_SLACK_TOKEN}", "recipient": "owner",
+        "fallback_channel": "C0FALL", "base_url": format!("{base}/api"),
+    }));
+    let (slack, log) = (&slack, &log);
+    let sent = |owner: Option<&str>| {
+        let d = owner_delivery(slack, owner);
+        async move {
+            log.lock().unwrap().clear();
+            let outcome = slack.send(&[d]).await.remove(0);
+            (outcome, log.lock().unwrap().clone())
+        }
+    };
+    let call = |m: &str, v: &str| (m.to_string(), v.to_string());
+
+    // The owner is in Slack: a DM, and the user is remembered.
+    let (outcome, calls) = sent(Some("rep@acme.example")).await;
+    assert_eq!(outcome, Outcome::Delivered { record_id: None });
+    assert_eq!(
+        calls,
+        vec![call("lookup", "rep@acme.example"), call("post", "U0REP")]
+    );
+    let (_, calls) = sent(Some("rep@acme.example")).await;
+    assert_eq!(calls, vec![call("post", "U0REP")], "the lookup is cached");
+
+    // No owner: the fallback channel, without a lookup.
+    let (outcome, calls) = sent(None).await;
+    assert_eq!(outcome, Outcome::Delivered { record_id: None });
+    assert_eq!(calls, vec![call("post", "C0FALL")]);
+
+    // An owner without a Slack account: the fallback channel (and that is remembered too).
+    let (_, calls) = sent(Some("left@acme.example")).await;
+    assert_eq!(
+        calls,
+        vec![call("lookup", "left@acme.example"), call("post", "C0FALL")]
+    );
+    let (_, calls) = sent(Some("left@acme.example")).await;
+    assert_eq!(calls, vec![call("post", "C0FALL")]);
+
+    // Slack refuses the DM for that user: the fallback channel, and the alert is delivered.
+    let (outcome, calls) = sent(Some("bot@acme.example")).await;
+    assert_eq!(outcome, Outcome::Delivered { record_id: None });
+    assert_eq!(
+        calls,
+        vec![
+            call("lookup", "bot@acme.example"),
+            call("post", "U0BOT"),
+            call("post", "C0FALL")
+        ]
+    );
+
+    // A throttled lookup throttles the delivery; nothing is posted.
+    let (outcome, calls) = sent(Some("busy@acme.example")).await;
+    assert_eq!(outcome.label(), "throttled");
+    assert_eq!(
+        outcome.failure().unwrap().after,
+        Some(Duration::from_secs(7))
+    );
+    assert_eq!(calls, vec![call("lookup", "busy@acme.example")]);
+}
+
+#[test]
+fn recipient_owner_config_mistakes_are_reported() {
+    let templates = Arc::new(TemplateSet::defaults());
+    let error = |extra: Value| {
+        Slack::new(config(extra), templates.clone(), memory())
+            .err()
+            .unwrap()
+    };
+    let api = |extra: Value| {
+        let mut c = json!({"webhook_url": null, "token": "${OIE_TEST_SLACK_TOKEN}"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    assert!(
+        error(json!({"recipient": "owner", "fallback_channel": "C1"})).contains("needs `token`")
+    );
+    assert!(error(api(json!({"recipient": "owner"}))).contains("needs `fallback_channel`"));
+    assert!(error(api(
+        json!({"recipient": "owner", "channel": "C1", "fallback_channel": "C2"})
+    ))
+    .contains("instead of `channel`"));
+    assert!(
+        error(api(json!({"channel": "C1", "fallback_channel": "C2"})))
+            .contains("goes with recipient = \"owner\"")
+    );
+    assert!(error(api(json!({"recipient": "manager", "channel": "C1"})))
+        .contains("\"channel\" (the default) and \"owner\""));
+    // Without recipient = "owner" the render carries no owner hint.
+    let plain = slack(json!({}))
+        .render(&RenderContext::new(data(lead(json!({})))))
+        .unwrap();
+    assert!(!plain.contains("_oie_owner"));
+}

@@ -57,7 +57,12 @@ pub struct Scripted {
     delay: Duration,
     batch: usize,
     crm: bool,
+    /// What `record_owners` answers for the ids asked (`None`: it never answers).
+    owners: Option<Box<Owners>>,
+    owner_reads: Mutex<Vec<Vec<String>>>,
 }
+
+type Owners = dyn Fn(&str) -> Option<Option<String>> + Send + Sync;
 
 impl Scripted {
     pub fn new(script: impl Fn(Ask) -> Outcome + Send + Sync + 'static) -> Scripted {
@@ -71,7 +76,24 @@ impl Scripted {
             delay: Duration::ZERO,
             batch: 1,
             crm: false,
+            owners: None,
+            owner_reads: Mutex::default(),
         }
+    }
+
+    /// `record_owners` answers each id with `owner(id)` (left out when `None`); an id
+    /// containing "hang" makes the read never answer.
+    pub fn owners(
+        mut self,
+        owner: impl Fn(&str) -> Option<Option<String>> + Send + Sync + 'static,
+    ) -> Scripted {
+        self.owners = Some(Box::new(owner));
+        self
+    }
+
+    /// The ids of each `record_owners` call.
+    pub fn owner_reads(&self) -> Vec<Vec<String>> {
+        self.owner_reads.lock().unwrap().clone()
     }
 
     /// Every request takes this long.
@@ -131,6 +153,22 @@ impl Connector for Scripted {
     }
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
         Ok(context.data().to_string())
+    }
+    async fn record_owners(
+        &self,
+        records: &[String],
+    ) -> Result<HashMap<String, Option<String>>, Failure> {
+        self.owner_reads.lock().unwrap().push(records.to_vec());
+        let Some(owner) = &self.owners else {
+            return Ok(HashMap::new());
+        };
+        if records.iter().any(|r| r.contains("hang")) {
+            std::future::pending::<()>().await;
+        }
+        Ok(records
+            .iter()
+            .filter_map(|r| Some((r.clone(), owner(r)?)))
+            .collect())
     }
     async fn send(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let at = self.start.elapsed().as_millis() as i64;
@@ -200,14 +238,24 @@ impl Harness {
     /// `settings` are the connector's delivery keys; retries back off from 1 s by default
     /// (`[delivery]` keys in `defaults` change that).
     pub async fn start(connector: Arc<dyn Connector>, settings: &str, defaults: &str) -> Harness {
+        Self::start_with(connector, settings, defaults, false).await
+    }
+
+    /// As [`Harness::start`], reading the owners of delivered records when `reads_owners`.
+    pub async fn start_with(
+        connector: Arc<dyn Connector>,
+        settings: &str,
+        defaults: &str,
+        reads_owners: bool,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("oie.db")).unwrap());
         let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.db")).unwrap());
         let delivery: ConnectorDelivery = toml::from_str(settings).unwrap();
         let defaults: DeliveryConfig = toml::from_str(defaults).unwrap();
-        let rt = Arc::new(ConnectorRuntime::new(
-            "crm", connector, &delivery, &defaults,
-        ));
+        let mut rt = ConnectorRuntime::new("crm", connector, &delivery, &defaults);
+        rt.reads_owners = reads_owners;
+        let rt = Arc::new(rt);
         let (tx, rx) = mpsc::channel(64);
         let writeback: Arc<dyn LeadStore> = store.clone();
         let recorder = tokio::spawn(run_recorder(rx, outbox.clone(), writeback));

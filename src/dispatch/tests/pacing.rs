@@ -115,3 +115,65 @@ async fn a_send_that_never_answers_counts_as_timed_out_at_its_deadline() {
     assert_eq!(times[0], 0);
     assert!((13_000..=13_010).contains(&times[1]), "{times:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn owners_are_read_after_crm_deliveries_and_a_read_that_hangs_holds_nothing() {
+    let crm = Arc::new(
+        Scripted::new(|ask| match ask.delivery.visitor_id.as_str() {
+            v if v.starts_with("bad") => failed(Reason::InvalidItem),
+            v => Outcome::Delivered {
+                record_id: Some(format!("crm-{v}")),
+            },
+        })
+        .crm(10)
+        .owners(|id| match id {
+            "crm-owned" => Some(Some("rep@acme.example".into())),
+            "crm-unowned" => Some(None),
+            _ => None,
+        }),
+    );
+    let h = Harness::start_with(crm.clone(), "batch_wait = \"1s\"", FAST_RETRIES, true).await;
+    h.queue_visitors(&["owned", "unowned", "unread", "bad"].map(String::from));
+    // A Claim's owner assignment knows its owner: it is not read.
+    h.queue(vec![NewDelivery {
+        key: "k-claimed".into(),
+        trigger_kind: "claim".into(),
+        payload: Ok(oie_connectors::owner::payload(
+            "Ada@Acme.example",
+            "crm-claimed",
+        )),
+        ..delivery("claimed")
+    }]);
+    h.until(Duration::from_secs(10), |h| {
+        h.count("queued") + h.count("inflight") == 0
+    })
+    .await;
+    // A read that never answers ends at the send's deadline; its deliveries are made.
+    h.queue_visitors(&["hang".to_string()]);
+    let took = h
+        .until(Duration::from_secs(120), |h| {
+            h.count("queued") + h.count("inflight") == 0
+        })
+        .await;
+    assert!(took <= h.rt.deadline + Duration::from_secs(2), "{took:?}");
+    let done = h.stop().await;
+    let reads = crm.owner_reads();
+    assert_eq!(
+        reads[0],
+        ["crm-owned", "crm-unowned", "crm-unread"],
+        "one read for the batch's delivered records: {reads:?}"
+    );
+    let owner = |v: &str| {
+        done.store
+            .sync_state(v, "crm")
+            .unwrap()
+            .unwrap()
+            .owner_email
+    };
+    assert_eq!(owner("owned").as_deref(), Some("rep@acme.example"));
+    assert_eq!(owner("claimed").as_deref(), Some("ada@acme.example"));
+    assert_eq!(owner("unowned"), None);
+    assert_eq!(owner("unread"), None);
+    let hung = done.store.sync_state("hang", "crm").unwrap().unwrap();
+    assert!(hung.synced, "delivered, though its owner was never read");
+}

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::task::TaskTracker;
 
-use super::{Chores, LeadStore, SqliteStore, SyncRecord};
+use super::{Chores, CrmRecord, LeadStore, SqliteStore, SyncRecord};
 use crate::bigquery::query::Warehouse;
 use crate::config::StoreConfig;
 use crate::lead::Level;
@@ -137,7 +137,7 @@ impl LeadStore for BigQueryStore {
         Ok(())
     }
 
-    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<(String, String)>> {
+    async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>> {
         Ok(self
             .crm_ids(&[visitor])
             .await?

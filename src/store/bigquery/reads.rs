@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{Alert, BigQueryStore, Cursor};
 use crate::bigquery::query::{Param, Row};
 use crate::lead::{stored_fields, Lead, Level};
+use crate::store::CrmRecord;
 
 impl BigQueryStore {
     /// The newest `updatedAt` in `lead_profiles` (ms), `None` when it is empty.
@@ -108,23 +109,24 @@ impl BigQueryStore {
             .collect()
     }
 
-    /// The known CRM record ids of each lead, newest first: from `crm_sync_state` and the
+    /// The known CRM records of each lead, newest first: from `crm_sync_state` and the
     /// outcomes of the last 2 days not folded yet.
     pub async fn crm_ids(
         &self,
         visitor_ids: &[&str],
-    ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
+    ) -> anyhow::Result<HashMap<String, Vec<CrmRecord>>> {
         if visitor_ids.is_empty() {
             return Ok(HashMap::new());
         }
         let rows = self
             .wh
             .query(
-                "SELECT visitorId, connector, crmContactId, lastSyncedAt AS at
+                "SELECT visitorId, connector, crmContactId, COALESCE(ownerEmail, '') AS ownerEmail,
+                        lastSyncedAt AS at
                  FROM `${dataset}.crm_sync_state`
                  WHERE visitorId IN UNNEST(@ids) AND crmContactId IS NOT NULL
                  UNION ALL
-                 SELECT visitorId, connector, crmContactId, syncedAt AS at
+                 SELECT visitorId, connector, crmContactId, ownerEmail, syncedAt AS at
                  FROM `${dataset}.crm_sync_log`
                  WHERE syncTime >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 2 DAY)
                    AND visitorId IN UNNEST(@ids) AND success AND crmContactId IS NOT NULL",
@@ -160,25 +162,39 @@ fn lead(row: &Row) -> Lead {
     Lead::from_json(&fields)
 }
 
-/// visitorId → [(connector, record id)], newest first, one per connector.
-fn newest_ids(rows: &[Row]) -> HashMap<String, Vec<(String, String)>> {
-    let mut all: Vec<(&str, &str, &str, i64)> = rows
+/// visitorId → its records, newest first, one per connector: the newest record id, and the
+/// owner the newest row that read one says (`ownerEmail` '' for none, NULL for not read).
+fn newest_ids(rows: &[Row]) -> HashMap<String, Vec<CrmRecord>> {
+    let mut all: Vec<(&str, &str, &str, Option<&str>, i64)> = rows
         .iter()
         .filter_map(|r| {
             Some((
                 r.get("visitorId")?.as_str()?,
                 r.get("connector")?.as_str()?,
                 r.get("crmContactId")?.as_str()?,
+                r.get("ownerEmail").and_then(Value::as_str),
                 r.get("at").and_then(Value::as_i64).unwrap_or(0),
             ))
         })
         .collect();
-    all.sort_by_key(|r| std::cmp::Reverse(r.3));
-    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (visitor, connector, id, _) in all {
-        let ids = out.entry(visitor.to_string()).or_default();
-        if !ids.iter().any(|(c, _)| c == connector) {
-            ids.push((connector.to_string(), id.to_string()));
+    all.sort_by_key(|r| std::cmp::Reverse(r.4));
+    let mut out: HashMap<String, Vec<CrmRecord>> = HashMap::new();
+    let mut owner_read: HashMap<(&str, &str), bool> = HashMap::new();
+    for (visitor, connector, id, owner, _) in all {
+        let records = out.entry(visitor.to_string()).or_default();
+        if !records.iter().any(|r| r.connector == connector) {
+            records.push(CrmRecord {
+                connector: connector.to_string(),
+                id: id.to_string(),
+                owner_email: None,
+            });
+        }
+        let read = owner_read.entry((visitor, connector)).or_default();
+        if let (Some(owner), false) = (owner, *read) {
+            *read = true;
+            if let Some(r) = records.iter_mut().find(|r| r.connector == connector) {
+                r.owner_email = Some(owner.to_string()).filter(|o| !o.is_empty());
+            }
         }
     }
     out
@@ -197,16 +213,28 @@ mod tests {
                 .unwrap()
                 .clone()
         };
+        let owned = |mut r: Row, owner: &str| {
+            r.insert("ownerEmail".into(), json!(owner));
+            r
+        };
         let ids = newest_ids(&[
             row("v1", "hubspot", "old", 1),
+            owned(row("v1", "hubspot", "new", 4), "rep@acme.example"),
+            // The newest outcome did not read the owner: the one before it did.
             row("v1", "hubspot", "new", 5),
-            row("v1", "salesforce", "00Q", 3),
+            owned(row("v1", "salesforce", "00Q", 3), ""),
+            owned(row("v1", "salesforce", "00Q", 2), "old@acme.example"),
         ]);
+        let record = |c: &str, id: &str, owner: Option<&str>| CrmRecord {
+            connector: c.into(),
+            id: id.into(),
+            owner_email: owner.map(str::to_string),
+        };
         assert_eq!(
             ids["v1"],
             vec![
-                ("hubspot".to_string(), "new".to_string()),
-                ("salesforce".to_string(), "00Q".to_string())
+                record("hubspot", "new", Some("rep@acme.example")),
+                record("salesforce", "00Q", None)
             ]
         );
     }

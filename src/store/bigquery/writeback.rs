@@ -166,6 +166,7 @@ fn log_row(r: &SyncRecord) -> Value {
         "error": error,
         "syncedAt": r.at_ms,
         "syncTime": trigger_rfc3339(r.at_ms),
+        "ownerEmail": r.owner_email,
     })
 }
 
@@ -228,6 +229,7 @@ mod tests {
             connector: "crm".into(),
             at_ms: 1_795_700_000_000,
             result: Ok(Some(format!("c{i}"))),
+            owner_email: None,
         }
     }
 
@@ -295,6 +297,7 @@ mod tests {
             connector: "crm".into(),
             at_ms: 1_795_700_000_000,
             result: Err("INVALID_EMAIL".into()),
+            owner_email: None,
         });
         assert_eq!(row["success"], json!(false));
         assert_eq!(row["crmContactId"], Value::Null);
