@@ -77,6 +77,27 @@ fn fixture_scores_equal_sqlite_lead_by_lead() {
 }
 
 #[test]
+fn fixture_accounts_equal_sqlite_account_by_account() {
+    let Some(mut bq) = warehouse("accounts") else {
+        return;
+    };
+    scoring::fixture_scores(&mut bq);
+    scoring::fixture_accounts(&mut bq);
+    let mut sqlite = Sqlite::new();
+    scoring::fixture_scores(&mut sqlite);
+    let columns = "accountDomain, company, people, engagedPeople, peakScore, accountScore, accountLevel, previousLevel, levelChangedAt, lastVisitAt, topPages, scoredAt";
+    let accounts = |wh: &mut dyn Warehouse| {
+        wh.select(&format!(
+            "SELECT {columns} FROM {{}}account_profiles ORDER BY accountDomain"
+        ))
+    };
+    assert_eq!(accounts(&mut bq), accounts(&mut sqlite));
+    scoring::account_moves(&mut bq);
+    scoring::account_moves(&mut sqlite);
+    assert_eq!(accounts(&mut bq), accounts(&mut sqlite));
+}
+
+#[test]
 fn each_step_twice_changes_nothing() {
     let Some(mut bq) = warehouse("idem") else {
         return;

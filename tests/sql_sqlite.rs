@@ -13,6 +13,14 @@ fn fixture_scores_and_export() {
 }
 
 #[test]
+fn fixture_accounts_and_a_lead_moving_to_another_account() {
+    let mut wh = Sqlite::new();
+    scoring::fixture_scores(&mut wh);
+    scoring::fixture_accounts(&mut wh);
+    scoring::account_moves(&mut wh);
+}
+
+#[test]
 fn each_step_twice_changes_nothing() {
     let mut wh = Sqlite::new();
     scoring::fixture_scores(&mut wh);

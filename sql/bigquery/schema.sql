@@ -170,6 +170,31 @@ CREATE TABLE IF NOT EXISTS `${dataset}.crm_sync_state` (
 )
 CLUSTER BY visitorId, connector;
 
+-- Accounts: intent rolled up by company. An account is the lower-cased domain of its people's
+-- business e-mail (free-mail domains have none); queries/6_account_profiles.sql keeps it.
+CREATE TABLE IF NOT EXISTS `${dataset}.account_profiles` (
+  accountDomain   STRING NOT NULL,
+  company         STRING,           -- the most frequent company of its people
+  people          INT64 NOT NULL,   -- leads with an event in the 90-day window
+  engagedPeople   INT64 NOT NULL,   -- of those, score ≥ 40
+  peakScore       INT64 NOT NULL,   -- the highest score of its people
+  accountScore    INT64 NOT NULL,
+  accountLevel    STRING NOT NULL,  -- cold, warm, hot or burning
+  previousLevel   STRING,           -- the level before the last change (NULL: first scored)
+  levelChangedAt  INT64,
+  lastVisitAt     INT64,
+  topPages        STRING,           -- JSON [{"path", "views"}]: the account's 5 most viewed pages
+  scoredAt        INT64,
+  updatedAt       TIMESTAMP NOT NULL -- @now of the run that last changed an account field
+)
+CLUSTER BY accountDomain;
+
+-- E-mail domains that name no company (gmail.com, …): their leads have no account. Seeded
+-- with the common providers (free_mail_domains.sql); edit the rows like page_classes.
+CREATE TABLE IF NOT EXISTS `${dataset}.free_mail_domains` (
+  domain  STRING NOT NULL
+);
+
 -- URL-path patterns (LIKE syntax) that make a pageview a pricing, case-study or product view.
 -- Edit the rows to match your site; see sql/README.md.
 CREATE TABLE IF NOT EXISTS `${dataset}.page_classes` (

@@ -213,6 +213,81 @@ CREATE TABLE IF NOT EXISTS crm_sync_log (
 );
 CREATE INDEX IF NOT EXISTS crm_sync_log_by_time ON crm_sync_log (syncedAt);
 
+-- Accounts: intent rolled up by company. An account is the lower-cased domain of its people's
+-- business e-mail (free-mail domains have none); queries/6_account_profiles.sql keeps it.
+CREATE TABLE IF NOT EXISTS account_profiles (
+  accountDomain   TEXT PRIMARY KEY,
+  company         TEXT,     -- the most frequent company of its people
+  people          INTEGER NOT NULL DEFAULT 0,  -- leads with an event in the 90-day window
+  engagedPeople   INTEGER NOT NULL DEFAULT 0,  -- of those, score ≥ 40
+  peakScore       INTEGER NOT NULL DEFAULT 0,  -- the highest score of its people
+  accountScore    INTEGER NOT NULL DEFAULT 0 CHECK (accountScore BETWEEN 0 AND 100),
+  accountLevel    TEXT NOT NULL DEFAULT 'cold'
+                  CHECK (accountLevel IN ('cold', 'warm', 'hot', 'burning')),
+  previousLevel   TEXT,     -- the level before the last change (NULL: first scored)
+  levelChangedAt  INTEGER,
+  lastVisitAt     INTEGER,
+  topPages        TEXT,     -- JSON [{"path", "views"}]: the account's 5 most viewed pages
+  scoredAt        INTEGER,
+  updatedAt       INTEGER NOT NULL DEFAULT 0,  -- set by the triggers below, as for leads
+  changeSeq       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS account_profiles_by_change ON account_profiles (changeSeq);
+
+DROP TRIGGER IF EXISTS account_profiles_inserted;
+CREATE TRIGGER account_profiles_inserted AFTER INSERT ON account_profiles
+BEGIN
+  UPDATE account_profiles
+     SET changeSeq = (SELECT MAX(COALESCE((SELECT MAX(changeSeq) FROM account_profiles), 0), COALESCE((SELECT value FROM scoring_state WHERE name = 'account_seq_floor'), 0)) + 1),
+         updatedAt = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+   WHERE accountDomain = NEW.accountDomain;
+END;
+
+DROP TRIGGER IF EXISTS account_profiles_updated;
+CREATE TRIGGER account_profiles_updated AFTER UPDATE ON account_profiles
+WHEN NEW.changeSeq = OLD.changeSeq AND (
+    OLD.company IS NOT NEW.company
+   OR OLD.people IS NOT NEW.people
+   OR OLD.engagedPeople IS NOT NEW.engagedPeople
+   OR OLD.peakScore IS NOT NEW.peakScore
+   OR OLD.accountScore IS NOT NEW.accountScore
+   OR OLD.accountLevel IS NOT NEW.accountLevel
+   OR OLD.lastVisitAt IS NOT NEW.lastVisitAt
+   OR OLD.topPages IS NOT NEW.topPages
+)
+BEGIN
+  UPDATE account_profiles
+     SET changeSeq = (SELECT MAX(COALESCE((SELECT MAX(changeSeq) FROM account_profiles), 0), COALESCE((SELECT value FROM scoring_state WHERE name = 'account_seq_floor'), 0)) + 1),
+         updatedAt = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+   WHERE accountDomain = NEW.accountDomain;
+END;
+
+DROP TRIGGER IF EXISTS account_profiles_deleted;
+CREATE TRIGGER account_profiles_deleted AFTER DELETE ON account_profiles
+BEGIN
+  INSERT INTO scoring_state (name, value) VALUES ('account_seq_floor', OLD.changeSeq)
+  ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);
+END;
+
+-- Which account each lead counted in at the last account run: when a lead's e-mail changes
+-- domain (or the lead is erased), the account it leaves is rescored too.
+CREATE TABLE IF NOT EXISTS account_members (
+  visitorId      TEXT PRIMARY KEY,
+  accountDomain  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS account_members_by_domain ON account_members (accountDomain);
+
+-- Accounts to rescore at the next run whatever changed (an erased lead's account).
+CREATE TABLE IF NOT EXISTS account_pending (
+  accountDomain  TEXT PRIMARY KEY
+);
+
+-- E-mail domains that name no company (gmail.com, …): their leads have no account. Seeded
+-- with the common providers (free_mail_domains.sql); edit the rows like page_classes.
+CREATE TABLE IF NOT EXISTS free_mail_domains (
+  domain  TEXT PRIMARY KEY
+);
+
 -- URL-path patterns (LIKE syntax) that make a pageview a pricing, case-study or product view.
 CREATE TABLE IF NOT EXISTS page_classes (
   pageClass  TEXT NOT NULL CHECK (pageClass IN ('pricing', 'case_study', 'product')),

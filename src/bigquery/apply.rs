@@ -1,7 +1,7 @@
 //! `oie bigquery apply`: makes the dataset match `sql/bigquery/schema.sql` — creates what is
 //! missing (tables with their partitioning, clustering and expiry, through `tables.insert`,
 //! which keeps all three), adds missing columns, corrects clustering and partition expiry,
-//! seeds the default page classes into an empty table — and says what it changed. Run twice,
+//! seeds the default page classes and free-mail domains into empty tables — and says what it changed. Run twice,
 //! the second run changes nothing. What cannot be changed in place (a column's type, adding
 //! partitioning to an existing table) is reported, never forced.
 
@@ -19,7 +19,9 @@ use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 use gcp_bigquery_client::Client;
 
 use super::client::not_found;
-use super::schema::{rest_type, tables, Column, TableSpec, PAGE_CLASSES_SQL, SCHEMA_SQL};
+use super::schema::{
+    rest_type, tables, Column, TableSpec, FREE_MAIL_DOMAINS_SQL, PAGE_CLASSES_SQL, SCHEMA_SQL,
+};
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -118,8 +120,7 @@ pub async fn apply(
             }
         }
     }
-    let new = created.contains(&"page_classes");
-    seed_page_classes(client, project, dataset, new, dry_run, &mut report).await?;
+    seed(client, project, dataset, &created, dry_run, &mut report).await?;
     Ok(report)
 }
 
@@ -283,37 +284,52 @@ async fn update(
     Ok(())
 }
 
-async fn seed_page_classes(
+/// A table whose default rows are seeded while it is empty, and the file that seeds it.
+const SEEDED: [(&str, &str, &str); 2] = [
+    (
+        "page_classes",
+        PAGE_CLASSES_SQL,
+        "the default patterns (sql/bigquery/page_classes.sql)",
+    ),
+    (
+        "free_mail_domains",
+        FREE_MAIL_DOMAINS_SQL,
+        "the common free-mail providers (sql/bigquery/free_mail_domains.sql)",
+    ),
+];
+
+/// Seeds each of [`SEEDED`] that is empty (your own rows are kept).
+async fn seed(
     client: &Client,
     project: &str,
     dataset: &str,
-    new: bool,
+    created: &[&str],
     dry_run: bool,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    // A table created (or, in a dry run, to be created) by this run is empty.
-    let empty = new || {
-        let count_sql = format!("SELECT COUNT(*) AS n FROM `{dataset}.page_classes`");
-        let mut rs = ResultSet::new_from_query_response(
-            client
-                .job()
-                .query(project, QueryRequest::new(count_sql))
-                .await?,
-        );
-        let n = if rs.next_row() {
-            rs.get_i64(0)?.unwrap_or(0)
-        } else {
-            0
+    for (table, sql, what) in SEEDED {
+        // A table created (or, in a dry run, to be created) by this run is empty.
+        let empty = created.contains(&table) || {
+            let count_sql = format!("SELECT COUNT(*) AS n FROM `{dataset}.{table}`");
+            let mut rs = ResultSet::new_from_query_response(
+                client
+                    .job()
+                    .query(project, QueryRequest::new(count_sql))
+                    .await?,
+            );
+            let n = if rs.next_row() {
+                rs.get_i64(0)?.unwrap_or(0)
+            } else {
+                0
+            };
+            n == 0
         };
-        n == 0
-    };
-    if empty {
-        report.changes.push(
-            "seed page_classes with the default patterns (sql/bigquery/page_classes.sql)".into(),
-        );
-        if !dry_run {
-            let sql = PAGE_CLASSES_SQL.replace("${dataset}", dataset);
-            client.job().query(project, QueryRequest::new(sql)).await?;
+        if empty {
+            report.changes.push(format!("seed {table} with {what}"));
+            if !dry_run {
+                let sql = sql.replace("${dataset}", dataset);
+                client.job().query(project, QueryRequest::new(sql)).await?;
+            }
         }
     }
     Ok(())
@@ -323,12 +339,12 @@ async fn seed_page_classes(
 pub fn scheduled_queries(project: &str, dataset: &str, location: &str) -> String {
     format!(
         r#"Scheduled queries to install (BigQuery runs them; oie reads their results):
-  "oie scoring"         every 15 minutes: queries/1_sessions.sql, 2_lead_profiles.sql, 3_hot_lead_alerts.sql, in this order
+  "oie scoring"         every 15 minutes: queries/1_sessions.sql, 2_lead_profiles.sql, 6_account_profiles.sql, 3_hot_lead_alerts.sql, in this order
   "oie crm sync state"  every 15 minutes: queries/5_crm_sync_state.sql
   (queries/4_personalization_export.sql is read on demand)
 With the Google Cloud SDK, from the repository root:
   sub() {{ sed -e "s/\${{dataset}}/{dataset}/g" -e 's/@now/@run_time/g' "$1"; }}
-  scoring=$(for q in 1_sessions 2_lead_profiles 3_hot_lead_alerts; do sub sql/bigquery/queries/$q.sql; done)
+  scoring=$(for q in 1_sessions 2_lead_profiles 6_account_profiles 3_hot_lead_alerts; do sub sql/bigquery/queries/$q.sql; done)
   bq mk --transfer_config --project_id={project} --location={location} --data_source=scheduled_query \
     --display_name="oie scoring" --schedule="every 15 minutes" --params="$(jq -n --arg q "$scoring" '{{query: $q}}')"
   bq mk --transfer_config --project_id={project} --location={location} --data_source=scheduled_query \

@@ -5,6 +5,8 @@
 pub const SCHEMA_SQL: &str = include_str!("../../sql/bigquery/schema.sql");
 /// The default page classes, seeded into an empty `page_classes` table.
 pub const PAGE_CLASSES_SQL: &str = include_str!("../../sql/bigquery/page_classes.sql");
+/// The default free-mail domains, seeded into an empty `free_mail_domains` table.
+pub const FREE_MAIL_DOMAINS_SQL: &str = include_str!("../../sql/bigquery/free_mail_domains.sql");
 
 /// One column.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,16 +22,24 @@ macro_rules! step {
 }
 
 /// The steps, in the order they run.
-pub const STEPS: [Step; 5] = [
+pub const STEPS: [Step; 6] = [
     step!("1_sessions"),
     step!("2_lead_profiles"),
     step!("3_hot_lead_alerts"),
     step!("4_personalization_export"),
     step!("5_crm_sync_state"),
+    step!("6_account_profiles"),
 ];
+
+/// What the daemon runs seconds after events arrive, in this order (positions in [`STEPS`]):
+/// sessions, profiles, accounts, alerts.
+pub const RESCORE: [usize; 4] = [0, 1, 5, 2];
 
 /// The default page classes (idempotent).
 pub const PAGE_CLASSES: &str = include_str!("../../sql/sqlite/page_classes.sql");
+
+/// The default free-mail domains (idempotent).
+pub const FREE_MAIL_DOMAINS: &str = include_str!("../../sql/sqlite/free_mail_domains.sql");
 
 /// Rows a step returned: column names, then values.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -70,11 +78,11 @@ pub fn run_step(conn: &mut Connection, sql: &str, now_ms: i64) -> rusqlite::Resu
     Ok(out)
 }
 
-/// Rescores what changed since the last run (steps 1–3: sessions, profiles, alerts): what the
+/// Rescores what changed since the last run (sessions, profiles, accounts, alerts): what the
 /// daemon runs seconds after events arrive. Returns how many leads were rescored.
 pub fn rescore(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<usize> {
     let mut rescored = 0;
-    for step in &STEPS[..3] {
+    for step in RESCORE.map(|i| STEPS[i]) {
         let rows = run_step(conn, step.sql, now_ms)?;
         if step.name == "2_lead_profiles" {
             if let Some(Value::Integer(n)) = rows.rows.first().and_then(|r| r.first()) {

@@ -150,6 +150,11 @@ impl SqliteStore {
                 sync_state: del("DELETE FROM crm_sync_state WHERE visitorId = ?1")?,
                 sync_log: del("DELETE FROM crm_sync_log WHERE visitorId = ?1")?,
             };
+            // The account it counted in is rescored without it at the next scoring run (and
+            // deleted if it was the only member).
+            del("INSERT OR IGNORE INTO account_pending (accountDomain)
+                 SELECT accountDomain FROM account_members WHERE visitorId = ?1")?;
+            del("DELETE FROM account_members WHERE visitorId = ?1")?;
             tx.commit()?;
             Ok(erased)
         })
@@ -190,5 +195,46 @@ mod tests {
         let after = store.changed_leads(newest, 10).unwrap();
         assert_eq!(after.len(), 1, "the change after the erasure is seen");
         assert!(after[0].version() > newest);
+    }
+
+    /// An erased lead leaves its account at the next scoring run; the account goes with its
+    /// last member.
+    #[test]
+    fn an_erased_lead_leaves_its_account() {
+        let (_dir, store) = store();
+        let lead = |id: &str, score: i64| {
+            store
+                .with_conn(|c| {
+                    c.execute(
+                        "INSERT INTO lead_profiles (visitorId, email, intentScore, engagementLevel, lastVisitAt)
+                         VALUES (?1, ?1 || '@globex.example', ?2, 'warm', 1000)",
+                        rusqlite::params![id, score],
+                    )?;
+                    Ok(())
+                })
+                .unwrap()
+        };
+        let account = || {
+            store
+                .with_conn(|c| {
+                    Ok(c.query_row(
+                        "SELECT people, peakScore FROM account_profiles WHERE accountDomain = 'globex.example'",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )
+                    .ok())
+                })
+                .unwrap()
+        };
+        lead("ann", 70);
+        lead("bo", 45);
+        store.rescore(2000).unwrap();
+        assert_eq!(account(), Some((2, 70)));
+        store.erase("ann").unwrap();
+        store.rescore(3000).unwrap();
+        assert_eq!(account(), Some((1, 45)));
+        store.erase("bo").unwrap();
+        store.rescore(4000).unwrap();
+        assert_eq!(account(), None);
     }
 }

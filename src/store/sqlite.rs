@@ -28,6 +28,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let conn = crate::sqlite::open(path, SCHEMA)?;
         conn.execute_batch(crate::scoring::PAGE_CLASSES)?;
+        conn.execute_batch(crate::scoring::FREE_MAIL_DOMAINS)?;
         let reader = crate::sqlite::open_reader(path)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),

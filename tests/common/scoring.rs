@@ -103,12 +103,13 @@ pub fn export(wh: &mut dyn Warehouse) {
     assert_eq!(get(&rows[1], "firstName"), Some("Jane"));
 }
 
-const TABLES: [(&str, &str); 5] = [
+const TABLES: [(&str, &str); 6] = [
     ("sessions", "sessionId"),
     ("lead_profiles", "visitorId"),
     ("hot_lead_alerts", "alertId"),
     ("crm_sync_state", "visitorId, connector"),
     ("page_classes", "pageClass, pattern"),
+    ("account_profiles", "accountDomain"),
 ];
 
 fn snapshot(wh: &mut dyn Warehouse) -> Vec<Vec<Row>> {
@@ -119,7 +120,7 @@ fn snapshot(wh: &mut dyn Warehouse) -> Vec<Vec<Row>> {
 pub fn idempotence(wh: &mut dyn Warehouse) {
     let now = fixture()["nowMs"].as_i64().unwrap();
     let before = snapshot(wh);
-    for n in 1..=5 {
+    for n in 1..=6 {
         wh.run(n, now);
         let after = snapshot(wh);
         for (i, (table, _)) in TABLES.iter().enumerate() {
@@ -431,4 +432,163 @@ pub fn crm_fold(wh: &mut dyn Warehouse) {
     wh.insert_sync_log(&[owned("d9", now + 6 * m, Some(""))]);
     wh.run(5, now + 7 * m);
     assert_eq!(owner(wh, "o"), None, "the record has no owner now");
+}
+
+/// After the fixture: every account has its hand-computed row (and no lead at a free-mail
+/// domain, or without a valid e-mail, makes one).
+pub fn fixture_accounts(wh: &mut dyn Warehouse) {
+    let f = fixture();
+    let now = f["nowMs"].as_i64().unwrap();
+    let accounts = wh.table("account_profiles", "accountDomain");
+    let profiles = wh.table("lead_profiles", "visitorId");
+    let mut wrong = Vec::new();
+    for a in f["accounts"].as_array().unwrap() {
+        let domain = a["domain"].as_str().unwrap();
+        let Some(row) = accounts
+            .iter()
+            .find(|r| get(r, "accountDomain") == Some(domain))
+        else {
+            wrong.push(format!("{domain}: no account"));
+            continue;
+        };
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+        let last_visit = a["peopleIds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|id| {
+                profiles
+                    .iter()
+                    .find(|p| get(p, "visitorId") == id.as_str())
+                    .and_then(|p| get(p, "lastVisitAt"))
+                    .map(|t| t.parse::<i64>().unwrap())
+            })
+            .max();
+        for (column, want) in [
+            ("people", text(&a["people"])),
+            ("engagedPeople", text(&a["engagedPeople"])),
+            ("peakScore", text(&a["peakScore"])),
+            ("accountScore", text(&a["accountScore"])),
+            ("accountLevel", text(&a["level"])),
+            ("company", text(&a["company"])),
+            ("previousLevel", None),
+            ("levelChangedAt", Some(now.to_string())),
+            ("scoredAt", Some(now.to_string())),
+            ("lastVisitAt", last_visit.map(|t| t.to_string())),
+        ] {
+            if get(row, column).map(str::to_string) != want {
+                wrong.push(format!(
+                    "{domain} ({}): {column} = {:?}, want {want:?} ({})",
+                    a["why"],
+                    get(row, column),
+                    a["arithmetic"]
+                ));
+            }
+        }
+        let pages =
+            get(row, "topPages").and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+        if pages.as_ref() != Some(&a["topPages"]) {
+            wrong.push(format!(
+                "{domain}: topPages = {pages:?}, want {}",
+                a["topPages"]
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong accounts:\n{}", wrong.join("\n"));
+    let domains: Vec<&str> = accounts
+        .iter()
+        .filter_map(|r| get(r, "accountDomain"))
+        .collect();
+    assert_eq!(
+        domains.len(),
+        f["accounts"].as_array().unwrap().len(),
+        "only the fixture's accounts ({}): {domains:?}",
+        f["noAccount"]["why"]
+    );
+}
+
+/// After the fixture: a lead whose e-mail moves to another company's domain leaves its old
+/// account (deleted, as it was the only member) and joins the new one; no other account row
+/// changes. Then each step again changes nothing.
+pub fn account_moves(wh: &mut dyn Warehouse) {
+    let f = fixture();
+    let now = f["nowMs"].as_i64().unwrap();
+    let before = wh.table("account_profiles", "accountDomain");
+    wh.insert_identity(
+        &json!({"shortId": "v31", "email": "li.wei@globex.example", "firstName": "Li",
+        "lastName": "Wei", "company": "Globex", "title": "CTO", "createdAt": 1000}),
+    );
+    wh.insert_events(
+        &events(
+            Some("v31"),
+            &json!([["s1", "-30m", "pageview", "/pricing"]]),
+            now,
+            now,
+        )
+        .into_iter()
+        .map(|mut e| {
+            e.event_id = "v31-late".into();
+            e
+        })
+        .collect::<Vec<_>>(),
+    );
+    wh.run_all(now);
+    let after = wh.table("account_profiles", "accountDomain");
+    let domain = |r: &Row| get(r, "accountDomain").unwrap_or("").to_string();
+    let unchanged: Vec<String> = before
+        .iter()
+        .filter(|b| after.contains(b))
+        .map(domain)
+        .collect();
+    assert_eq!(
+        unchanged,
+        [
+            "acme-corp.example",
+            "acme.example",
+            "hooli.example",
+            "umbrella.example"
+        ],
+        "only the two accounts v31 left and joined change"
+    );
+    assert!(
+        !after.iter().any(|r| domain(r) == "initech.example"),
+        "an account without members is deleted"
+    );
+    let score = |v: &str| {
+        let rows = wh.select(&format!(
+            "SELECT intentScore FROM {{}}lead_profiles WHERE visitorId = '{v}'"
+        ));
+        get(&rows[0], "intentScore")
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let peak = ["v21", "v23", "v24", "v31"]
+        .map(score)
+        .into_iter()
+        .max()
+        .unwrap();
+    let globex = after
+        .iter()
+        .find(|r| domain(r) == "globex.example")
+        .unwrap();
+    assert_eq!(get(globex, "people"), Some("4"));
+    assert_eq!(get(globex, "engagedPeople"), Some("4"));
+    assert_eq!(get(globex, "peakScore"), Some(peak.to_string().as_str()));
+    assert_eq!(
+        get(globex, "accountScore"),
+        Some((peak + 30).min(100).to_string().as_str()),
+        "min(100, peak + 10 × (4 − 1))"
+    );
+    let pages: serde_json::Value = serde_json::from_str(get(globex, "topPages").unwrap()).unwrap();
+    assert_eq!(pages[0], json!({"path": "/pricing", "views": 5}), "{pages}");
+    let snapshot = wh.table("account_profiles", "accountDomain");
+    for n in 1..=6 {
+        wh.run(n, now);
+    }
+    assert_eq!(snapshot, wh.table("account_profiles", "accountDomain"));
 }

@@ -36,7 +36,7 @@ pub trait Warehouse {
     }
     fn run_all(&mut self, now_ms: i64) -> Vec<Row> {
         let mut export = Vec::new();
-        for n in 1..=5 {
+        for n in [1, 2, 6, 3, 4, 5] {
             let rows = self.run(n, now_ms);
             if n == 4 {
                 export = rows;
@@ -169,9 +169,10 @@ impl Warehouse for Sqlite {
         self.conn
             .execute(
                 "INSERT INTO identity_map (shortId, email, firstName, lastName, company, title, campaignId, campaignName, createdAt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 rusqlite::params![i["shortId"].as_str(), i["email"].as_str(), i["firstName"].as_str(), i["lastName"].as_str(),
-                    i["company"].as_str(), i["title"].as_str(), i["campaignId"].as_str(), i["campaignName"].as_str()],
+                    i["company"].as_str(), i["title"].as_str(), i["campaignId"].as_str(), i["campaignName"].as_str(),
+                    i["createdAt"].as_i64().unwrap_or(0)],
             )
             .unwrap();
     }
@@ -285,6 +286,7 @@ impl BigQuery {
             bq.query(statement, None);
         }
         bq.query(&sql_file("page_classes.sql"), None);
+        bq.query(&sql_file("free_mail_domains.sql"), None);
         bq
     }
 
@@ -376,12 +378,13 @@ impl BigQuery {
     }
 }
 
-const QUERIES: [&str; 5] = [
+const QUERIES: [&str; 6] = [
     "queries/1_sessions.sql",
     "queries/2_lead_profiles.sql",
     "queries/3_hot_lead_alerts.sql",
     "queries/4_personalization_export.sql",
     "queries/5_crm_sync_state.sql",
+    "queries/6_account_profiles.sql",
 ];
 
 impl Warehouse for BigQuery {
@@ -400,7 +403,7 @@ impl Warehouse for BigQuery {
 
     fn insert_identity(&mut self, i: &Value) {
         let mut row = i.clone();
-        row["createdAt"] = json!(rfc3339(0));
+        row["createdAt"] = json!(rfc3339(i["createdAt"].as_i64().unwrap_or(0)));
         self.insert_all("identity_map", vec![row]);
     }
 
