@@ -137,6 +137,8 @@ mod tests {
                 "hot_lead_alerts",
                 "crm_sync_log",
                 "crm_sync_state",
+                "account_profiles",
+                "free_mail_domains",
                 "page_classes",
                 "erasure_requests"
             ]
