@@ -105,6 +105,7 @@ fn enqueue_rate(n: usize, receiver: &str) {
                 fires: HashMap::new(),
                 crm: Vec::new(),
                 snoozed: HashMap::new(),
+                account: None,
             })
             .collect();
         let t = Instant::now();

@@ -24,6 +24,7 @@
 //! daemon's wiring, the sources, the warehouse client, the servers and the simulator are
 //! private to the crate, so the boundaries above are the compiler's to hold.
 
+pub mod account;
 pub mod backup;
 mod bigquery;
 pub mod cli;

@@ -7,6 +7,7 @@ use oie_connectors::RenderContext;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::account::Account;
 use crate::config::ConnectorHandle;
 use crate::lead::Lead;
 use crate::outbox::{Fire, HandOver, NewDelivery};
@@ -28,6 +29,8 @@ pub struct Work<'a> {
     pub crm: Vec<CrmRecord>,
     /// Routes whose alerts for this lead are snoozed (from Slack), until when (ms).
     pub snoozed: HashMap<String, i64>,
+    /// The lead's account (or, on account triggers, the account itself), if any.
+    pub account: Option<&'a Account>,
 }
 
 /// Below this many leads a page is routed on the calling thread.
@@ -97,20 +100,24 @@ impl Pipeline {
         let mut out = HandOver::default();
         for w in work {
             let lead = self.router.lead_input(w.lead);
+            let account = w
+                .account
+                .map_or(cel::Value::Null, crate::routing::account_input);
             for trigger in &w.triggers {
-                self.route_into(&eval, w, &lead, trigger, now_ms, &mut out);
+                self.route_into(&eval, w, (&lead, &account), trigger, now_ms, &mut out);
             }
         }
         out
     }
 
-    /// Routes one trigger and adds its deliveries and fires to `out`. `lead` is the lead's
-    /// CEL input ([`Router::lead_input`]), made once for all its triggers.
+    /// Routes one trigger and adds its deliveries and fires to `out`. `inputs` are the lead's
+    /// and the account's CEL values ([`Router::lead_input`], [`crate::routing::account_input`]),
+    /// made once for all the lead's triggers.
     pub fn route_into(
         &self,
         eval: &Evaluator,
         work: &Work,
-        lead_input: &cel::Value,
+        (lead_input, account_input): (&cel::Value, &cel::Value),
         trigger: &Trigger,
         now_ms: i64,
         out: &mut HandOver,
@@ -125,7 +132,8 @@ impl Pipeline {
         // Not a fit (from Slack): the lead's alerts stop; a snooze holds them on its route.
         let disqualified = trigger.kind == TriggerKind::HotLead
             && lead.get("disqualified") == &serde_json::Value::Bool(true);
-        let input = self.router.input(lead_input.clone(), trigger, now_ms);
+        let mut input = self.router.input(lead_input.clone(), trigger, now_ms);
+        input.account = account_input.clone();
         let mut routed = Vec::new();
         let takes = |c: &String| self.connectors[c].connector.takes(trigger.kind.as_str());
         // An identity carries the e-mail: only routes to connectors that hold identities see it.
@@ -141,7 +149,8 @@ impl Pipeline {
                 ..m
             };
             if !m.suppressed {
-                let context = RenderContext::new(render_input(lead, trigger, route, crm));
+                let context =
+                    RenderContext::new(render_input(lead, trigger, route, crm, work.account));
                 let input = context.data().to_string();
                 for connector in m.route.to.iter().filter(|c| takes(c)) {
                     if trigger.kind == TriggerKind::Erasure {
@@ -243,15 +252,25 @@ impl Pipeline {
     }
 }
 
-/// What templates see: `{lead, trigger, route, crm}`. Built field by field: `json!` would copy
+/// What templates see: `{lead, trigger, route, crm, account}`. Built field by field: `json!` would copy
 /// the lead a second time through its serializer.
-fn render_input(lead: &Lead, trigger: &Trigger, route: &str, crm: &[CrmRecord]) -> Value {
+fn render_input(
+    lead: &Lead,
+    trigger: &Trigger,
+    route: &str,
+    crm: &[CrmRecord],
+    account: Option<&Account>,
+) -> Value {
     let crm = crm.iter().map(CrmRecord::to_json).collect();
-    let mut map = serde_json::Map::with_capacity(4);
+    let mut map = serde_json::Map::with_capacity(5);
     map.insert("lead".into(), Value::Object(lead.as_json().clone()));
     map.insert("trigger".into(), trigger.to_json());
     map.insert("route".into(), Value::String(route.to_string()));
     map.insert("crm".into(), Value::Array(crm));
+    map.insert(
+        "account".into(),
+        account.map_or(Value::Null, |a| Value::Object(a.as_json().clone())),
+    );
     Value::Object(map)
 }
 

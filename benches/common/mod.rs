@@ -52,9 +52,11 @@ pub async fn deliver_all(
             fires: HashMap::new(),
             crm: Vec::new(),
             snoozed: HashMap::new(),
+            account: None,
         };
         let input = pipeline.router.lead_input(&l);
-        pipeline.route_into(&eval, &work, &input, &t, now_ms(), &mut out);
+        let inputs = (&input, &cel::Value::Null);
+        pipeline.route_into(&eval, &work, inputs, &t, now_ms(), &mut out);
     }
     drop(eval);
     outbox.hand_over(&out, now_ms()).unwrap();

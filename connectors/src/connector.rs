@@ -5,6 +5,11 @@ use async_trait::async_trait;
 
 use crate::{Failure, Outcome};
 
+/// Whether a trigger kind is about an account (`account_hot`, `account_sync`).
+pub fn is_account_kind(trigger_kind: &str) -> bool {
+    trigger_kind.starts_with("account_")
+}
+
 /// One payload on its way to a destination.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -36,8 +41,10 @@ pub trait Connector: Send + Sync {
         false
     }
 
-    /// Whether deliveries of this trigger kind (`hot_lead`, `sync`, `identity`, …) may go to
-    /// it. `identity` carries the e-mail: only connectors made to hold identities take it.
+    /// Whether deliveries of this trigger kind (`hot_lead`, `sync`, `identity`,
+    /// `account_hot`, …) may go to it. `identity` carries the e-mail: only connectors made to
+    /// hold identities take it. Account triggers go to connectors that can say something about
+    /// an account (messages, webhooks, files, CRMs with account records).
     fn takes(&self, trigger_kind: &str) -> bool {
         trigger_kind != "identity"
     }

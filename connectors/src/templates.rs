@@ -23,6 +23,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/slack/hot_lead.json.hbs"),
     ),
     (
+        "slack/hot_account",
+        include_str!("../../templates/slack/hot_account.json.hbs"),
+    ),
+    (
         "slack/digest",
         include_str!("../../templates/slack/digest.json.hbs"),
     ),
@@ -74,7 +78,14 @@ pub struct RenderContext {
 }
 
 impl RenderContext {
-    pub fn new(data: serde_json::Value) -> Self {
+    /// The data templates render; a lead's `account` is null when the data does not say (a
+    /// lead without one, or a source that knows no accounts).
+    pub fn new(mut data: serde_json::Value) -> Self {
+        if let Some(map) = data.as_object_mut() {
+            if map.contains_key("lead") && !map.contains_key("account") {
+                map.insert("account".into(), serde_json::Value::Null);
+            }
+        }
         RenderContext {
             inner: Context::from(data),
         }
@@ -271,6 +282,8 @@ fn new_registry(escape: impl Fn(&str) -> String + Send + Sync + 'static) -> Hand
     registry.register_helper("path", Box::new(path_helper));
     registry.register_helper("why", Box::new(why_helper));
     registry.register_helper("pages", Box::new(pages_helper));
+    registry.register_helper("account_why", Box::new(account_why_helper));
+    registry.register_helper("day", Box::new(day_helper));
     registry
 }
 
@@ -351,6 +364,42 @@ fn path_helper(
 
 handlebars::handlebars_helper!(why_helper: |lead: Json| why(lead));
 handlebars::handlebars_helper!(pages_helper: |pages: Json| top_pages(pages));
+handlebars::handlebars_helper!(account_why_helper: |account: Json| account_why(account));
+handlebars::handlebars_helper!(day_helper: |ms: Json| day(ms));
+
+/// `{{account_why account}}`: how an account's score is made, e.g. "peak 65 + 10 × 2 more
+/// engaged people = 85" ("peak 60" for one engaged person; "… = 100, capped").
+pub fn account_why(account: &serde_json::Value) -> String {
+    let n = |k: &str| {
+        account
+            .get(k)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    };
+    let (peak, engaged, score) = (n("peakScore"), n("engagedPeople"), n("accountScore"));
+    match engaged - 1 {
+        more if more < 1 => format!("peak {peak}"),
+        more => {
+            let people = if more == 1 { "person" } else { "people" };
+            let capped = if peak + 10 * more > 100 {
+                ", capped"
+            } else {
+                ""
+            };
+            format!("peak {peak} + 10 × {more} more engaged {people} = {score}{capped}")
+        }
+    }
+}
+
+/// `{{day ms}}`: a time in ms since epoch as "2026-11-01 11:00 UTC" (empty when unknown).
+pub fn day(ms: &serde_json::Value) -> String {
+    let Some(ms) = ms.as_i64().filter(|ms| *ms >= 0) else {
+        return String::new();
+    };
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    format!("{} {} UTC", &text[..10], &text[11..16])
+}
 
 /// `{{why lead}}`: the visits behind a score in one line, e.g. "pricing ×3 · case studies ×1 ·
 /// form submitted · 2 visits" (empty for a lead with none, so `{{#if (why lead)}}` can skip it).

@@ -122,6 +122,7 @@ fn hand_over_identities(
             fires: Default::default(),
             crm: Vec::new(),
             snoozed: Default::default(),
+            account: None,
         })
         .collect();
     let out = pipeline.route_all(&work, now);

@@ -35,10 +35,12 @@ pub fn test(
         fires: HashMap::new(),
         crm: Vec::new(),
         snoozed: Default::default(),
+        account: None,
     };
     let mut out = HandOver::default();
     let lead_input = pipeline.router.lead_input(&lead);
-    let routed = pipeline.route_into(&eval, &work, &lead_input, &trigger, now, &mut out);
+    let inputs = (&lead_input, &cel::Value::Null);
+    let routed = pipeline.route_into(&eval, &work, inputs, &trigger, now, &mut out);
     println!("trigger: {}", trigger.to_json());
     if routed.is_empty() {
         println!("no route matches; nothing would be sent");

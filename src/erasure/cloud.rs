@@ -110,6 +110,7 @@ impl CloudEraser {
                         fires: HashMap::new(),
                         crm: crm.remove(visitor).unwrap_or_default(),
                         snoozed: Default::default(),
+                        account: None,
                     };
                     self.pipeline.route_all(&[work], now)
                 }

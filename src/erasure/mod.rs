@@ -77,6 +77,7 @@ impl Eraser {
             fires: HashMap::new(),
             crm,
             snoozed: HashMap::new(),
+            account: None,
         };
         Ok(self.pipeline.route_all(&[work], now_ms))
     }

@@ -1,5 +1,5 @@
 //! Compiles a route's `when` and checks that it only names what exists: `lead.<field>`,
-//! `trigger.<field>`, and variables that its own macros introduce. It also records which lead
+//! `trigger.<field>`, `account.<field>`, and variables that its own macros introduce. It also records which lead
 //! fields the expression reads, so only those are converted to CEL values per lead.
 
 use std::collections::BTreeSet;
@@ -106,7 +106,7 @@ impl Walk {
     }
 
     fn check_ident(&self, name: &str) -> Result<(), String> {
-        if name == "lead" || name == "trigger" || self.in_scope(name) {
+        if ["lead", "trigger", "account"].contains(&name) || self.in_scope(name) {
             Ok(())
         } else {
             Err(unknown_variable(name))
@@ -116,7 +116,7 @@ impl Walk {
 
 fn unknown_variable(name: &str) -> String {
     format!(
-        "`when` refers to `{name}`, which does not exist; use `lead.<field>` or `trigger.<field>`"
+        "`when` refers to `{name}`, which does not exist; use `lead.<field>`, `trigger.<field>` or `account.<field>`"
     )
 }
 
@@ -124,6 +124,7 @@ fn check_field(root: &str, field: &str) -> Result<(), String> {
     let known = match root {
         "lead" => lead::is_field(field),
         "trigger" => TRIGGER_FIELDS.contains(&field),
+        "account" => crate::account::is_field(field),
         other => return Err(unknown_variable(other)),
     };
     if known {
@@ -131,6 +132,7 @@ fn check_field(root: &str, field: &str) -> Result<(), String> {
     }
     let hint = match root {
         "lead" => "see the lead_profiles columns in the README".to_string(),
+        "account" => "see the account_profiles columns in docs/scoring.md".to_string(),
         _ => format!("trigger has {}", TRIGGER_FIELDS.join(", ")),
     };
     Err(format!(

@@ -1,4 +1,4 @@
-//! Routes: ordered CEL conditions over `lead` and `trigger`, first match wins unless
+//! Routes: ordered CEL conditions over `lead`, `trigger` and `account`, first match wins unless
 //! `continue`, and repeat suppression. Pure: no I/O, no clock but the one it is given.
 
 mod expr;
@@ -64,6 +64,9 @@ pub struct Router {
 pub struct Input {
     pub lead: Value,
     pub trigger: Value,
+    /// The account: the lead's on a person's trigger (null when it has none), the one the
+    /// trigger is about on an account's.
+    pub account: Value,
     pub level: Level,
     pub now_ms: i64,
 }
@@ -131,6 +134,7 @@ impl Router {
             trigger: Value::Map(Map {
                 map: Arc::new(fields),
             }),
+            account: Value::Null,
             level: trigger.level,
             now_ms,
         }
@@ -177,6 +181,7 @@ impl<'r> Evaluator<'r> {
         let mut scope = self.root.new_inner_scope();
         scope.add_variable_from_value("lead", input.lead.clone());
         scope.add_variable_from_value("trigger", input.trigger.clone());
+        scope.add_variable_from_value("account", input.account.clone());
         let mut matches = Vec::new();
         for route in &self.router.routes {
             if !eligible(route) || !is_true(route, &scope) {
@@ -190,6 +195,18 @@ impl<'r> Evaluator<'r> {
         }
         matches
     }
+}
+
+/// An account as CEL sees it.
+pub fn account_input(account: &crate::account::Account) -> Value {
+    let fields: HashMap<Key, Value> = account
+        .as_json()
+        .iter()
+        .map(|(k, v)| (Key::String(Arc::new(k.clone())), cel_value(v)))
+        .collect();
+    Value::Map(Map {
+        map: Arc::new(fields),
+    })
 }
 
 /// Lead fields are text, whole numbers or null.

@@ -112,6 +112,10 @@ fn compile_errors_name_the_problem() {
         ("lead.intentScore >", "CEL syntax error"),
         ("lead.intentScor > 3", "unknown field `lead.intentScor`"),
         ("trigger.kinds == 'x'", "unknown field `trigger.kinds`"),
+        (
+            "account.engaged_people >= 3",
+            "unknown field `account.engaged_people`",
+        ),
         ("leads.intentScore > 3", "refers to `leads`"),
         ("size(foo) > 0", "refers to `foo`"),
     ];
@@ -198,4 +202,58 @@ fn conditions_see_why_the_score_is_what_it_is() {
         let matched = !router.evaluator().evaluate(&input, |_| None).is_empty();
         assert_eq!(matched, expected, "{when}");
     }
+}
+
+/// `account` in conditions: the lead's account on a person's trigger (null without one), the
+/// account itself on an account's; `account.engagedPeople >= 3` routes the account one way and
+/// its people another.
+#[test]
+fn conditions_see_the_account() {
+    let router = Router::new(vec![
+        route(
+            "big-accounts",
+            r#"trigger.kind == "account_hot" && account.engagedPeople >= 3"#,
+            false,
+            None,
+        ),
+        route(
+            "people-of-accounts",
+            r#"trigger.kind == "hot_lead" && account != null && account.othersThisWeek >= 1"#,
+            false,
+            None,
+        ),
+        route("people", r#"trigger.kind == "hot_lead""#, false, None),
+    ]);
+    let account = |engaged: i64, others: i64| {
+        let mut values = vec![serde_json::Value::Null; crate::account::FIELDS.len()];
+        let at = |n: &str| {
+            crate::account::FIELDS
+                .iter()
+                .position(|(f, _)| *f == n)
+                .unwrap()
+        };
+        values[at("accountDomain")] = json!("acme.example");
+        values[at("engagedPeople")] = json!(engaged);
+        let mut a = crate::account::Account::from_values(values);
+        a.set("othersThisWeek", json!(others));
+        account_input(&a)
+    };
+    let lead = crate::lead::Lead::from_json(json!({"visitorId": "v1"}).as_object().unwrap());
+    let matched = |trigger: &Trigger, account: Value| {
+        let mut input = router.input(router.lead_input(&lead), trigger, 0);
+        input.account = account;
+        router
+            .evaluator()
+            .evaluate(&input, |_| None)
+            .iter()
+            .map(|m| m.route.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let account_hot = Trigger::account_hot(Level::Burning, Some(Level::Hot), 1, 0);
+    let hot_lead = Trigger::hot_lead(Level::Hot, None, 1, 0);
+    assert_eq!(matched(&account_hot, account(3, 0)), ["big-accounts"]);
+    assert!(matched(&account_hot, account(2, 0)).is_empty());
+    assert_eq!(matched(&hot_lead, account(3, 2)), ["people-of-accounts"]);
+    assert_eq!(matched(&hot_lead, account(1, 0)), ["people"]);
+    assert_eq!(matched(&hot_lead, Value::Null), ["people"], "no account");
 }

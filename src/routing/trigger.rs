@@ -19,6 +19,10 @@ pub enum TriggerKind {
     /// identities (a `cloudflare_kv` connector with `holds = "identities"`) receive it, whatever
     /// a route's `when` says: it carries the e-mail.
     Identity,
+    /// An account's level rose to hot or burning (first seen at hot counts).
+    AccountHot,
+    /// An account's fields changed since it was last handed over.
+    AccountSync,
 }
 
 impl TriggerKind {
@@ -29,7 +33,14 @@ impl TriggerKind {
             TriggerKind::Replay => "replay",
             TriggerKind::Erasure => "erasure",
             TriggerKind::Identity => "identity",
+            TriggerKind::AccountHot => "account_hot",
+            TriggerKind::AccountSync => "account_sync",
         }
+    }
+
+    /// Whether it is about an account (routed with `account`; `lead` is empty).
+    pub fn is_account(self) -> bool {
+        matches!(self, TriggerKind::AccountHot | TriggerKind::AccountSync)
     }
 
     pub fn parse(text: &str) -> Option<TriggerKind> {
@@ -39,6 +50,8 @@ impl TriggerKind {
             "replay" => Some(TriggerKind::Replay),
             "erasure" => Some(TriggerKind::Erasure),
             "identity" => Some(TriggerKind::Identity),
+            "account_hot" => Some(TriggerKind::AccountHot),
+            "account_sync" => Some(TriggerKind::AccountSync),
             _ => None,
         }
     }
@@ -119,6 +132,30 @@ impl Trigger {
             previous_level: None,
             at_ms,
             identity: format!("identity:{digest}"),
+            origin_ms: None,
+        }
+    }
+
+    /// An account's rise to hot or burning, for its row version `version`.
+    pub fn account_hot(level: Level, previous: Option<Level>, version: i64, at_ms: i64) -> Trigger {
+        Trigger {
+            kind: TriggerKind::AccountHot,
+            level,
+            previous_level: previous,
+            at_ms,
+            identity: format!("account_hot:{}:{version}", level.as_str()),
+            origin_ms: None,
+        }
+    }
+
+    /// An account's change, for its row version `version`.
+    pub fn account_sync(level: Level, version: i64, at_ms: i64) -> Trigger {
+        Trigger {
+            kind: TriggerKind::AccountSync,
+            level,
+            previous_level: None,
+            at_ms,
+            identity: format!("account_sync:{version}"),
             origin_ms: None,
         }
     }

@@ -31,6 +31,9 @@ pub const STEPS: [Step; 6] = [
     step!("6_account_profiles"),
 ];
 
+/// The account step.
+pub const ACCOUNTS: Step = STEPS[5];
+
 /// What the daemon runs seconds after events arrive, in this order (positions in [`STEPS`]):
 /// sessions, profiles, accounts, alerts.
 pub const RESCORE: [usize; 4] = [0, 1, 5, 2];

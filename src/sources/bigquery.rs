@@ -139,6 +139,7 @@ impl BigQuerySource {
             .map(|(lead, trigger)| Arrival {
                 // A page may hold two alerts of one lead.
                 crm: crm.get(lead.visitor_id()).cloned().unwrap_or_default(),
+                account: None,
                 triggers: vec![trigger],
                 lead,
             })

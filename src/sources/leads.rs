@@ -20,6 +20,8 @@ pub const SOURCE: &str = "leads";
 pub struct LeadsSource {
     pub store: Arc<SqliteStore>,
     pub stage: Stage,
+    /// The accounts' stage: after the leads, their accounts' changes are handed over.
+    pub accounts: Stage,
     pub page: usize,
 }
 
@@ -83,6 +85,7 @@ impl LeadsSource {
         let ids: Vec<&str> = leads.iter().map(Lead::visitor_id).collect();
         let mut seen = self.stage.outbox.seen(&ids)?;
         let mut crm = self.store.crm_ids(&ids)?;
+        let mut accounts = self.store.accounts_of(&ids, now_ms)?;
         if let Some(pending) = pending {
             // Only this page's leads are looked up; the others' entries are never read.
             seen.extend(pending.seen().iter().map(|(v, s)| (v.clone(), *s)));
@@ -106,6 +109,7 @@ impl LeadsSource {
             .map(|lead| Arrival {
                 triggers: triggers(&lead, seen.get(lead.visitor_id()).copied(), now_ms),
                 crm: crm.remove(lead.visitor_id()).unwrap_or_default(),
+                account: accounts.remove(lead.visitor_id()),
                 lead,
             })
             .collect();
@@ -135,6 +139,9 @@ impl Source for LeadsSource {
         handed: Arc<dyn Fn(usize) + Send + Sync>,
     ) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || {
+            // Leads change outside scoring too (an import, Not a fit): their accounts are
+            // rolled up first, so a lead's triggers see its account as it is now.
+            self.store.score_accounts(now_ms())?;
             self.drain(
                 now_ms,
                 || !stop.is_cancelled(),
@@ -148,6 +155,14 @@ impl Source for LeadsSource {
                     }
                     handed(step.enqueued);
                 },
+            )?;
+            crate::sources::accounts::drain(
+                &self.store,
+                &self.accounts,
+                self.page,
+                now_ms,
+                || !stop.is_cancelled(),
+                |added| handed(added),
             )
         })
         .await?

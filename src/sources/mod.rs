@@ -1,5 +1,6 @@
 //! Sources turn changes into triggers and hand them to the outbox through one [`stage`].
 
+pub mod accounts;
 pub mod bigquery;
 pub mod leads;
 pub mod pubsub;

@@ -25,6 +25,8 @@ pub struct Arrival {
     pub triggers: Vec<Trigger>,
     /// Known CRM records of the lead, newest first.
     pub crm: Vec<crate::store::CrmRecord>,
+    /// The lead's account (on account triggers, the account itself).
+    pub account: Option<crate::account::Account>,
 }
 
 /// What a source commits beside its deliveries, so a restart resumes where it stopped.
@@ -82,7 +84,7 @@ impl Stage {
     ) -> anyhow::Result<Staged> {
         let (mut leads, saw): (Vec<Lead>, Vec<_>) = arrivals
             .into_iter()
-            .map(|a| (a.lead, (a.triggers, a.crm)))
+            .map(|a| (a.lead, (a.triggers, a.crm, a.account)))
             .unzip();
         let owned: Vec<String> = leads.iter().map(|l| l.visitor_id().to_string()).collect();
         let ids: Vec<&str> = owned.iter().map(String::as_str).collect();
@@ -105,8 +107,12 @@ impl Stage {
                 );
             }
         }
+        let (saw, accounts): (Vec<_>, Vec<_>) = saw
+            .into_iter()
+            .map(|(triggers, crm, account)| ((triggers, crm), account))
+            .unzip();
         let mut work = Vec::with_capacity(leads.len());
-        for (lead, (triggers, crm)) in leads.iter().zip(saw) {
+        for ((lead, (triggers, crm)), account) in leads.iter().zip(saw).zip(&accounts) {
             for t in &triggers {
                 self.metrics
                     .triggers
@@ -122,6 +128,7 @@ impl Stage {
                     .remove(lead.visitor_id())
                     .map(|m| m.snoozed)
                     .unwrap_or_default(),
+                account: account.as_ref(),
             });
         }
         let mut out = self.pipeline.route_all(&work, now_ms);
@@ -186,6 +193,7 @@ mod tests {
             lead: Lead::from_json(lead.as_object().unwrap()),
             triggers: vec![Trigger::hot_lead(Level::Hot, None, 1, at_ms)],
             crm: Vec::new(),
+            account: None,
         }
     }
 
@@ -339,6 +347,7 @@ mod tests {
                 lead: Lead::from_json(lead.as_object().unwrap()),
                 triggers: vec![Trigger::sync(Level::Warm, 2, 3_000)],
                 crm: Vec::new(),
+                account: None,
             };
             let staged = sync_stage
                 .stage(vec![arrival], Progress::default(), None, 3_000)

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
 use super::{Chores, CrmRecord, LeadStore, SyncRecord};
+use crate::account::Account;
 use crate::lead::{stored_fields, FieldType, Lead, FIELDS};
 use crate::sources::leads::LeadsSource;
 use crate::sources::stage::Stage;
@@ -83,10 +84,19 @@ impl SqliteStore {
         })
     }
 
-    /// Runs the incremental scoring steps (sql/sqlite/queries 1–3) at `now_ms`.
+    /// Runs the incremental scoring steps (sql/sqlite/queries 1, 2, 6, 3) at `now_ms`.
     /// Returns how many leads were rescored.
     pub fn rescore(&self, now_ms: i64) -> anyhow::Result<usize> {
         self.with_conn(|c| Ok(crate::scoring::rescore(c, now_ms)?))
+    }
+
+    /// Rolls changed leads up into their accounts (step 6 alone, incremental): leads change
+    /// outside scoring too (an import, Not a fit).
+    pub fn score_accounts(&self, now_ms: i64) -> anyhow::Result<()> {
+        self.with_conn(|c| {
+            crate::scoring::run_step(c, crate::scoring::ACCOUNTS.sql, now_ms)?;
+            Ok(())
+        })
     }
 
     /// One lead by visitor id.
@@ -205,6 +215,106 @@ impl SqliteStore {
     }
 }
 
+/// What the account source and the leads source read of accounts.
+impl SqliteStore {
+    /// Accounts whose `changeSeq` is above `after`, in change order, at most `limit`.
+    pub fn changed_accounts(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Account>> {
+        self.with_conn(|c| {
+            let sql = format!(
+                "SELECT {} FROM account_profiles WHERE changeSeq > ?1 ORDER BY changeSeq LIMIT ?2",
+                account_columns("")
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![after, limit as i64], row_to_account)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// The account of each of `visitor_ids` that has one, with `othersThisWeek`: its other
+    /// people seen in the 7 days before `now_ms`.
+    pub fn accounts_of(
+        &self,
+        visitor_ids: &[&str],
+        now_ms: i64,
+    ) -> anyhow::Result<HashMap<String, Account>> {
+        self.with_conn(|c| {
+            Ok(crate::sqlite::snapshot(c, |c| {
+                let sql = format!(
+                    "SELECT {} FROM account_members m
+                     JOIN account_profiles a ON a.accountDomain = m.accountDomain
+                     WHERE m.visitorId = ?1",
+                    account_columns("a.")
+                );
+                let mut account = c.prepare_cached(&sql)?;
+                let mut others = c.prepare_cached(
+                    "SELECT COUNT(*) FROM account_members m
+                     JOIN lead_profiles p ON p.visitorId = m.visitorId
+                     WHERE m.accountDomain = ?1 AND m.visitorId != ?2 AND p.lastVisitAt >= ?3",
+                )?;
+                let mut out = HashMap::new();
+                for v in visitor_ids {
+                    let Some(mut a) = account.query_row([v], row_to_account).optional()? else {
+                        continue;
+                    };
+                    let week_ago = now_ms - 7 * 86_400_000;
+                    let n: i64 =
+                        others.query_row(params![a.domain(), v, week_ago], |r| r.get(0))?;
+                    a.set("othersThisWeek", Value::from(n));
+                    out.insert(v.to_string(), a);
+                }
+                Ok(out)
+            })?)
+        })
+    }
+
+    /// The engaged people of an account (score ≥ 40, seen in the 90 days before `now_ms`),
+    /// best first, at most 10: what an account alert lists.
+    pub fn engaged_people(&self, domain: &str, now_ms: i64) -> anyhow::Result<Value> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT p.visitorId, p.firstName, p.lastName, p.title, p.intentScore,
+                        p.engagementLevel, p.lastVisitAt
+                 FROM account_members m JOIN lead_profiles p ON p.visitorId = m.visitorId
+                 WHERE m.accountDomain = ?1 AND p.intentScore >= 40 AND p.lastVisitAt >= ?2
+                 ORDER BY p.intentScore DESC, p.lastVisitAt DESC, p.visitorId LIMIT 10",
+            )?;
+            let rows = stmt.query_map(params![domain, now_ms - 7_776_000_000], |r| {
+                Ok(serde_json::json!({
+                    "visitorId": r.get::<_, String>(0)?,
+                    "firstName": r.get::<_, Option<String>>(1)?,
+                    "lastName": r.get::<_, Option<String>>(2)?,
+                    "title": r.get::<_, Option<String>>(3)?,
+                    "intentScore": r.get::<_, i64>(4)?,
+                    "engagementLevel": r.get::<_, String>(5)?,
+                    "lastVisitAt": r.get::<_, Option<i64>>(6)?,
+                }))
+            })?;
+            Ok(Value::Array(rows.collect::<Result<Vec<_>, _>>()?))
+        })
+    }
+}
+
+/// The `account_profiles` columns of [`Account`], prefixed with `table` (`"a."`).
+fn account_columns(table: &str) -> String {
+    crate::account::FIELDS
+        .iter()
+        .map(|(n, _)| format!("{table}{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn row_to_account(row: &rusqlite::Row) -> rusqlite::Result<Account> {
+    let mut values = Vec::with_capacity(crate::account::FIELDS.len());
+    for (i, (_, ty)) in crate::account::FIELDS.iter().enumerate() {
+        let value = match ty {
+            FieldType::Integer => row.get::<_, Option<i64>>(i)?.map(Value::from),
+            _ => row.get::<_, Option<String>>(i)?.map(Value::from),
+        };
+        values.push(value.unwrap_or(Value::Null));
+    }
+    Ok(Account::from_values(values))
+}
+
 impl SqliteStore {
     /// Writes CRM outcomes back (blocking). A failure never marks a lead as synced.
     pub fn record_sync(&self, records: &[SyncRecord]) -> anyhow::Result<()> {
@@ -264,6 +374,7 @@ impl LeadStore for SqliteStore {
         Arc::new(LeadsSource {
             store: self,
             stage: stage(crate::sources::leads::SOURCE),
+            accounts: stage(crate::sources::accounts::SOURCE),
             page,
         })
     }

@@ -170,7 +170,9 @@ impl Connector for CloudflareKv {
     fn takes(&self, trigger_kind: &str) -> bool {
         match self.holds {
             Holds::Identities => matches!(trigger_kind, "identity" | "erasure" | "replay"),
-            Holds::Personalization => trigger_kind != "identity",
+            Holds::Personalization => {
+                trigger_kind != "identity" && !crate::is_account_kind(trigger_kind)
+            }
         }
     }
 

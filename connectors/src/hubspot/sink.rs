@@ -268,6 +268,11 @@ impl Connector for HubSpot {
         true
     }
 
+    /// Person records (contacts); account records are not written yet.
+    fn takes(&self, trigger_kind: &str) -> bool {
+        trigger_kind != "identity" && !crate::is_account_kind(trigger_kind)
+    }
+
     fn max_batch(&self) -> usize {
         MAX_BATCH
     }

@@ -115,6 +115,11 @@ impl Connector for PubSub {
         "pubsub"
     }
 
+    /// Its messages are version-1 hot-lead messages, about people.
+    fn takes(&self, trigger_kind: &str) -> bool {
+        trigger_kind != "identity" && !crate::is_account_kind(trigger_kind)
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -184,6 +184,11 @@ impl Connector for Salesforce {
         true
     }
 
+    /// Person records (Leads or Contacts); account records are not written yet.
+    fn takes(&self, trigger_kind: &str) -> bool {
+        trigger_kind != "identity" && !crate::is_account_kind(trigger_kind)
+    }
+
     fn max_batch(&self) -> usize {
         MAX_BATCH
     }

@@ -46,6 +46,9 @@ pub struct SlackConfig {
     /// Template of one alert (default `slack/hot_lead`).
     #[serde(default = "default_template")]
     pub template: String,
+    /// Template of an account alert (`account_hot`, `account_sync`; default `slack/hot_account`).
+    #[serde(default = "default_account_template")]
+    pub account_template: String,
     /// Template of a digest, for routes with `group_wait` (default `slack/digest`).
     #[serde(default = "default_digest")]
     pub digest_template: String,
@@ -67,6 +70,10 @@ fn default_base_url() -> String {
 
 fn default_template() -> String {
     "slack/hot_lead".to_string()
+}
+
+fn default_account_template() -> String {
+    "slack/hot_account".to_string()
 }
 
 fn default_digest() -> String {

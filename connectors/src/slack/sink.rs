@@ -45,6 +45,7 @@ pub struct Slack {
     owners: Option<TtlCache<Option<String>>>,
     templates: Arc<TemplateSet>,
     template: String,
+    account_template: String,
     digest_template: String,
     crm_record_url: Option<String>,
     timeout: Duration,
@@ -107,7 +108,11 @@ impl Slack {
             }
             (None, None, _) => return Err("set `webhook_url`, or `token` and `channel`".into()),
         };
-        for name in [&config.template, &config.digest_template] {
+        for name in [
+            &config.template,
+            &config.account_template,
+            &config.digest_template,
+        ] {
             if !templates.has(name) {
                 return Err(format!("template `{name}` does not exist"));
             }
@@ -120,6 +125,7 @@ impl Slack {
             owners,
             templates,
             template: config.template,
+            account_template: config.account_template,
             digest_template: config.digest_template,
             crm_record_url: config.crm_record_url,
             timeout: config.timeout,
@@ -456,12 +462,20 @@ impl Connector for Slack {
     }
 
     fn render(&self, context: &RenderContext) -> Result<String, RenderError> {
-        let mut message = self.finish(&self.template, self.with_crm_url(context.data()))?;
+        let trigger = &context.data()["trigger"];
+        let account = trigger["kind"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("account_"));
+        let template = if account {
+            &self.account_template
+        } else {
+            &self.template
+        };
+        let mut message = self.finish(template, self.with_crm_url(context.data()))?;
         if self.threads.is_some() {
             // Kept with the stored message for the send: whether a reply is also shown in the
-            // channel (a rise to burning).
-            let trigger = &context.data()["trigger"];
-            let broadcast = trigger["kind"] == "hot_lead"
+            // channel (a rise to burning, of a lead or an account).
+            let broadcast = (trigger["kind"] == "hot_lead" || trigger["kind"] == "account_hot")
                 && trigger["level"] == "burning"
                 && trigger["previousLevel"] != "burning";
             message[THREAD_HINT] = json!({"broadcast": broadcast});

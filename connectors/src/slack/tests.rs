@@ -451,6 +451,8 @@ fn rendered_blocks_pass_slack_sdk_validation() {
                            "topPages": [{"path": evil, "views": 1}]}),
         )),
         serde_json::from_str(&slack(json!({})).render_digest(&digest).unwrap()).unwrap(),
+        account_alert(evil),
+        account_alert("Globex"),
     ];
     let check = "import json, sys\n\
                  from slack_sdk.models.blocks import Block\n\
@@ -469,6 +471,42 @@ fn rendered_blocks_pass_slack_sdk_validation() {
     );
     let blocks: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!(blocks > 10, "{blocks} blocks checked");
+}
+
+/// The default account alert for an account named `company` with three engaged people.
+fn account_alert(company: &str) -> Value {
+    let person = |id: &str, first: &str, score: i64| {
+        json!({"visitorId": id, "firstName": first, "lastName": "Doe", "title": company,
+               "intentScore": score, "engagementLevel": "warm", "lastVisitAt": 1_795_700_000_000_i64})
+    };
+    let data = json!({
+        "lead": {"visitorId": "account:globex.example"},
+        "trigger": {"kind": "account_hot", "level": "burning", "previousLevel": "hot", "at": "2026-11-26T10:00:00.000Z"},
+        "route": "accounts",
+        "account": {"accountDomain": "globex.example", "company": company, "people": 4,
+                    "engagedPeople": 3, "peakScore": 65, "accountScore": 85, "accountLevel": "burning",
+                    "topPages": [{"path": "/pricing", "views": 3}],
+                    "engaged": [person("cy", "Cy", 65), person("bo", "Bo", 50), person("ann", "Ann", 45)]},
+    });
+    let text = slack(json!({})).render(&RenderContext::new(data)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_account_alert_says_who_and_why() {
+    let text = account_alert("Globex").to_string();
+    for expected in [
+        "Globex · account",
+        "85 / 100, burning (was hot)",
+        "3 of 4 seen in 90 days",
+        "peak 65 + 10 × 2 more engaged people = 85",
+        "Cy Doe, Globex: warm (65), last seen 2026-11-26",
+        "/pricing ×3",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    let evil = account_alert("<!channel>").to_string();
+    assert!(!evil.contains("<!channel>"), "{evil}");
 }
 
 fn memory() -> Arc<dyn crate::VisitorState> {

@@ -162,6 +162,7 @@ impl PubSubSource {
                     lead: p.lead,
                     triggers: vec![p.trigger],
                     crm: Vec::new(),
+                    account: None,
                 }),
                 Err(reason) => {
                     tracing::warn!(message_id = %m.message_id, %reason,
