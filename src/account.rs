@@ -25,9 +25,11 @@ pub const FIELDS: &[(&str, FieldType)] = &[
 ];
 
 /// Fields a source adds: `engaged` (on account triggers: the engaged people, best first, each
-/// `{visitorId, firstName, lastName, title, intentScore, engagementLevel, lastVisitAt}`) and
-/// `othersThisWeek` (on a person's triggers: the account's other people seen in 7 days).
-pub const EXTRA: &[&str] = &["engaged", "othersThisWeek"];
+/// `{visitorId, firstName, lastName, title, intentScore, engagementLevel, lastVisitAt}`),
+/// `memberRecords` (on account triggers: its people's CRM records, `{connector, id}`),
+/// `othersThisWeek` (on a person's triggers: the account's other people seen in 7 days) and
+/// `records` (the account's own CRM records: a HubSpot company, a Salesforce Account).
+pub const EXTRA: &[&str] = &["engaged", "memberRecords", "othersThisWeek", "records"];
 
 /// Whether `name` is an account field routes may read.
 pub fn is_field(name: &str) -> bool {

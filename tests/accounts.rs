@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::slack_fake::{SlackFake, TOKEN};
 use common::{wait_until, Receiver, Workspace, FAST};
+use oie_fakes::hubspot::{self, HubSpotFake};
 use serde_json::{json, Value};
 
 fn person(id: &str, email: &str, first: &str, score: i64, level: &str) -> Value {
@@ -22,6 +23,7 @@ fn person(id: &str, email: &str, first: &str, score: i64, level: &str) -> Value 
 async fn three_engaged_people_make_one_account_alert() {
     let receiver = Receiver::start(&[]).await;
     let slack = SlackFake::start(Duration::from_millis(10)).await;
+    let hs = HubSpotFake::start().await;
     let config = format!(
         r#"{FAST}
 [[routes]]
@@ -33,6 +35,18 @@ to = ["acct", "slack"]
 name = "people"
 when = 'trigger.kind == "hot_lead"'
 to = ["people"]
+continue = true
+
+[[routes]]
+name = "sync"
+when = '(trigger.kind == "sync" && lead.email != null) || trigger.kind == "account_sync"'
+to = ["crm"]
+
+[connectors.crm]
+kind = "hubspot"
+base_url = "{}"
+token = "${{OIE_TEST_HUBSPOT_TOKEN_ACCT}}"
+batch_wait = "100ms"
 
 [connectors.acct]
 kind = "webhook"
@@ -49,12 +63,14 @@ token = "${{OIE_TEST_SLACK_TOKEN_ACCT}}"
 channel = "C0ACC"
 rate_limit = 50
 "#,
+        hs.base,
         receiver.url("acct"),
         receiver.url("people"),
         slack.base
     );
     let ws = Workspace::new(&config);
     ws.env("OIE_TEST_SLACK_TOKEN_ACCT", TOKEN);
+    ws.env("OIE_TEST_HUBSPOT_TOKEN_ACCT", hubspot::TOKEN);
     let daemon = ws.start();
     let account_seen = |level: &'static str| ws.seen_at("account:globex.example", level);
 
@@ -136,5 +152,37 @@ rate_limit = 50
     for name in ["Ann Doe", "Bo Doe", "Cy Doe"] {
         assert!(text.contains(name), "{name}: {text}");
     }
+
+    // HubSpot: one company for the account, its three people's contacts associated with it
+    // (whichever of company and contact was synced second made the association); Dan's contact
+    // joins no company.
+    wait_until("the company with three contacts", 20, || {
+        hs.companies()
+            .get("globex.example")
+            .is_some_and(|c| hs.contacts_of_company(&c.id).len() == 3)
+    })
+    .await;
+    let company = &hs.companies()["globex.example"];
+    assert_eq!(company.properties["name"], "Globex");
+    assert_eq!(company.properties["oie_account_level"], "burning");
+    let mut people: Vec<String> = ["ann", "bo", "cy"]
+        .iter()
+        .map(|p| hs.contact(&format!("{p}@globex.example")).unwrap().id)
+        .collect();
+    people.sort();
+    assert_eq!(hs.contacts_of_company(&company.id), people);
+    assert_eq!(hs.companies().len(), 1);
+    let dan = hs.contact("dan@gmail.com").unwrap().id;
+    assert!(!hs.contacts_of_company(&company.id).contains(&dan));
+    // The company's id is written back under the account's key.
+    let conn = rusqlite::Connection::open(ws.path("data/oie.db")).unwrap();
+    let written: String = conn
+        .query_row(
+            "SELECT crmContactId FROM crm_sync_state WHERE visitorId = 'account:globex.example' AND connector = 'crm'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(written, company.id);
     drop(daemon);
 }

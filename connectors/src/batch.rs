@@ -71,6 +71,46 @@ impl<T> Keyed<T> {
     }
 }
 
+/// Sends the deliveries `first` picks to `a` and the others to `b` (each part only when it has
+/// any); the outcomes come back in the batch's order.
+pub async fn partition<A, B>(
+    batch: &[Delivery],
+    first: impl Fn(&Delivery) -> bool,
+    a: A,
+    b: B,
+) -> Vec<Outcome>
+where
+    A: AsyncFnOnce(&[Delivery]) -> Vec<Outcome>,
+    B: AsyncFnOnce(&[Delivery]) -> Vec<Outcome>,
+{
+    let (left, right): (Vec<usize>, Vec<usize>) = (0..batch.len()).partition(|i| first(&batch[*i]));
+    if right.is_empty() {
+        return a(batch).await;
+    }
+    if left.is_empty() {
+        return b(batch).await;
+    }
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+    let part = |ix: &[usize]| ix.iter().map(|i| batch[*i].clone()).collect::<Vec<_>>();
+    for (i, o) in left.iter().zip(a(&part(&left)).await) {
+        outcomes[*i] = Some(o);
+    }
+    for (i, o) in right.iter().zip(b(&part(&right)).await) {
+        outcomes[*i] = Some(o);
+    }
+    outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Outcome::failed(
+                    Reason::ServerError,
+                    "the connector returned too few outcomes",
+                )
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,8 @@ use crate::{Connector, TemplateSet};
 /// a vendor API gets the process's one client, with one connection pool, from
 /// `http::api_client`.)
 pub struct Build<'a> {
+    /// The connector's name (`[connectors.NAME]`): how oie's records of what it synced name it.
+    pub name: &'a str,
     /// The folder of `config.toml`: relative paths in it are relative to this.
     pub base: &'a Path,
     /// The default and custom templates.

@@ -79,6 +79,10 @@ struct Inner {
     rotation: Option<String>,
     /// `GET /crm/v3/owners/{id}` calls.
     owner_reads: u64,
+    /// Companies by the unique `oie_account_domain`.
+    companies: HashMap<String, Contact>,
+    /// Contact id → company ids it is associated with.
+    associations: HashMap<String, HashSet<String>>,
 }
 
 /// The fake and what it saw.
@@ -119,6 +123,8 @@ impl HubSpotFake {
             owners: HashMap::new(),
             rotation: None,
             owner_reads: 0,
+            companies: HashMap::new(),
+            associations: HashMap::new(),
         }));
         let app = Router::new()
             .route("/oauth/2026-03/token", post(token))
@@ -130,6 +136,14 @@ impl HubSpotFake {
             .route("/crm/v3/owners", get(owners))
             .route("/crm/v3/owners/{id}", get(owner))
             .route("/crm/{a}/{b}/contacts/batch/read", post(batch_read))
+            .route(
+                "/crm/{a}/{b}/companies/batch/upsert",
+                post(upsert_companies),
+            )
+            .route(
+                "/crm/v4/associations/contacts/companies/batch/associate/default",
+                post(associate),
+            )
             .route(
                 "/crm/{a}/{b}/contacts/{id}",
                 axum::routing::patch(update_contact),
@@ -158,6 +172,24 @@ impl HubSpotFake {
         });
         self.lock().rotation = id.clone();
         id
+    }
+
+    /// The companies, by their `oie_account_domain`.
+    pub fn companies(&self) -> HashMap<String, Contact> {
+        self.lock().companies.clone()
+    }
+
+    /// The ids of the contacts associated with company `id`, sorted.
+    pub fn contacts_of_company(&self, id: &str) -> Vec<String> {
+        let s = self.lock();
+        let mut ids: Vec<String> = s
+            .associations
+            .iter()
+            .filter(|(_, companies)| companies.contains(id))
+            .map(|(c, _)| c.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// `GET /crm/v3/owners/{id}` calls so far.
@@ -624,6 +656,151 @@ async fn owners(
         .into_iter()
         .collect();
     (limits, Json(json!({ "results": results }))).into_response()
+}
+
+/// Company properties the fake portal has; `oie_account_domain` is the one with unique values.
+const COMPANY_PROPERTIES: &[&str] = &[
+    "name",
+    "domain",
+    "oie_account_domain",
+    "oie_account_score",
+    "oie_account_level",
+    "oie_engaged_people",
+];
+
+/// `POST /crm/…/companies/batch/upsert`: by a property with unique values (`domain` is not
+/// one, as in HubSpot), at most 100 inputs; 207 for inputs with unknown properties.
+async fn upsert_companies(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
+    if let Some(status) = s.fail_next.pop_front() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (limits, error(status, "INTERNAL_ERROR", "fake failure")).into_response();
+    }
+    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+    if inputs.is_empty() || inputs.len() > 100 {
+        return (
+            limits,
+            error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "inputs must hold between 1 and 100 items",
+            ),
+        )
+            .into_response();
+    }
+    if let Some(bad) = inputs
+        .iter()
+        .find(|i| i["idProperty"] != "oie_account_domain")
+    {
+        let message = format!(
+            "{} is not a unique property; batch upsert needs a property with unique values",
+            bad["idProperty"]
+        );
+        return (
+            limits,
+            error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message),
+        )
+            .into_response();
+    }
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in inputs {
+        let id = input["id"].as_str().unwrap_or_default().to_lowercase();
+        let props: HashMap<String, String> = input["properties"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = props
+            .keys()
+            .find(|k| !COMPANY_PROPERTIES.contains(&k.as_str()))
+        {
+            errors.push(json!({"status":"error","category":"VALIDATION_ERROR","message":format!("Property \"{bad}\" does not exist"),"context":{"ids":[id],"propertyName":[bad]}}));
+            continue;
+        }
+        let next = s.next_id;
+        let created = !s.companies.contains_key(&id);
+        let company = s.companies.entry(id.clone()).or_insert_with(|| Contact {
+            id: next.to_string(),
+            properties: HashMap::new(),
+            updates: 0,
+        });
+        if !created {
+            company.updates += 1;
+        }
+        company.properties.extend(props);
+        company
+            .properties
+            .insert("oie_account_domain".into(), id.clone());
+        let result = json!({"id": company.id, "new": created, "properties": company.properties});
+        if created {
+            s.next_id += 1;
+        }
+        results.push(result);
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let mut body = json!({"status": "COMPLETE", "results": results});
+    if !errors.is_empty() {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = json!(errors);
+    }
+    (status, limits, Json(body)).into_response()
+}
+
+/// `POST /crm/v4/associations/contacts/companies/batch/associate/default`
+/// `{inputs: [{from: {id}, to: {id}}]}`: both must exist; 207 naming those that do not.
+async fn associate(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let (mut s, limits) = match admitted(&inner, &headers) {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
+    let mut errors = Vec::new();
+    let mut results = Vec::new();
+    for input in body["inputs"].as_array().cloned().unwrap_or_default() {
+        let from = input["from"]["id"].as_str().unwrap_or_default().to_string();
+        let to = input["to"]["id"].as_str().unwrap_or_default().to_string();
+        let known =
+            s.contacts.values().any(|c| c.id == from) && s.companies.values().any(|c| c.id == to);
+        if !known {
+            errors.push(json!({"status": "error", "category": "OBJECT_NOT_FOUND",
+                "message": format!("No contact {from} or company {to}"), "context": {"ids": [from]}}));
+            continue;
+        }
+        s.associations
+            .entry(from.clone())
+            .or_default()
+            .insert(to.clone());
+        results.push(json!({"from": {"id": from}, "to": {"id": to}}));
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let mut body = json!({"status": "COMPLETE", "results": results});
+    if !errors.is_empty() {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = json!(errors);
+    }
+    (status, limits, Json(body)).into_response()
 }
 
 /// `GET /crm/v3/owners/{id}`: `{id, email, userId, archived}`, or 404.

@@ -196,6 +196,7 @@ mod tests {
                 let settings = settings.unwrap_or_else(|| panic!("{}: {problems:?}", kind.name));
                 let mut key_files = Vec::new();
                 let mut with = Build {
+                    name: kind.name,
                     base: dir.path(),
                     templates: templates.clone(),
                     key_files: &mut key_files,
@@ -264,6 +265,7 @@ mod tests {
         let settings = read("greeting = \"hello\"\n", &mut problems).unwrap();
         let mut key_files = Vec::new();
         let mut with = Build {
+            name: "hello",
             base: dir.path(),
             templates: Arc::new(oie_connectors::TemplateSet::defaults()),
             key_files: &mut key_files,

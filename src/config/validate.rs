@@ -279,6 +279,7 @@ fn build_connectors(
         } = entry;
         let digests = settings.kind.digests;
         let mut with = Build {
+            name: &name,
             base,
             templates: templates.clone(),
             key_files: keys,

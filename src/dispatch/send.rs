@@ -161,8 +161,9 @@ impl Dispatcher {
             else {
                 continue;
             };
-            if members[i].trigger_kind == TriggerKind::Erasure.as_str() {
-                // The record is gone.
+            let kind = TriggerKind::parse(&members[i].trigger_kind);
+            if kind == Some(TriggerKind::Erasure) || kind.is_some_and(TriggerKind::is_account) {
+                // The record is gone, or it is an account's (a company has no lead owner).
                 continue;
             }
             match oie_connectors::owner::assignment(delivery) {

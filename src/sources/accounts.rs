@@ -59,11 +59,14 @@ pub fn drain(
                 continue;
             }
             a.set("engaged", store.engaged_people(a.domain(), now)?);
+            a.set("memberRecords", store.member_records(a.domain())?);
+            let records = crm.remove(&key).unwrap_or_default();
+            a.set("records", records_json(&records));
             let lead = Lead::from_json(json!({ "visitorId": key }).as_object().expect("object"));
             arrivals.push(Arrival {
                 lead,
                 triggers,
-                crm: crm.remove(&key).unwrap_or_default(),
+                crm: records,
                 account: Some(a),
             });
         }
@@ -72,6 +75,14 @@ pub fn drain(
             return Ok(());
         }
     }
+}
+
+/// `[{connector, id}]` of CRM records.
+pub fn records_json(records: &[crate::store::CrmRecord]) -> serde_json::Value {
+    records
+        .iter()
+        .map(|r| json!({"connector": r.connector, "id": r.id}))
+        .collect()
 }
 
 /// The triggers an account's change yields, given what was seen of it before.

@@ -86,6 +86,20 @@ impl LeadsSource {
         let mut seen = self.stage.outbox.seen(&ids)?;
         let mut crm = self.store.crm_ids(&ids)?;
         let mut accounts = self.store.accounts_of(&ids, now_ms)?;
+        // Each account's own records (its company in a CRM), for the people to join it.
+        let keys: Vec<String> = accounts
+            .values()
+            .map(|a| crate::account::key(a.domain()))
+            .collect();
+        let key_ids: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let account_records = self.store.crm_ids(&key_ids)?;
+        for a in accounts.values_mut() {
+            let records = account_records
+                .get(&crate::account::key(a.domain()))
+                .map(|r| crate::sources::accounts::records_json(r))
+                .unwrap_or_else(|| serde_json::json!([]));
+            a.set("records", records);
+        }
         if let Some(pending) = pending {
             // Only this page's leads are looked up; the others' entries are never read.
             seen.extend(pending.seen().iter().map(|(v, s)| (v.clone(), *s)));

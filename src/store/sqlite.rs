@@ -267,6 +267,22 @@ impl SqliteStore {
         })
     }
 
+    /// The CRM records of an account's members, `[{connector, id}]`.
+    pub fn member_records(&self, domain: &str) -> anyhow::Result<Value> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT s.connector, s.crmContactId FROM account_members m
+                 JOIN crm_sync_state s ON s.visitorId = m.visitorId
+                 WHERE m.accountDomain = ?1 AND s.crmContactId IS NOT NULL
+                 ORDER BY s.connector, s.crmContactId",
+            )?;
+            let rows = stmt.query_map([domain], |r| {
+                Ok(serde_json::json!({"connector": r.get::<_, String>(0)?, "id": r.get::<_, String>(1)?}))
+            })?;
+            Ok(Value::Array(rows.collect::<Result<Vec<_>, _>>()?))
+        })
+    }
+
     /// The engaged people of an account (score ≥ 40, seen in the 90 days before `now_ms`),
     /// best first, at most 10: what an account alert lists.
     pub fn engaged_people(&self, domain: &str, now_ms: i64) -> anyhow::Result<Value> {

@@ -74,16 +74,17 @@ fn error_ids(error: &Value) -> Vec<String> {
     ids
 }
 
-/// One outcome per input id (lower-cased e-mails, in request order) from a 200 or 207 body:
-/// a result carrying the input's e-mail is a delivery with HubSpot's record id; an error naming
-/// it is `invalid_item` with HubSpot's message (`throttled` for a rate limit, `server_error` for
-/// a 5xx); an input HubSpot said nothing about is retried as `server_error`.
-pub fn per_input(ids: &[String], body: &Value) -> Vec<Outcome> {
+/// One outcome per input id (lower-cased values of the `key` property — e-mails for contacts —
+/// in request order) from a 200 or 207 body: a result carrying the input's id is a delivery with
+/// HubSpot's record id; an error naming it is `invalid_item` with HubSpot's message (`throttled`
+/// for a rate limit, `server_error` for a 5xx); an input HubSpot said nothing about is retried
+/// as `server_error`.
+pub fn per_input(ids: &[String], key: &str, body: &Value) -> Vec<Outcome> {
     let mut out: Vec<Option<Outcome>> = vec![None; ids.len()];
     let index = |email: &str| ids.iter().position(|i| i == &email.to_lowercase());
     let results = body["results"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     for result in results {
-        let email = result["properties"]["email"].as_str().unwrap_or_default();
+        let email = result["properties"][key].as_str().unwrap_or_default();
         let record = match &result["id"] {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),

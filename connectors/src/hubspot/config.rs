@@ -36,6 +36,17 @@ pub struct HubSpotConfig {
     /// lastname, company); an empty template drops a default.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Company properties of account records (`account_hot`, `account_sync`): name → template
+    /// over `account`, e.g. `oie_peak_score = "{{account.peakScore}}"`. Added to the defaults
+    /// (name, domain, oie_account_score, oie_account_level, oie_engaged_people); an empty
+    /// template drops a default.
+    #[serde(default)]
+    pub company_properties: BTreeMap<String, String>,
+    /// The company property with unique values companies are upserted by (default
+    /// `oie_account_domain`; create it in HubSpot as a single-line text property with unique
+    /// values: `domain` is not unique).
+    #[serde(default = "default_company_id_property")]
+    pub company_id_property: String,
     /// Template of a Note created on `hot_lead` triggers, e.g. `"hubspot/note"`; none by default.
     #[serde(default)]
     pub note_template: Option<String>,
@@ -66,6 +77,10 @@ fn default_token_path() -> String {
     "/oauth/2026-03/token".to_string()
 }
 
+fn default_company_id_property() -> String {
+    "oie_account_domain".to_string()
+}
+
 fn default_window_limit() -> u32 {
     100
 }
@@ -77,6 +92,15 @@ fn default_window() -> Duration {
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
+
+/// The company properties every account sync sends unless config drops them.
+pub const DEFAULT_COMPANY_PROPERTIES: &[(&str, &str)] = &[
+    ("name", "{{account.company}}"),
+    ("domain", "{{account.accountDomain}}"),
+    ("oie_account_score", "{{account.accountScore}}"),
+    ("oie_account_level", "{{account.accountLevel}}"),
+    ("oie_engaged_people", "{{account.engagedPeople}}"),
+];
 
 /// The contact properties every sync sends unless config drops them.
 pub const DEFAULT_PROPERTIES: &[(&str, &str)] = &[

@@ -11,6 +11,10 @@ impl Kind for HubSpot {
     type Config = HubSpotConfig;
 
     fn build(config: HubSpotConfig, with: &mut Build) -> Result<Arc<dyn Connector>, String> {
-        Ok(Arc::new(HubSpot::new(config, with.templates.clone())?))
+        Ok(Arc::new(HubSpot::new(
+            config,
+            with.templates.clone(),
+            with.name,
+        )?))
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::auth::Auth;
 use super::classify::{self, Limit};
-use super::config::DEFAULT_PROPERTIES;
+use super::config::{DEFAULT_COMPANY_PROPERTIES, DEFAULT_PROPERTIES};
 use super::window::Window;
 use super::HubSpotConfig;
 use crate::batch::Keyed;
@@ -24,8 +24,13 @@ pub const MAX_BATCH: usize = 100;
 /// Note → contact, HubSpot-defined association type.
 const NOTE_TO_CONTACT: u32 = 202;
 
+/// The key of a company payload (an account record).
+const COMPANY: &str = "company";
+
 /// A configured HubSpot account.
 pub struct HubSpot {
+    /// Its name in config: the records oie synced through it are named by it.
+    name: String,
     client: reqwest::Client,
     /// `base_url`, for the owners API.
     base: String,
@@ -33,6 +38,8 @@ pub struct HubSpot {
     auth: Auth,
     window: Window,
     properties: FieldTemplates,
+    company_properties: FieldTemplates,
+    company_id_property: String,
     templates: Arc<TemplateSet>,
     note_template: Option<String>,
     timeout: Duration,
@@ -45,7 +52,11 @@ pub struct HubSpot {
 const OWNER_TTL: Duration = Duration::from_secs(3600);
 
 impl HubSpot {
-    pub fn new(config: HubSpotConfig, templates: Arc<TemplateSet>) -> Result<Self, String> {
+    pub fn new(
+        config: HubSpotConfig,
+        templates: Arc<TemplateSet>,
+        name: &str,
+    ) -> Result<Self, String> {
         let auth = Auth::from_config(&config)?;
         reqwest::Url::parse(&config.base_url)
             .map_err(|e| format!("base_url is not a valid URL: {e}"))?;
@@ -66,6 +77,13 @@ impl HubSpot {
         );
         let properties = FieldTemplates::compile(fields.iter().map(|(n, t)| (n, t)))
             .map_err(|e| format!("properties: {e}"))?;
+        let company_fields = merged(DEFAULT_COMPANY_PROPERTIES, &config.company_properties);
+        let company_properties =
+            FieldTemplates::compile(company_fields.iter().map(|(n, t)| (n, t)))
+                .map_err(|e| format!("company_properties: {e}"))?;
+        if config.company_id_property.trim().is_empty() {
+            return Err("company_id_property is empty: name a company property with unique values, like \"oie_account_domain\"".into());
+        }
         if let Some(name) = &config.note_template {
             if !templates.has(name) {
                 return Err(format!("note_template `{name}` does not exist"));
@@ -73,6 +91,7 @@ impl HubSpot {
         }
         let client = http::api_client()?;
         Ok(HubSpot {
+            name: name.to_string(),
             client,
             base: config.base_url.trim_end_matches('/').to_string(),
             objects: format!(
@@ -83,6 +102,8 @@ impl HubSpot {
             auth,
             window: Window::new(config.window_limit, config.window),
             properties,
+            company_properties,
+            company_id_property: config.company_id_property,
             templates,
             note_template: config.note_template,
             timeout: config.timeout,
@@ -227,10 +248,43 @@ impl HubSpot {
     }
 }
 
+/// The default fields not named in `config`, then `config`'s with a template (an empty one
+/// drops a default).
+fn merged(
+    defaults: &[(&str, &str)],
+    config: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = defaults
+        .iter()
+        .filter(|(name, _)| !config.contains_key(*name))
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    fields.extend(
+        config
+            .iter()
+            .filter(|(_, t)| !t.trim().is_empty())
+            .map(|(n, t)| (n.clone(), t.clone())),
+    );
+    fields
+}
+
+/// The ids of the records oie synced through connector `name`, from a list of
+/// `{connector, id}` in the render data.
+fn records_of<'a>(records: &'a Value, name: &'a str) -> impl Iterator<Item = &'a str> {
+    records
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |r| r["connector"] == name)
+        .filter_map(|r| r["id"].as_str())
+}
+
 /// One contact input: the upsert body, and the Note to create for it.
 struct Input {
     body: Value,
     note: Option<Value>,
+    /// The id of the lead's company (its account's record), to associate the contact with.
+    company: Option<String>,
 }
 
 /// Reads a stored payload: the lower-cased e-mail it upserts by, and the input.
@@ -240,7 +294,18 @@ fn input(delivery: &Delivery) -> Result<(String, Input), Outcome> {
         .and_then(|mut body| {
             let id = body["id"].as_str()?.to_lowercase();
             let note = body.as_object_mut()?.remove("note");
-            Some((id, Input { body, note }))
+            let company = body
+                .as_object_mut()?
+                .remove(COMPANY)
+                .and_then(|c| c.as_str().map(str::to_string));
+            Some((
+                id,
+                Input {
+                    body,
+                    note,
+                    company,
+                },
+            ))
         })
         .ok_or_else(|| {
             Outcome::failed(
@@ -250,11 +315,57 @@ fn input(delivery: &Delivery) -> Result<(String, Input), Outcome> {
         })
 }
 
+/// One company input: the upsert body, and the contacts to associate with it.
+struct CompanyInput {
+    body: Value,
+    contacts: Vec<String>,
+}
+
+/// Reads a stored company payload: the lower-cased domain it upserts by, and the input.
+fn company_input(delivery: &Delivery) -> Result<(String, CompanyInput), Outcome> {
+    serde_json::from_str::<Value>(&delivery.payload)
+        .ok()
+        .and_then(|v| {
+            let id = v[COMPANY]["id"].as_str()?.to_lowercase();
+            let contacts = v["contacts"]
+                .as_array()?
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect();
+            Some((
+                id,
+                CompanyInput {
+                    body: v[COMPANY].clone(),
+                    contacts,
+                },
+            ))
+        })
+        .ok_or_else(|| {
+            Outcome::failed(
+                Reason::InvalidItem,
+                "the stored payload is not a HubSpot company input",
+            )
+        })
+}
+
+/// Two deliveries for one company: the later body wins, the contacts of both are associated.
+fn merge_company(earlier: &mut CompanyInput, later: CompanyInput) {
+    earlier.body = later.body;
+    for c in later.contacts {
+        if !earlier.contacts.contains(&c) {
+            earlier.contacts.push(c);
+        }
+    }
+}
+
 /// Two deliveries for one e-mail: the later body wins, and a Note asked for by either is kept.
 fn merge(earlier: &mut Input, later: Input) {
     earlier.body = later.body;
     if later.note.is_some() {
         earlier.note = later.note;
+    }
+    if later.company.is_some() {
+        earlier.company = later.company;
     }
 }
 
@@ -268,9 +379,9 @@ impl Connector for HubSpot {
         true
     }
 
-    /// Person records (contacts); account records are not written yet.
+    /// Contacts for people, companies for accounts.
     fn takes(&self, trigger_kind: &str) -> bool {
-        trigger_kind != "identity" && !crate::is_account_kind(trigger_kind)
+        trigger_kind != "identity"
     }
 
     fn max_batch(&self) -> usize {
@@ -326,6 +437,12 @@ impl Connector for HubSpot {
             return erasure;
         }
         let data = context.data();
+        if data["trigger"]["kind"]
+            .as_str()
+            .is_some_and(crate::is_account_kind)
+        {
+            return self.render_company(context);
+        }
         let email = data["lead"]["email"]
             .as_str()
             .map(str::trim)
@@ -346,6 +463,10 @@ impl Connector for HubSpot {
                     "body": self.templates.render_text(name, context)?.trim(),
                 });
             }
+        }
+        // The lead's company, once oie has synced its account here: the contact joins it.
+        if let Some(company) = records_of(&data["account"]["records"], &self.name).next() {
+            input[COMPANY] = json!(company);
         }
         Ok(input.to_string())
     }
@@ -415,6 +536,105 @@ impl HubSpot {
 }
 
 impl HubSpot {
+    /// An account's company: upserted by `company_id_property` = the account's domain, with
+    /// the contacts of its people oie synced here to associate with it.
+    fn render_company(&self, context: &RenderContext) -> Result<String, RenderError> {
+        let account = &context.data()["account"];
+        let domain = account["accountDomain"]
+            .as_str()
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| RenderError::Render {
+                name: "hubspot".into(),
+                message: "an account trigger without an account domain".into(),
+            })?;
+        let mut properties = self.company_properties.render(context)?;
+        properties.insert(self.company_id_property.clone(), json!(domain));
+        let contacts: Vec<&str> = records_of(&account["memberRecords"], &self.name).collect();
+        Ok(json!({
+            COMPANY: {"id": domain, "idProperty": self.company_id_property, "properties": properties},
+            "contacts": contacts,
+        })
+        .to_string())
+    }
+
+    /// Companies upserted in one batch call (by `company_id_property`), then the contacts each
+    /// names associated with it.
+    async fn upsert_companies(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let keyed = Keyed::new(batch, company_input, merge_company);
+        let inputs = keyed.items();
+        if inputs.is_empty() {
+            return keyed.finish(Vec::new(), "hubspot");
+        }
+        let body = json!({"inputs": inputs.iter().map(|(_, c)| &c.body).collect::<Vec<_>>()});
+        let url = format!("{}/companies/batch/upsert", self.objects);
+        let mut results = match self.call(reqwest::Method::POST, &url, Some(&body)).await {
+            Ok((_, text)) => {
+                let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+                let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+                classify::per_input(&ids, &self.company_id_property, &parsed)
+            }
+            Err(failure) => vec![Outcome::Failed(failure); inputs.len()],
+        };
+        let pairs: Vec<(usize, String, String)> = inputs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, company))| {
+                let id = match &results[i] {
+                    Outcome::Delivered {
+                        record_id: Some(id),
+                    } => Some(id.clone()),
+                    _ => None,
+                };
+                company
+                    .contacts
+                    .iter()
+                    .filter_map(move |c| Some((i, c.clone(), id.clone()?)))
+            })
+            .collect();
+        if let Some(failed) = self.associate(&pairs).await {
+            for (i, _, _) in &pairs {
+                results[*i] = failed.clone();
+            }
+        }
+        keyed.finish(results, "hubspot")
+    }
+
+    /// Associates contacts with companies, `(input, contact, company)`, with the v4 batch
+    /// default association (≤ 100 a call). Returns the outcome of the inputs whose
+    /// associations failed.
+    async fn associate(&self, pairs: &[(usize, String, String)]) -> Option<Outcome> {
+        let url = format!(
+            "{}/crm/v4/associations/contacts/companies/batch/associate/default",
+            self.base
+        );
+        for chunk in pairs.chunks(MAX_BATCH) {
+            let inputs: Vec<Value> = chunk
+                .iter()
+                .map(
+                    |(_, contact, company)| json!({"from": {"id": contact}, "to": {"id": company}}),
+                )
+                .collect();
+            match self
+                .call(
+                    reqwest::Method::POST,
+                    &url,
+                    Some(&json!({ "inputs": inputs })),
+                )
+                .await
+            {
+                Ok((207, body)) => {
+                    return Some(Outcome::failed(
+                        Reason::ServerError,
+                        format!("association: some failed: {}", classify::message(&body)),
+                    ))
+                }
+                Ok(_) => {}
+                Err(failure) => return Some(Outcome::Failed(failure.context("association"))),
+            }
+        }
+        None
+    }
+
     /// Contacts upserted in one batch call, then their Notes.
     async fn upsert(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let keyed = Keyed::new(batch, input, merge);
@@ -428,7 +648,7 @@ impl HubSpot {
             Ok((_, text)) => {
                 let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
                 let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
-                classify::per_input(&ids, &parsed)
+                classify::per_input(&ids, "email", &parsed)
             }
             Err(failure) => vec![Outcome::Failed(failure); inputs.len()],
         };
@@ -447,6 +667,24 @@ impl HubSpot {
             .collect();
         if let Some(failed) = self.notes(&notes).await {
             for (i, _, _) in &notes {
+                results[*i] = failed.clone();
+            }
+        }
+        let pairs: Vec<(usize, String, String)> = inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, input))| match (&results[i], &input.company) {
+                (
+                    Outcome::Delivered {
+                        record_id: Some(id),
+                    },
+                    Some(company),
+                ) => Some((i, id.clone(), company.clone())),
+                _ => None,
+            })
+            .collect();
+        if let Some(failed) = self.associate(&pairs).await {
+            for (i, _, _) in &pairs {
                 results[*i] = failed.clone();
             }
         }
@@ -499,7 +737,15 @@ impl crate::owner::AssignsOwners for HubSpot {
                 }
                 outcomes
             },
-            async |rest: &[Delivery]| self.upsert(rest).await,
+            async |rest: &[Delivery]| {
+                crate::batch::partition(
+                    rest,
+                    |d| d.payload.starts_with("{\"company\""),
+                    async |companies: &[Delivery]| self.upsert_companies(companies).await,
+                    async |contacts: &[Delivery]| self.upsert(contacts).await,
+                )
+                .await
+            },
         )
         .await
     }

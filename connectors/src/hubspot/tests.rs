@@ -57,7 +57,12 @@ fn config(base: &str, extra: Value) -> HubSpotConfig {
 }
 
 fn hubspot(base: &str, extra: Value) -> HubSpot {
-    HubSpot::new(config(base, extra), Arc::new(TemplateSet::defaults())).unwrap()
+    HubSpot::new(
+        config(base, extra),
+        Arc::new(TemplateSet::defaults()),
+        "crm",
+    )
+    .unwrap()
 }
 
 fn deliveries(
@@ -124,6 +129,7 @@ fn leads_without_email_are_a_render_error_and_bad_templates_a_config_error() {
             json!({"properties": {"x": "{{#if}}"}}),
         ),
         Arc::new(TemplateSet::defaults()),
+        "crm",
     );
     assert!(bad.err().unwrap().contains("field `x`"));
     let both = HubSpot::new(
@@ -132,6 +138,7 @@ fn leads_without_email_are_a_render_error_and_bad_templates_a_config_error() {
             json!({"client_id": "a", "client_secret": "${OIE_TEST_HUBSPOT_SECRET}", "refresh_token": "${OIE_TEST_HUBSPOT_REFRESH}"}),
         ),
         Arc::new(TemplateSet::defaults()),
+        "crm",
     );
     assert!(both.err().unwrap().contains("not both"));
 }
@@ -416,4 +423,105 @@ async fn record_owners_reads_each_contacts_owner_and_caches_owner_emails() {
     fake.fail_next(&[500]);
     let err = hs.record_owners(&ids[..1]).await.unwrap_err();
     assert_eq!(err.reason, Reason::ServerError);
+}
+
+/// An account trigger's render data: the account with the CRM records of its members.
+fn account_context(members: &[(&str, &str)], records: Value) -> RenderContext {
+    let member_records: Vec<Value> = members
+        .iter()
+        .map(|(connector, id)| json!({"connector": connector, "id": id}))
+        .collect();
+    RenderContext::new(json!({
+        "lead": {"visitorId": "account:globex.example"},
+        "trigger": {"kind": "account_sync", "level": "burning", "previousLevel": null, "at": "2026-11-26T10:00:00.000Z"},
+        "route": "accounts",
+        "crm": [],
+        "account": {"accountDomain": "globex.example", "company": "Globex", "accountScore": 85,
+                    "accountLevel": "burning", "engagedPeople": 3, "people": 3,
+                    "memberRecords": member_records, "records": records},
+    }))
+}
+
+#[tokio::test]
+async fn accounts_become_companies_with_their_people_associated() {
+    let fake = HubSpotFake::start().await;
+    let hs = hubspot(&fake.base, json!({}));
+    let contacts: Vec<String> = hs
+        .send(&deliveries(&hs, (0..3).map(lead), "sync"))
+        .await
+        .iter()
+        .map(|o| match o {
+            Outcome::Delivered {
+                record_id: Some(id),
+            } => id.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // The company, with the two members oie knows here (another connector's records are not
+    // this portal's).
+    let members = [
+        ("crm", contacts[0].as_str()),
+        ("crm", contacts[1].as_str()),
+        ("other", "999"),
+    ];
+    let payload = hs.render(&account_context(&members, json!([]))).unwrap();
+    let company = Delivery {
+        key: "acct".into(),
+        visitor_id: "account:globex.example".into(),
+        payload,
+        attempt: 1,
+    };
+    let outcome = hs.send(std::slice::from_ref(&company)).await.remove(0);
+    let Outcome::Delivered {
+        record_id: Some(company_id),
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    let made = &fake.companies()["globex.example"];
+    assert_eq!(made.id, company_id);
+    assert_eq!(made.properties["name"], "Globex");
+    assert_eq!(made.properties["domain"], "globex.example");
+    assert_eq!(made.properties["oie_account_score"], "85");
+    assert_eq!(made.properties["oie_account_level"], "burning");
+    let mut want = vec![contacts[0].clone(), contacts[1].clone()];
+    want.sort();
+    assert_eq!(fake.contacts_of_company(&company_id), want);
+
+    // The third person's next sync, once the account's company is known: it joins it.
+    let mut ctx = context(lead(2), "sync").data().clone();
+    ctx["account"] = json!({"records": [{"connector": "crm", "id": company_id}]});
+    let payload = hs.render(&RenderContext::new(ctx)).unwrap();
+    let sync = Delivery {
+        key: "k2".into(),
+        visitor_id: "v2".into(),
+        payload,
+        attempt: 1,
+    };
+    // Sent with the company again in one batch: one call each, in order.
+    let outcomes = hs.send(&[company, sync]).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Delivered { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(fake.contacts_of_company(&company_id).len(), 3);
+    assert_eq!(fake.companies().len(), 1, "upserted, not created again");
+
+    // A company id property HubSpot does not hold unique: a dead letter saying so.
+    let by_domain = hubspot(&fake.base, json!({"company_id_property": "domain"}));
+    let payload = by_domain.render(&account_context(&[], json!([]))).unwrap();
+    let outcome = by_domain
+        .send(&[Delivery {
+            key: "acct2".into(),
+            visitor_id: "account:globex.example".into(),
+            payload,
+            attempt: 1,
+        }])
+        .await
+        .remove(0);
+    let f = failure(&outcome);
+    assert_eq!(f.reason, Reason::InvalidItem);
+    assert!(f.detail.contains("not a unique property"), "{f}");
 }
