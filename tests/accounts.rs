@@ -2,7 +2,9 @@
 //! hot within minutes: the account rises (hot with two engaged people, burning with three) and
 //! one `account_hot` alert, routed by `account.engagedPeople >= 3`, lists all three — in a
 //! webhook and in Slack (Block Kit). Their own alerts go elsewhere and say how many others from
-//! the company were active this week; a person at a free-mail domain joins no account.
+//! the company were active this week; a person at a free-mail domain joins no account. In the
+//! CRMs the account is one HubSpot company with its three people's contacts associated, and
+//! one Salesforce Account.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 use common::slack_fake::{SlackFake, TOKEN};
 use common::{wait_until, Receiver, Workspace, FAST};
 use oie_fakes::hubspot::{self, HubSpotFake};
+use oie_fakes::salesforce::{self, SalesforceFake};
 use serde_json::{json, Value};
 
 fn person(id: &str, email: &str, first: &str, score: i64, level: &str) -> Value {
@@ -24,6 +27,7 @@ async fn three_engaged_people_make_one_account_alert() {
     let receiver = Receiver::start(&[]).await;
     let slack = SlackFake::start(Duration::from_millis(10)).await;
     let hs = HubSpotFake::start().await;
+    let sf = SalesforceFake::start_with_test_key().await;
     let config = format!(
         r#"{FAST}
 [[routes]]
@@ -40,7 +44,15 @@ continue = true
 [[routes]]
 name = "sync"
 when = '(trigger.kind == "sync" && lead.email != null) || trigger.kind == "account_sync"'
-to = ["crm"]
+to = ["crm", "sf"]
+
+[connectors.sf]
+kind = "salesforce"
+client_id = "{}"
+username = "{}"
+private_key_file = "sf-key.pem"
+login_url = "{}"
+batch_wait = "100ms"
 
 [connectors.crm]
 kind = "hubspot"
@@ -63,6 +75,9 @@ token = "${{OIE_TEST_SLACK_TOKEN_ACCT}}"
 channel = "C0ACC"
 rate_limit = 50
 "#,
+        salesforce::CLIENT_ID,
+        salesforce::USERNAME,
+        sf.base,
         hs.base,
         receiver.url("acct"),
         receiver.url("people"),
@@ -71,6 +86,7 @@ rate_limit = 50
     let ws = Workspace::new(&config);
     ws.env("OIE_TEST_SLACK_TOKEN_ACCT", TOKEN);
     ws.env("OIE_TEST_HUBSPOT_TOKEN_ACCT", hubspot::TOKEN);
+    std::fs::write(ws.path("sf-key.pem"), salesforce::TEST_PRIVATE_KEY).unwrap();
     let daemon = ws.start();
     let account_seen = |level: &'static str| ws.seen_at("account:globex.example", level);
 
@@ -184,5 +200,16 @@ rate_limit = 50
         )
         .unwrap();
     assert_eq!(written, company.id);
+
+    // Salesforce: one Account for the account, four Leads.
+    wait_until("the Salesforce Account", 20, || {
+        sf.accounts()
+            .get("globex.example")
+            .is_some_and(|a| a.fields["OIE_Account_Level__c"] == "burning")
+    })
+    .await;
+    assert_eq!(sf.accounts().len(), 1);
+    assert_eq!(sf.accounts()["globex.example"].fields["Name"], "Globex");
+    wait_until("four Leads", 20, || sf.records().len() == 4).await;
     drop(daemon);
 }

@@ -42,6 +42,18 @@ const LEAD_FIELDS: &[(&str, bool)] = &[
     ("OIE_Intent_Score__c", false),
     ("OIE_Engagement_Level__c", false),
     ("OIE_Last_Page__c", false),
+    ("OIE_Account_Score__c", false),
+    ("OIE_Account_Level__c", false),
+];
+
+/// Account fields of the fake org; `OIE_Account_Domain__c` is its external id.
+const ACCOUNT_FIELDS: &[(&str, bool)] = &[
+    ("Id", false),
+    ("Name", false),
+    ("Website", false),
+    ("OIE_Account_Domain__c", true),
+    ("OIE_Account_Score__c", false),
+    ("OIE_Account_Level__c", false),
 ];
 
 #[derive(Debug, Clone)]
@@ -74,6 +86,8 @@ struct Inner {
     users: Vec<(String, String, bool)>,
     /// The User new records are assigned to (an assignment rule), if any.
     assign_to: Option<String>,
+    /// Accounts, by `OIE_Account_Domain__c`.
+    accounts: HashMap<String, Record>,
 }
 
 #[derive(Clone)]
@@ -112,6 +126,7 @@ impl SalesforceFake {
             deleted: Vec::new(),
             users: Vec::new(),
             assign_to: None,
+            accounts: HashMap::new(),
         }));
         let data = "/services/data/{version}";
         let app = Router::new()
@@ -165,6 +180,11 @@ impl SalesforceFake {
         });
         self.lock().assign_to = id.clone();
         id
+    }
+
+    /// The Accounts, by their `OIE_Account_Domain__c`.
+    pub fn accounts(&self) -> HashMap<String, Record> {
+        self.lock().accounts.clone()
     }
 
     /// An org that trusts the test key pair.
@@ -470,8 +490,17 @@ async fn upsert(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let known = |name: &str| LEAD_FIELDS.iter().any(|(f, _)| *f == name);
-    if version != VERSION || object != "Lead" || !LEAD_FIELDS.contains(&(field.as_str(), true)) {
+    let is_account = object == "Account";
+    let object_fields = if is_account {
+        ACCOUNT_FIELDS
+    } else {
+        LEAD_FIELDS
+    };
+    let known = |name: &str| object_fields.iter().any(|(f, _)| *f == name);
+    if version != VERSION
+        || !matches!(object.as_str(), "Lead" | "Account")
+        || !object_fields.contains(&(field.as_str(), true))
+    {
         return sf_error(
             StatusCode::NOT_FOUND,
             limit_info(&s),
@@ -537,7 +566,14 @@ async fn upsert(
         }
         let mut fields = obj.clone();
         fields.remove("attributes");
-        match s.records.get_mut(&ext) {
+        let next_id = s.next_id;
+        let assign_to = s.assign_to.clone();
+        let stored = if is_account {
+            &mut s.accounts
+        } else {
+            &mut s.records
+        };
+        match stored.get_mut(&ext) {
             Some(existing) => {
                 existing.fields.extend(fields);
                 existing.updates += 1;
@@ -546,8 +582,14 @@ async fn upsert(
                 );
             }
             None => {
-                let missing: Vec<&str> = ["LastName", "Company"]
-                    .into_iter()
+                let required: &[&str] = if is_account {
+                    &["Name"]
+                } else {
+                    &["LastName", "Company"]
+                };
+                let missing: Vec<&str> = required
+                    .iter()
+                    .copied()
                     .filter(|f| {
                         fields
                             .get(*f)
@@ -563,13 +605,12 @@ async fn upsert(
                     ));
                     continue;
                 }
-                let id = format!("00Q{:015}", s.next_id);
-                s.next_id += 1;
+                let id = format!("{}{next_id:015}", if is_account { "001" } else { "00Q" });
                 let mut fields = fields;
-                if let Some(owner) = &s.assign_to {
+                if let Some(owner) = &assign_to {
                     fields.insert("OwnerId".into(), json!(owner));
                 }
-                s.records.insert(
+                stored.insert(
                     ext.clone(),
                     Record {
                         id: id.clone(),
@@ -577,6 +618,7 @@ async fn upsert(
                         updates: 0,
                     },
                 );
+                s.next_id += 1;
                 results.push(json!({"id": id, "success": true, "errors": [], "created": true}));
             }
         }

@@ -42,6 +42,14 @@ pub struct SalesforceConfig {
     /// The external-id field that holds oie's visitor id (default `OIE_Visitor_Id__c`).
     #[serde(default = "default_external_id")]
     pub external_id_field: String,
+    /// The external-id field of Account that holds the account's domain, for account records
+    /// (`account_hot`, `account_sync`; default `OIE_Account_Domain__c`).
+    #[serde(default = "default_account_external_id")]
+    pub account_external_id_field: String,
+    /// Account fields: name → template over `account`. Added to the defaults (Name, Website,
+    /// OIE_Account_Score__c, OIE_Account_Level__c); an empty template drops a default.
+    #[serde(default)]
+    pub account_fields: BTreeMap<String, String>,
     /// REST API version (default `v66.0`).
     #[serde(default = "default_api_version")]
     pub api_version: String,
@@ -74,6 +82,10 @@ fn default_external_id() -> String {
     "OIE_Visitor_Id__c".to_string()
 }
 
+fn default_account_external_id() -> String {
+    "OIE_Account_Domain__c".to_string()
+}
+
 fn default_api_version() -> String {
     "v66.0".to_string()
 }
@@ -85,6 +97,17 @@ fn default_headroom() -> f64 {
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
 }
+
+/// The Account fields every account sync sends unless config drops them.
+pub const DEFAULT_ACCOUNT_FIELDS: &[(&str, &str)] = &[
+    (
+        "Name",
+        "{{#if account.company}}{{account.company}}{{else}}{{account.accountDomain}}{{/if}}",
+    ),
+    ("Website", "{{account.accountDomain}}"),
+    ("OIE_Account_Score__c", "{{account.accountScore}}"),
+    ("OIE_Account_Level__c", "{{account.accountLevel}}"),
+];
 
 /// The record fields every sync sends unless config drops them.
 pub const DEFAULT_FIELDS: &[(&str, &str)] = &[

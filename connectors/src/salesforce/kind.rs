@@ -19,6 +19,6 @@ impl Kind for Salesforce {
             (Some(file), None) => Some(Secret::new(with.read_key_file("private_key_file", file)?)),
             (None, key) => key.clone(),
         };
-        Ok(Arc::new(Salesforce::new(config, key)?))
+        Ok(Arc::new(Salesforce::new(config, key, with.name)?))
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::Auth;
 use super::classify::{self, Refusal};
-use super::config::DEFAULT_FIELDS;
+use super::config::{DEFAULT_ACCOUNT_FIELDS, DEFAULT_FIELDS};
 use super::limits::{Limits, DAILY_PROBE};
 use super::SalesforceConfig;
 use crate::batch::Keyed;
@@ -21,6 +21,8 @@ pub const MAX_BATCH: usize = 200;
 
 /// A configured Salesforce org.
 pub struct Salesforce {
+    /// Its name in config: the records oie synced through it are named by it.
+    name: String,
     client: reqwest::Client,
     auth: Auth,
     limits: Limits,
@@ -28,13 +30,22 @@ pub struct Salesforce {
     external_id: String,
     version: String,
     fields: FieldTemplates,
+    account_external_id: String,
+    account_fields: FieldTemplates,
     timeout: Duration,
     calls: AtomicU64,
 }
 
+/// The key of an Account payload (an account record).
+const ACCOUNT: &str = "account";
+
 impl Salesforce {
     /// `private_key` is the PEM text of `private_key_file` or `private_key`, read by the caller.
-    pub fn new(config: SalesforceConfig, private_key: Option<Secret>) -> Result<Self, String> {
+    pub fn new(
+        config: SalesforceConfig,
+        private_key: Option<Secret>,
+        name: &str,
+    ) -> Result<Self, String> {
         let auth = Auth::from_config(&config, private_key.as_ref())?;
         if !(config.headroom >= 0.0 && config.headroom < 1.0) {
             return Err("headroom must be a share between 0 and 1, like 0.10".into());
@@ -55,14 +66,35 @@ impl Salesforce {
         };
         let valid_name =
             |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        for (what, name) in [
+        for (what, field) in [
             ("object", &config.object),
             ("external_id_field", &config.external_id_field),
+            (
+                "account_external_id_field",
+                &config.account_external_id_field,
+            ),
         ] {
-            if !valid_name(name) {
-                return Err(format!("{what} `{name}` is not a Salesforce API name"));
+            if !valid_name(field) {
+                return Err(format!("{what} `{field}` is not a Salesforce API name"));
             }
         }
+        let mut account_fields: Vec<(String, String)> = DEFAULT_ACCOUNT_FIELDS
+            .iter()
+            .filter(|(n, _)| !config.account_fields.contains_key(*n))
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        for (field, template) in &config.account_fields {
+            if !valid_name(field) || field == &config.account_external_id_field {
+                return Err(format!(
+                    "account_fields: `{field}` is not a field oie can set"
+                ));
+            }
+            if !template.trim().is_empty() {
+                account_fields.push((field.clone(), template.clone()));
+            }
+        }
+        let account_fields = FieldTemplates::compile(account_fields.iter().map(|(n, t)| (n, t)))
+            .map_err(|e| format!("account_fields: {e}"))?;
         let defaults = DEFAULT_FIELDS
             .iter()
             // Contacts have no Company field; their account is a lookup.
@@ -88,6 +120,7 @@ impl Salesforce {
             .map_err(|e| format!("fields: {e}"))?;
         let client = http::api_client()?;
         Ok(Salesforce {
+            name: name.to_string(),
             client,
             auth,
             limits: Limits::new(config.headroom),
@@ -95,6 +128,8 @@ impl Salesforce {
             external_id: config.external_id_field,
             version,
             fields,
+            account_external_id: config.account_external_id_field,
+            account_fields,
             timeout: config.timeout,
             calls: AtomicU64::new(0),
         })
@@ -184,9 +219,9 @@ impl Connector for Salesforce {
         true
     }
 
-    /// Person records (Leads or Contacts); account records are not written yet.
+    /// Leads or Contacts for people, Accounts for accounts.
     fn takes(&self, trigger_kind: &str) -> bool {
-        trigger_kind != "identity" && !crate::is_account_kind(trigger_kind)
+        trigger_kind != "identity"
     }
 
     fn max_batch(&self) -> usize {
@@ -283,13 +318,31 @@ impl Connector for Salesforce {
             }
             return erasure;
         }
-        let visitor = context.data()["lead"]["visitorId"]
+        let data = context.data();
+        if data["trigger"]["kind"]
             .as_str()
-            .unwrap_or_default();
+            .is_some_and(crate::is_account_kind)
+        {
+            return self.render_account(context);
+        }
+        let visitor = data["lead"]["visitorId"].as_str().unwrap_or_default();
         let mut record = Map::new();
         record.insert("attributes".into(), json!({ "type": self.object }));
         record.insert(self.external_id.clone(), json!(visitor));
         record.extend(self.fields.render(context)?);
+        // A Contact belongs to its account's Account once oie has synced it here (Leads have no
+        // account: they carry `Company`).
+        if self.object == "Contact" {
+            let account = data["account"]["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["connector"] == self.name.as_str())
+                .and_then(|r| r["id"].as_str());
+            if let Some(id) = account {
+                record.insert("AccountId".into(), json!(id));
+            }
+        }
         Ok(Value::Object(record).to_string())
     }
 
@@ -342,6 +395,22 @@ impl Connector for Salesforce {
 }
 
 impl Salesforce {
+    /// An account's Account, upserted by `account_external_id_field` = its domain.
+    fn render_account(&self, context: &RenderContext) -> Result<String, RenderError> {
+        let domain = context.data()["account"]["accountDomain"]
+            .as_str()
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| RenderError::Render {
+                name: "salesforce".into(),
+                message: "an account trigger without an account domain".into(),
+            })?;
+        let mut record = Map::new();
+        record.insert("attributes".into(), json!({ "type": "Account" }));
+        record.insert(self.account_external_id.clone(), json!(domain));
+        record.extend(self.account_fields.render(context)?);
+        Ok(json!({ ACCOUNT: Value::Object(record) }).to_string())
+    }
+
     /// Deletes records oie synced, by id, with sObject Collections (200 a call). A record
     /// already deleted (or never there) counts as deleted. Deleted records spend 15 days in
     /// Salesforce's recycle bin.
@@ -363,21 +432,43 @@ impl Salesforce {
 
     /// Records upserted by the external id in one collection call.
     async fn upsert(&self, batch: &[Delivery]) -> Vec<Outcome> {
-        // One record per visitor: two deliveries for one lead share the later payload.
+        self.upsert_collection(batch, &self.object, &self.external_id, None)
+            .await
+    }
+
+    /// Accounts upserted by their domain in one collection call.
+    async fn upsert_accounts(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        self.upsert_collection(batch, "Account", &self.account_external_id, Some(ACCOUNT))
+            .await
+    }
+
+    /// Records of `object` upserted by `external_id` in one collection call; the record is the
+    /// payload (or its `wrapper` key).
+    async fn upsert_collection(
+        &self,
+        batch: &[Delivery],
+        object: &str,
+        external_id: &str,
+        wrapper: Option<&str>,
+    ) -> Vec<Outcome> {
+        // One record per key: two deliveries for one record share the later payload.
         let keyed = Keyed::new(
             batch,
             |d| {
-                let record = serde_json::from_str::<Value>(&d.payload).map_err(|_| {
+                let mut record = serde_json::from_str::<Value>(&d.payload).map_err(|_| {
                     Outcome::failed(
                         Reason::InvalidItem,
                         "the stored payload is not a Salesforce record",
                     )
                 })?;
-                let visitor = record[&self.external_id]
+                if let Some(key) = wrapper {
+                    record = record[key].take();
+                }
+                let id = record[external_id]
                     .as_str()
                     .unwrap_or(&d.visitor_id)
                     .to_string();
-                Ok((visitor, record))
+                Ok((id, record))
             },
             |earlier, later| *earlier = later,
         );
@@ -386,12 +477,12 @@ impl Salesforce {
             return keyed.finish(Vec::new(), "salesforce");
         }
         let path = format!(
-            "/services/data/{}/composite/sobjects/{}/{}",
-            self.version, self.object, self.external_id
+            "/services/data/{}/composite/sobjects/{object}/{external_id}",
+            self.version
         );
         let body = json!({"allOrNone": false, "records": records});
         let results = match self.call(reqwest::Method::PATCH, &path, Some(&body)).await {
-            Ok(text) => classify::per_record(&text, records.len(), &self.external_id),
+            Ok(text) => classify::per_record(&text, records.len(), external_id),
             Err(failure) => vec![Outcome::Failed(failure); records.len()],
         };
         keyed.finish(results, "salesforce")
@@ -447,7 +538,15 @@ impl crate::owner::AssignsOwners for Salesforce {
         crate::erasure::split(
             batch,
             async |records: Vec<String>| self.delete(&records).await,
-            async |rest: &[Delivery]| self.upsert(rest).await,
+            async |rest: &[Delivery]| {
+                crate::batch::partition(
+                    rest,
+                    |d| d.payload.starts_with("{\"account\""),
+                    async |accounts: &[Delivery]| self.upsert_accounts(accounts).await,
+                    async |records: &[Delivery]| self.upsert(records).await,
+                )
+                .await
+            },
         )
         .await
     }

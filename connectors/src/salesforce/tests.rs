@@ -53,6 +53,7 @@ fn jwt(fake: &SalesforceFake, extra: Value) -> Salesforce {
     Salesforce::new(
         jwt_config(fake, extra),
         Some(Secret::new(fake::TEST_PRIVATE_KEY)),
+        "crm",
     )
     .unwrap()
 }
@@ -204,6 +205,7 @@ async fn the_jwt_is_verified_and_refusals_say_what_to_check() {
         Some(Secret::new(include_str!(
             "../../../fakes/keys/wrong_private.pem"
         ))),
+        "crm",
     )
     .unwrap();
     let outcome = wrong_key
@@ -238,7 +240,7 @@ async fn client_credentials_work_and_a_wrong_secret_is_an_auth_failure() {
             json!({"username": null, "login_url": null, "client_secret": secret,
                    "token_url": format!("{}/services/oauth2/token", fake.base)}),
         );
-        Salesforce::new(config, None).unwrap()
+        Salesforce::new(config, None, "crm").unwrap()
     };
     let sf = cc("${OIE_TEST_SF_SECRET}");
     assert_eq!(delivered(&sf.send(&deliveries(&sf, [lead(0)])).await), 1);
@@ -305,7 +307,7 @@ fn headroom_spaces_calls_so_the_rest_lasts_a_day() {
 async fn config_mistakes_are_reported() {
     let fake = SalesforceFake::start_with_test_key().await;
     let err = |extra: Value, key: Option<&str>| {
-        Salesforce::new(jwt_config(&fake, extra), key.map(Secret::new))
+        Salesforce::new(jwt_config(&fake, extra), key.map(Secret::new), "crm")
             .err()
             .unwrap()
     };
@@ -361,4 +363,90 @@ async fn record_owners_reads_owner_emails_200_ids_a_query() {
     assert_eq!(owners[&ids[0]].as_deref(), Some("rep@acme.example"));
     assert_eq!(owners[&ids[4]], None, "no owner oie can name");
     assert!(!owners.contains_key("00Q999999999999999"));
+}
+
+#[tokio::test]
+async fn accounts_become_accounts_and_leads_carry_their_score() {
+    let fake = SalesforceFake::start_with_test_key().await;
+    // Leads carry the account's score where one is known (a template guarded by `#if`).
+    let sf = jwt(
+        &fake,
+        json!({"fields": {"OIE_Intent_Score__c": "{{lead.intentScore}}",
+                          "OIE_Account_Score__c": "{{#if account}}{{account.accountScore}}{{/if}}"}}),
+    );
+    let account = json!({"accountDomain": "globex.example", "company": "Globex", "accountScore": 85,
+                         "accountLevel": "burning", "records": []});
+    let mut with_account = context(lead(1)).data().clone();
+    with_account["account"] = account.clone();
+    let leads = [
+        Delivery {
+            key: "k0".into(),
+            visitor_id: "v0".into(),
+            payload: sf.render(&context(lead(0))).unwrap(),
+            attempt: 1,
+        },
+        Delivery {
+            key: "k1".into(),
+            visitor_id: "v1".into(),
+            payload: sf.render(&RenderContext::new(with_account)).unwrap(),
+            attempt: 1,
+        },
+    ];
+    assert_eq!(delivered(&sf.send(&leads).await), 2);
+    assert!(!fake
+        .record("v0")
+        .unwrap()
+        .fields
+        .contains_key("OIE_Account_Score__c"));
+    assert_eq!(
+        fake.record("v1").unwrap().fields["OIE_Account_Score__c"],
+        "85"
+    );
+
+    // The account itself, upserted by its domain into Account, beside a Lead in one batch.
+    let account_data = json!({
+        "lead": {"visitorId": "account:globex.example"},
+        "trigger": {"kind": "account_sync", "level": "burning", "previousLevel": null, "at": "2026-11-26T10:00:00.000Z"},
+        "route": "accounts", "crm": [], "account": account,
+    });
+    let account_delivery = Delivery {
+        key: "acct".into(),
+        visitor_id: "account:globex.example".into(),
+        payload: sf.render(&RenderContext::new(account_data)).unwrap(),
+        attempt: 1,
+    };
+    let outcomes = sf.send(&[account_delivery.clone(), leads[0].clone()]).await;
+    assert_eq!(delivered(&outcomes), 2, "{outcomes:?}");
+    let accounts = fake.accounts();
+    let made = &accounts["globex.example"];
+    assert!(made.id.starts_with("001"));
+    assert_eq!(made.fields["Name"], "Globex");
+    assert_eq!(made.fields["Website"], "globex.example");
+    assert_eq!(made.fields["OIE_Account_Score__c"], "85");
+    assert_eq!(made.fields["OIE_Account_Level__c"], "burning");
+    let Outcome::Delivered {
+        record_id: Some(id),
+    } = &outcomes[0]
+    else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(id, &made.id);
+    sf.send(&[account_delivery]).await;
+    assert_eq!(fake.accounts().len(), 1, "upserted, not created again");
+    assert_eq!(fake.accounts()["globex.example"].updates, 1);
+}
+
+#[tokio::test]
+async fn a_contact_joins_its_accounts_account() {
+    let fake = SalesforceFake::start_with_test_key().await;
+    let sf = jwt(&fake, json!({"object": "Contact"}));
+    let mut data = context(lead(0)).data().clone();
+    data["account"] = json!({"records": [{"connector": "other", "id": "001OTHER"},
+                                         {"connector": "crm", "id": "001000000000000042"}]});
+    let record: Value =
+        serde_json::from_str(&sf.render(&RenderContext::new(data)).unwrap()).unwrap();
+    assert_eq!(record["AccountId"], "001000000000000042");
+    assert!(record.get("Company").is_none(), "Contacts have no Company");
+    let alone: Value = serde_json::from_str(&sf.render(&context(lead(0))).unwrap()).unwrap();
+    assert!(alone.get("AccountId").is_none());
 }
