@@ -42,6 +42,16 @@ pub fn key(domain: &str) -> String {
     format!("account:{domain}")
 }
 
+/// The account domain of an e-mail, by the rule of queries/6_account_profiles.sql (free-mail
+/// domains aside: they have no `account_profiles` row): lower-cased, after the first `@` (which
+/// must not be first), holding a dot and no other `@`.
+pub fn domain_of(email: &str) -> Option<String> {
+    let email = email.trim();
+    let at = email.find('@').filter(|at| *at > 0)?;
+    let domain = email[at + 1..].to_lowercase();
+    (!domain.is_empty() && !domain.contains('@') && domain.contains('.')).then_some(domain)
+}
+
 /// One account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
@@ -99,5 +109,26 @@ impl Account {
 
     pub fn as_json(&self) -> &Map<String, Value> {
         &self.fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_domain_rule_is_the_sql_one() {
+        assert_eq!(
+            domain_of(" Li.Wei@Initech.Example ").as_deref(),
+            Some("initech.example")
+        );
+        assert_eq!(
+            domain_of("cy@Globex.example").as_deref(),
+            Some("globex.example")
+        );
+        assert_eq!(domain_of("nobody-at-all"), None);
+        assert_eq!(domain_of("@acme.example"), None);
+        assert_eq!(domain_of("a@b@acme.example"), None);
+        assert_eq!(domain_of("a@localhost"), None);
     }
 }

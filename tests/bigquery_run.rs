@@ -626,3 +626,107 @@ fn not_a_fit_marks_the_bigquery_profile() {
     let others = bq.select("SELECT COUNT(*) AS n FROM {}lead_profiles WHERE disqualified");
     assert_eq!(others[0]["n"].as_deref(), Some("1"));
 }
+
+/// Accounts in cloud mode: the scheduled queries (steps 1, 2, 6, 3) roll three Globex people up
+/// into a burning account; `oie run` hands over one `account_hot` (with the engaged people) and
+/// the people's own alerts carry their account; a free-mail person has none; the HubSpot fake
+/// gets the account as a company.
+#[test]
+fn cloud_mode_alerts_accounts() {
+    let Some(endpoint) = emulator() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(Receiver::start(&[]));
+    let crm = rt.block_on(HubSpotFake::start());
+    let dataset = format!("accounts_{}", std::process::id());
+    let config = config(&endpoint, &dataset, &receiver, &crm)
+        + "\n[[routes]]\nname = \"accounts\"\nwhen = 'trigger.kind == \"account_hot\" || trigger.kind == \"account_sync\"'\nto = [\"hook\", \"crm\"]\n";
+    let ws = workspace(&config);
+    let out = ws.oie(&["bigquery", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bq = BigQuery::existing(&endpoint, &dataset);
+    let now = oie::clock::now_ms();
+    let f = fixture();
+    let people = [
+        ("v21", "ann@globex.example"),
+        ("v23", "bo@globex.example"),
+        ("v24", "cy@globex.example"),
+        ("v28", "big.spender@gmail.com"),
+    ];
+    let mut all = Vec::new();
+    for (id, email) in people {
+        let v = f["visitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["id"] == id)
+            .unwrap();
+        all.extend(events(Some(id), &v["events"], now, now));
+        bq.insert_identity(
+            &json!({"shortId": id, "email": email, "firstName": id, "company": "Globex"}),
+        );
+    }
+    bq.insert_events(&all);
+    for step in [1, 2, 6, 3] {
+        bq.run(step, now);
+    }
+    let daemon = ws.start();
+    wait("the account alert and both people's", 60, &ws, || {
+        let hits = receiver.hits("hook");
+        hits.iter().any(|h| h.body["type"] == "oie.account_hot")
+            && hits
+                .iter()
+                .filter(|h| h.body["type"] == "oie.hot_lead")
+                .count()
+                == 2
+    });
+    let hits = receiver.hits("hook");
+    let account = hits
+        .iter()
+        .find(|h| h.body["type"] == "oie.account_hot")
+        .unwrap();
+    let a = &account.body["data"]["account"];
+    assert_eq!(a["accountDomain"], "globex.example");
+    assert_eq!(a["accountScore"], 85);
+    assert_eq!(a["engagedPeople"], 3);
+    assert_eq!(account.body["data"]["trigger"]["level"], "burning");
+    let engaged: Vec<&str> = a["engaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["visitorId"].as_str().unwrap())
+        .collect();
+    assert_eq!(engaged, ["v21", "v23", "v24"]);
+    let person = |id: &str| {
+        hits.iter()
+            .find(|h| h.body["type"] == "oie.hot_lead" && h.body["data"]["lead"]["visitorId"] == id)
+            .map(|h| h.body["data"]["account"].clone())
+            .unwrap()
+    };
+    assert_eq!(person("v21")["accountDomain"], "globex.example");
+    assert_eq!(person("v21")["othersThisWeek"], 2);
+    assert_eq!(
+        person("v28"),
+        serde_json::Value::Null,
+        "free mail: no account"
+    );
+    wait("the company in HubSpot", 60, &ws, || {
+        crm.companies().contains_key("globex.example")
+    });
+    assert_eq!(
+        crm.companies()["globex.example"].properties["name"],
+        "Globex"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let account_alerts = receiver
+        .hits("hook")
+        .iter()
+        .filter(|h| h.body["type"] == "oie.account_hot")
+        .count();
+    assert_eq!(account_alerts, 1, "one account alert");
+    assert!(daemon.terminate().success());
+    drop(rt);
+}

@@ -6,6 +6,7 @@
 //! Cost: `hot_lead_alerts` reads are pruned to the partitions since the cursor; `lead_profiles`
 //! is first probed for its newest `updatedAt` (one column), and read only when that moved.
 
+mod accounts;
 mod chores;
 mod erasure;
 mod identities;
