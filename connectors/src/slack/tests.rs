@@ -679,3 +679,49 @@ fn recipient_owner_config_mistakes_are_reported() {
         .unwrap();
     assert!(!plain.contains("_oie_owner"));
 }
+
+#[test]
+fn a_persons_alert_says_how_many_others_of_its_account_are_active() {
+    let with_others = |others: i64| {
+        let mut d = data(lead(json!({})));
+        d["account"] = json!({"accountDomain": "globex.example", "company": "Globex", "othersThisWeek": others});
+        slack(json!({})).render(&RenderContext::new(d)).unwrap()
+    };
+    assert!(with_others(2).contains("👥 2 others from Globex active this week"));
+    assert!(with_others(1).contains("👥 1 other from Globex active this week"));
+    assert!(!with_others(0).contains("active this week"));
+    let alone = slack(json!({}))
+        .render(&RenderContext::new(data(lead(json!({})))))
+        .unwrap();
+    assert!(!alone.contains("active this week"), "no account, no line");
+}
+
+#[test]
+fn an_account_is_its_own_thread_and_a_rise_to_burning_shows_in_the_channel() {
+    let threaded = slack(
+        json!({"webhook_url": null, "token": "${OIE_TEST_SLACK_TOKEN}",
+                                 "channel": "C0123", "thread": "per_lead"}),
+    );
+    let data = |level: &str, previous: &str| {
+        json!({
+            "lead": {"visitorId": "account:globex.example"},
+            "trigger": {"kind": "account_hot", "level": level, "previousLevel": previous, "at": "2026-11-26T10:00:00.000Z"},
+            "route": "accounts",
+            "account": {"accountDomain": "globex.example", "company": "Globex", "people": 3, "engagedPeople": 3,
+                        "peakScore": 65, "accountScore": 85, "accountLevel": level, "topPages": [], "engaged": []},
+        })
+    };
+    let render = |level: &str, previous: &str| -> Value {
+        let text = threaded
+            .render(&RenderContext::new(data(level, previous)))
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let burning = render("burning", "hot");
+    assert!(burning["text"]
+        .as_str()
+        .unwrap()
+        .contains("Globex is burning"));
+    assert_eq!(burning["_oie_thread"]["broadcast"], true);
+    assert_eq!(render("hot", "warm")["_oie_thread"]["broadcast"], false);
+}
