@@ -43,35 +43,11 @@ where
     E: AsyncFnOnce(Vec<String>) -> Vec<Outcome>,
     U: AsyncFnOnce(&[Delivery]) -> Vec<Outcome>,
 {
-    let records: Vec<Option<String>> = batch.iter().map(record).collect();
-    if records.iter().all(Option::is_none) {
-        return upsert(batch).await;
-    }
-    let (erasures, rest): (Vec<usize>, Vec<usize>) =
-        (0..batch.len()).partition(|i| records[*i].is_some());
-    let ids = erasures
-        .iter()
-        .filter_map(|i| records[*i].clone())
-        .collect();
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-    for (i, o) in erasures.iter().zip(erase(ids).await) {
-        outcomes[*i] = Some(o);
-    }
-    if !rest.is_empty() {
-        let others: Vec<Delivery> = rest.iter().map(|i| batch[*i].clone()).collect();
-        for (i, o) in rest.iter().zip(upsert(&others).await) {
-            outcomes[*i] = Some(o);
-        }
-    }
-    outcomes
-        .into_iter()
-        .map(|o| {
-            o.unwrap_or_else(|| {
-                Outcome::failed(
-                    crate::Reason::ServerError,
-                    "the connector returned too few outcomes",
-                )
-            })
-        })
-        .collect()
+    crate::batch::partition(
+        batch,
+        |d| record(d).is_some(),
+        async |erasures: &[Delivery]| erase(erasures.iter().filter_map(record).collect()).await,
+        upsert,
+    )
+    .await
 }

@@ -571,17 +571,7 @@ async fn upsert(
         }
         results.push(result);
     }
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::MULTI_STATUS
-    };
-    let mut body = json!({"status": "COMPLETE", "results": results});
-    if !errors.is_empty() {
-        body["numErrors"] = json!(errors.len());
-        body["errors"] = json!(errors);
-    }
-    (status, limits, Json(body)).into_response()
+    batch_answer(limits, results, errors)
 }
 
 async fn notes(
@@ -668,6 +658,21 @@ const COMPANY_PROPERTIES: &[&str] = &[
     "oie_engaged_people",
 ];
 
+/// A batch call's answer: 200 with the results, or 207 with the errors beside them.
+fn batch_answer(limits: HeaderMap, results: Vec<Value>, errors: Vec<Value>) -> Response {
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let mut body = json!({"status": "COMPLETE", "results": results});
+    if !errors.is_empty() {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = json!(errors);
+    }
+    (status, limits, Json(body)).into_response()
+}
+
 /// `POST /crm/…/companies/batch/upsert`: by a property with unique values (`domain` is not
 /// one, as in HubSpot), at most 100 inputs; 207 for inputs with unknown properties.
 async fn upsert_companies(
@@ -748,17 +753,7 @@ async fn upsert_companies(
         }
         results.push(result);
     }
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::MULTI_STATUS
-    };
-    let mut body = json!({"status": "COMPLETE", "results": results});
-    if !errors.is_empty() {
-        body["numErrors"] = json!(errors.len());
-        body["errors"] = json!(errors);
-    }
-    (status, limits, Json(body)).into_response()
+    batch_answer(limits, results, errors)
 }
 
 /// `POST /crm/v4/associations/contacts/companies/batch/associate/default`
@@ -790,17 +785,7 @@ async fn associate(
             .insert(to.clone());
         results.push(json!({"from": {"id": from}, "to": {"id": to}}));
     }
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::MULTI_STATUS
-    };
-    let mut body = json!({"status": "COMPLETE", "results": results});
-    if !errors.is_empty() {
-        body["numErrors"] = json!(errors.len());
-        body["errors"] = json!(errors);
-    }
-    (status, limits, Json(body)).into_response()
+    batch_answer(limits, results, errors)
 }
 
 /// `GET /crm/v3/owners/{id}`: `{id, email, userId, archived}`, or 404.

@@ -89,14 +89,14 @@ pub fn records_json(records: &[crate::store::CrmRecord]) -> serde_json::Value {
 pub fn triggers(account: &Account, previous: Option<Seen>, now_ms: i64) -> Vec<Trigger> {
     let (level, version) = (account.level(), account.version());
     let mut out = Vec::new();
-    let rose = previous.is_none_or(|p| level > p.level);
-    if level.is_hot() && rose {
+    let (rose, changed) = crate::sources::rise_and_change(level, version, previous);
+    if rose {
         out.push(
             Trigger::account_hot(level, previous.map(|p| p.level), version, now_ms)
                 .caused_at(account.get("lastVisitAt").as_i64()),
         );
     }
-    if previous.is_none_or(|p| version > p.version) {
+    if changed {
         out.push(Trigger::account_sync(level, version, now_ms));
     }
     out

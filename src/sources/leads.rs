@@ -187,14 +187,14 @@ impl Source for LeadsSource {
 pub fn triggers(lead: &Lead, previous: Option<Seen>, now_ms: i64) -> Vec<Trigger> {
     let (level, version) = (lead.level(), lead.version());
     let mut out = Vec::new();
-    let rose = previous.is_none_or(|p| level > p.level);
-    if level.is_hot() && rose {
+    let (rose, changed) = crate::sources::rise_and_change(level, version, previous);
+    if rose {
         out.push(
             Trigger::hot_lead(level, previous.map(|p| p.level), version, now_ms)
                 .caused_at(lead.get("lastVisitAt").as_i64()),
         );
     }
-    if previous.is_none_or(|p| version > p.version) {
+    if changed {
         out.push(Trigger::sync(level, version, now_ms));
     }
     out

@@ -8,6 +8,9 @@ pub mod stage;
 
 use std::sync::Arc;
 
+use crate::lead::Level;
+use crate::outbox::Seen;
+
 use tokio_util::sync::CancellationToken;
 
 /// A lead store's changes, turned into triggers and handed over.
@@ -20,4 +23,14 @@ pub trait Source: Send + Sync {
         stop: CancellationToken,
         handed: Arc<dyn Fn(usize) + Send + Sync>,
     ) -> anyhow::Result<()>;
+}
+
+/// What a change of a lead or an account at `level` and `version` is, given what was seen of
+/// it before: (a rise to hot or burning — first seen at hot counts —, a change of its row).
+pub fn rise_and_change(level: Level, version: i64, previous: Option<Seen>) -> (bool, bool) {
+    let rose = previous.is_none_or(|p| level > p.level);
+    (
+        level.is_hot() && rose,
+        previous.is_none_or(|p| version > p.version),
+    )
 }

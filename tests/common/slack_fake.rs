@@ -119,6 +119,11 @@ impl SlackFake {
     }
 }
 
+/// Whether the request carries the bot token.
+fn authorized(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|h| h.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+}
+
 /// What a channel name means to the fake: most accept, some fail as Slack does.
 fn channel_error(channel: &str) -> Option<&'static str> {
     match channel {
@@ -221,9 +226,7 @@ async fn webhook(
 }
 
 async fn auth_test(headers: HeaderMap) -> Response {
-    let valid = headers.get("authorization").and_then(|h| h.to_str().ok())
-        == Some(&format!("Bearer {TOKEN}"));
-    let body = if valid {
+    let body = if authorized(&headers) {
         json!({"ok": true, "team": "Acme", "user": "oie", "team_id": "T0ACME", "user_id": "U0OIE"})
     } else {
         json!({"ok": false, "error": "invalid_auth"})
@@ -243,10 +246,7 @@ async fn post_message(
         s.refused += usize::from(rotating);
         rotating
     };
-    if rotating
-        || headers.get("authorization").and_then(|h| h.to_str().ok())
-            != Some(&format!("Bearer {TOKEN}"))
-    {
+    if rotating || !authorized(&headers) {
         return ok(json!({"ok": false, "error": "invalid_auth"}));
     }
     let Ok(message) = serde_json::from_str::<Value>(&body) else {
@@ -284,9 +284,7 @@ async fn update_message(
     body: String,
 ) -> Response {
     let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
-    if headers.get("authorization").and_then(|h| h.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
+    if !authorized(&headers) {
         return ok(json!({"ok": false, "error": "invalid_auth"}));
     }
     let Ok(update) = serde_json::from_str::<Value>(&body) else {
@@ -316,9 +314,7 @@ async fn users_info(
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
     let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
-    if headers.get("authorization").and_then(|h| h.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
+    if !authorized(&headers) {
         return ok(json!({"ok": false, "error": "invalid_auth"}));
     }
     let user = q.get("user").cloned().unwrap_or_default();
@@ -335,9 +331,7 @@ async fn lookup_by_email(
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
     let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
-    if headers.get("authorization").and_then(|h| h.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
+    if !authorized(&headers) {
         return ok(json!({"ok": false, "error": "invalid_auth"}));
     }
     let email = q.get("email").map(|e| e.to_lowercase()).unwrap_or_default();

@@ -565,16 +565,11 @@ impl HubSpot {
         if inputs.is_empty() {
             return keyed.finish(Vec::new(), "hubspot");
         }
-        let body = json!({"inputs": inputs.iter().map(|(_, c)| &c.body).collect::<Vec<_>>()});
-        let url = format!("{}/companies/batch/upsert", self.objects);
-        let mut results = match self.call(reqwest::Method::POST, &url, Some(&body)).await {
-            Ok((_, text)) => {
-                let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-                let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
-                classify::per_input(&ids, &self.company_id_property, &parsed)
-            }
-            Err(failure) => vec![Outcome::Failed(failure); inputs.len()],
-        };
+        let bodies: Vec<&Value> = inputs.iter().map(|(_, c)| &c.body).collect();
+        let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+        let mut results = self
+            .batch_upsert("companies", &bodies, &ids, &self.company_id_property)
+            .await;
         let pairs: Vec<(usize, String, String)> = inputs
             .iter()
             .enumerate()
@@ -591,12 +586,38 @@ impl HubSpot {
                     .filter_map(move |c| Some((i, c.clone(), id.clone()?)))
             })
             .collect();
-        if let Some(failed) = self.associate(&pairs).await {
-            for (i, _, _) in &pairs {
+        self.associate_into(&pairs, &mut results).await;
+        keyed.finish(results, "hubspot")
+    }
+
+    /// One batch upsert of `object` (`contacts`, `companies`): an outcome per input, found by
+    /// its id (`ids`, lower-cased values of the `key` property).
+    async fn batch_upsert(
+        &self,
+        object: &str,
+        bodies: &[&Value],
+        ids: &[String],
+        key: &str,
+    ) -> Vec<Outcome> {
+        let url = format!("{}/{object}/batch/upsert", self.objects);
+        let body = json!({ "inputs": bodies });
+        match self.call(reqwest::Method::POST, &url, Some(&body)).await {
+            Ok((_, text)) => {
+                let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+                classify::per_input(ids, key, &parsed)
+            }
+            Err(failure) => vec![Outcome::Failed(failure); ids.len()],
+        }
+    }
+
+    /// Associates contacts with companies, `(input, contact, company)`; when that fails, the
+    /// failure becomes those inputs' outcome in `results` (their upsert is retried with it).
+    async fn associate_into(&self, pairs: &[(usize, String, String)], results: &mut [Outcome]) {
+        if let Some(failed) = self.associate(pairs).await {
+            for (i, _, _) in pairs {
                 results[*i] = failed.clone();
             }
         }
-        keyed.finish(results, "hubspot")
     }
 
     /// Associates contacts with companies, `(input, contact, company)`, with the v4 batch
@@ -642,16 +663,9 @@ impl HubSpot {
         if inputs.is_empty() {
             return keyed.finish(Vec::new(), "hubspot");
         }
-        let body = json!({"inputs": inputs.iter().map(|(_, i)| &i.body).collect::<Vec<_>>()});
-        let url = format!("{}/contacts/batch/upsert", self.objects);
-        let mut results = match self.call(reqwest::Method::POST, &url, Some(&body)).await {
-            Ok((_, text)) => {
-                let parsed = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-                let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
-                classify::per_input(&ids, "email", &parsed)
-            }
-            Err(failure) => vec![Outcome::Failed(failure); inputs.len()],
-        };
+        let bodies: Vec<&Value> = inputs.iter().map(|(_, i)| &i.body).collect();
+        let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+        let mut results = self.batch_upsert("contacts", &bodies, &ids, "email").await;
         let notes: Vec<(usize, String, &Value)> = inputs
             .iter()
             .enumerate()
@@ -683,11 +697,7 @@ impl HubSpot {
                 _ => None,
             })
             .collect();
-        if let Some(failed) = self.associate(&pairs).await {
-            for (i, _, _) in &pairs {
-                results[*i] = failed.clone();
-            }
-        }
+        self.associate_into(&pairs, &mut results).await;
         keyed.finish(results, "hubspot")
     }
 }
