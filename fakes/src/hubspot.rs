@@ -658,6 +658,32 @@ const COMPANY_PROPERTIES: &[&str] = &[
     "oie_engaged_people",
 ];
 
+/// A batch call's inputs (1 to 100), or the answer refusing it: a failure asked for with
+/// `fail_next`, or a batch of the wrong size.
+fn batch_inputs(s: &mut Inner, limits: &HeaderMap, body: &Value) -> Result<Vec<Value>, Response> {
+    if let Some(status) = s.fail_next.pop_front() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err((
+            limits.clone(),
+            error(status, "INTERNAL_ERROR", "fake failure"),
+        )
+            .into_response());
+    }
+    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+    if inputs.is_empty() || inputs.len() > 100 {
+        return Err((
+            limits.clone(),
+            error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "inputs must hold between 1 and 100 items",
+            ),
+        )
+            .into_response());
+    }
+    Ok(inputs)
+}
+
 /// A batch call's answer: 200 with the results, or 207 with the errors beside them.
 fn batch_answer(limits: HeaderMap, results: Vec<Value>, errors: Vec<Value>) -> Response {
     let status = if errors.is_empty() {
@@ -684,22 +710,10 @@ async fn upsert_companies(
         Ok(admitted) => admitted,
         Err(r) => return r,
     };
-    if let Some(status) = s.fail_next.pop_front() {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (limits, error(status, "INTERNAL_ERROR", "fake failure")).into_response();
-    }
-    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
-    if inputs.is_empty() || inputs.len() > 100 {
-        return (
-            limits,
-            error(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
-                "inputs must hold between 1 and 100 items",
-            ),
-        )
-            .into_response();
-    }
+    let inputs = match batch_inputs(&mut s, &limits, &body) {
+        Ok(inputs) => inputs,
+        Err(refused) => return refused,
+    };
     if let Some(bad) = inputs
         .iter()
         .find(|i| i["idProperty"] != "oie_account_domain")
@@ -833,22 +847,10 @@ async fn batch_read(
         Ok(admitted) => admitted,
         Err(r) => return r,
     };
-    if let Some(status) = s.fail_next.pop_front() {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (limits, error(status, "INTERNAL_ERROR", "fake failure")).into_response();
-    }
-    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
-    if inputs.is_empty() || inputs.len() > 100 {
-        return (
-            limits,
-            error(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
-                "inputs must hold between 1 and 100 items",
-            ),
-        )
-            .into_response();
-    }
+    let inputs = match batch_inputs(&mut s, &limits, &body) {
+        Ok(inputs) => inputs,
+        Err(refused) => return refused,
+    };
     let wanted: Vec<&str> = body["properties"]
         .as_array()
         .into_iter()
