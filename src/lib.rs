@@ -25,6 +25,7 @@
 //! private to the crate, so the boundaries above are the compiler's to hold.
 
 pub mod account;
+pub mod api;
 pub mod backup;
 mod bigquery;
 pub mod cli;

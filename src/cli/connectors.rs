@@ -2,8 +2,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::clock::now_ms;
 use crate::config::Loaded;
 use crate::outbox::Outbox;
@@ -58,39 +56,25 @@ pub fn status(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let (states, queues) = (outbox.connector_states()?, outbox.queues()?);
     let running = crate::daemon::running(&loaded.data_dir);
     let now = now_ms();
-    if !as_json {
-        if !running {
-            eprintln!(
-                "no `oie run` is using {}: these are the states it left",
-                loaded.data_dir.display()
-            );
+    if as_json {
+        for line in crate::api::connectors::report(&loaded.connectors, &outbox, running)? {
+            println!("{line}");
         }
-        println!("CONNECTOR\tKIND\tSTATE\tQUEUED\tOLDEST QUEUED\tNEXT TRY\tDEAD\tREASON");
+        return Ok(ExitCode::SUCCESS);
     }
+    if !running {
+        eprintln!(
+            "no `oie run` is using {}: these are the states it left",
+            loaded.data_dir.display()
+        );
+    }
+    println!("CONNECTOR\tKIND\tSTATE\tQUEUED\tOLDEST QUEUED\tNEXT TRY\tDEAD\tREASON");
     for handle in loaded.connectors.values() {
         let name = &handle.name;
         let state = states.get(name);
         let queue = queues.get(name).cloned().unwrap_or_default();
         let label = state.map_or("unknown", |s| s.state.as_str());
         let next_try = state.and_then(|s| s.next_try);
-        if as_json {
-            let line = json!({
-                "connector": name,
-                "kind": handle.connector.kind(),
-                "state": label,
-                "reason": state.and_then(|s| s.reason.clone()),
-                "detail": state.and_then(|s| s.detail.clone()),
-                "since": state.map(|s| s.since),
-                "nextTry": next_try,
-                "queued": queue.queued,
-                "inflight": queue.inflight,
-                "dead": queue.dead,
-                "oldestQueued": queue.oldest_queued,
-                "running": running,
-            });
-            println!("{line}");
-            continue;
-        }
         let reason = match state {
             Some(s) => match (&s.reason, &s.detail) {
                 (Some(r), Some(d)) => format!("{r}: {d}"),

@@ -84,108 +84,35 @@ fn replay(
     } else {
         ids.to_vec()
     };
-    let plans = render_again(loaded, outbox, &wanted)?;
+    let done = crate::api::replay::replay(&loaded.connectors, outbox, &wanted, dry_run, now_ms())?;
     let mut refused = false;
-    let mut replayable = Vec::new();
-    let mut rendered = Vec::new();
-    for plan in &plans {
+    for plan in &done.plans {
         match &plan.now {
             Err(why) => {
                 eprintln!("dead letter {}: not replayed: {why}", plan.id);
                 refused = true;
             }
-            Ok(payload) => {
-                replayable.push(plan.id);
-                if let Some(p) = payload {
-                    rendered.push((plan.id, p.clone()));
-                }
-                if dry_run {
-                    print_plan(plan);
-                }
-            }
+            Ok(_) if dry_run => print_plan(plan),
+            Ok(_) => {}
         }
     }
-    let missing: Vec<i64> = wanted
-        .iter()
-        .filter(|id| !plans.iter().any(|p| p.id == **id))
-        .copied()
-        .collect();
-    let result = outbox.replay(&replayable, &rendered, dry_run, now_ms())?;
     let verb = if dry_run { "would requeue" } else { "requeued" };
     println!(
         "{verb} {} dead letter(s): {:?}",
-        result.requeued.len(),
-        result.requeued
+        done.requeued.len(),
+        done.requeued
     );
-    let not_found: Vec<i64> = missing.into_iter().chain(result.not_found).collect();
-    if !not_found.is_empty() {
-        eprintln!("no dead letter with id(s) {not_found:?}");
+    if !done.not_found.is_empty() {
+        eprintln!("no dead letter with id(s) {:?}", done.not_found);
     }
-    if refused || !not_found.is_empty() {
+    if refused || !done.not_found.is_empty() {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a replay would send for one dead letter.
-struct Plan {
-    id: i64,
-    connector: String,
-    before: Option<String>,
-    /// The payload rendered now (`None`: send the stored one, for a letter that has no render
-    /// input), or why it cannot be replayed.
-    now: Result<Option<String>, String>,
-}
-
-/// Renders every dead letter again from its input, with today's config and templates, so a
-/// fixed mapping or template is what the replay sends.
-fn render_again(loaded: &Loaded, outbox: &Outbox, ids: &[i64]) -> anyhow::Result<Vec<Plan>> {
-    let mut out = Vec::new();
-    for input in outbox.render_inputs(ids)? {
-        let now = if input.connector == crate::sources::pubsub::DEAD_LETTER_CONNECTOR {
-            Err("a Pub/Sub message that names no routable lead; fix the publisher and publish it again".to_string())
-        } else if let Some(handle) = loaded.connectors.get(&input.connector) {
-            match &input.context {
-                // What a Slack click handed over (a message update, an owner assignment) has no
-                // template: it is sent again as it was.
-                Some(context) if sent_as_is(context) => Ok(None),
-                Some(context) => {
-                    let context =
-                        oie_connectors::RenderContext::new(serde_json::from_str(context)?);
-                    handle
-                        .connector
-                        .render(&context)
-                        .map(Some)
-                        .map_err(|e| format!("still cannot render: {e}"))
-                }
-                // Queued by an older oie, which kept no render input: sent as it was.
-                None if input.payload.is_some() => Ok(None),
-                None => Err("it has neither a payload nor its render input".to_string()),
-            }
-        } else {
-            Err(format!(
-                "connector `{}` is no longer configured",
-                input.connector
-            ))
-        };
-        out.push(Plan {
-            id: input.id,
-            connector: input.connector,
-            before: input.payload,
-            now,
-        });
-    }
-    Ok(out)
-}
-
-/// Whether a render input marks a delivery made without a template (`"sentAsIs": true`).
-fn sent_as_is(context: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(context)
-        .is_ok_and(|c| c["sentAsIs"] == serde_json::Value::Bool(true))
-}
-
 /// `--dry-run`: the payload sent before beside the one the replay would send.
-fn print_plan(plan: &Plan) {
+fn print_plan(plan: &crate::api::replay::Plan) {
     let pretty = |p: &str| {
         serde_json::from_str::<serde_json::Value>(p)
             .and_then(|v| serde_json::to_string_pretty(&v))

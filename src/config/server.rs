@@ -36,7 +36,8 @@ pub struct ServerConfig {
     /// Hosts (e.g. `www.acme.com`) that `/go` may redirect to besides paths on this server.
     #[serde(default)]
     pub redirect_hosts: Vec<String>,
-    /// Token for `DELETE /visitors/{id}`, as `"${OIE_ADMIN_TOKEN}"`; without it erasure is off.
+    /// Token for `DELETE /visitors/{id}` and the operator's API (`/api/v1/`), as
+    /// `"${OIE_ADMIN_TOKEN}"`; without it erasure and the API are off.
     #[serde(default, deserialize_with = "oie_connectors::secret::env_only_opt")]
     pub admin_token: Option<Secret>,
     /// HMAC key for server-side senders of `/track`, as `"${OIE_EVENT_SIGNING_SECRET}"`. When

@@ -107,6 +107,13 @@ impl Front {
                 store: lead_store.clone(),
             }));
         }
+        // The operator's API, in both modes (403 until an admin token is set).
+        app = app.merge(crate::api::router(crate::api::Api {
+            outbox: outbox.clone(),
+            pipeline: pipeline.clone(),
+            token: server.admin_token.clone(),
+            wake: wake.clone(),
+        }));
         let mut ingest_tasks = None;
         if let Some(store) = store {
             // Events are written in batches; each write wakes scoring.

@@ -12,6 +12,7 @@ mod writer;
 
 pub use client::{Clients, MAX_USER_AGENT};
 pub use contract::{parse as parse_body, MAX_BODY};
+pub use pages::same_secret;
 pub use redirect::Redirects;
 pub use signing::{sign, HEADER as SIGNATURE_HEADER};
 pub use writer::{start as start_writer, Events, Full, Written};
