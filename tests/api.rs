@@ -183,3 +183,108 @@ async fn connectors_dead_letters_replay_and_resume() {
     assert_eq!(status, 404);
     drop(daemon);
 }
+
+/// "Now": the rises of the last 7 days, newest first, a lead's and an account's, with who and
+/// why, the delivery of each, filters and pages — and never an e-mail address.
+#[tokio::test(flavor = "multi_thread")]
+async fn now_lists_the_rises_newest_first() {
+    let receiver = Receiver::start(&[]).await;
+    let text = config(&receiver, "admin_token = \"${OIE_TEST_API_TOKEN}\"\n").replace(
+        "when = 'trigger.kind == \"hot_lead\"'",
+        "when = 'trigger.kind == \"hot_lead\" || trigger.kind == \"account_hot\"'",
+    );
+    let ws = Workspace::new(&text);
+    ws.env("OIE_TEST_API_TOKEN", TOKEN);
+    let daemon = ws.start();
+    let person = |id: &str, first: &str, score: i64, level: &str| {
+        json!({"visitorId": id, "email": format!("{id}@initech.example"), "firstName": first,
+               "lastName": "Lee", "company": "Initech", "intentScore": score, "engagementLevel": level,
+               "pricingPageVisits": 3, "totalSessions": 2, "lastVisitAt": oie::clock::now_ms()})
+    };
+    ws.import(&[person("ann", "Ann", 65, "hot")]);
+    receiver
+        .wait_for(
+            "ann's alert and the account's",
+            Duration::from_secs(20),
+            |r| r.accepted("hook").len() == 2,
+        )
+        .await;
+    ws.import(&[person("bo", "Bo", 85, "burning")]);
+    receiver
+        .wait_for(
+            "bo's alert and the account's rise",
+            Duration::from_secs(20),
+            |r| r.accepted("hook").len() == 4,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = |query: &str| {
+        let path = format!("/api/v1/now{query}");
+        let base = daemon.base.clone();
+        async move { call(&base, "GET", &path, Some(TOKEN), None).await }
+    };
+    let (status, page) = now("").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.to_string().contains('@'), "no e-mail address: {page}");
+    let items = page["items"].as_array().unwrap();
+    let who: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["visitorId"].as_str().unwrap(),
+                i["level"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("account:initech.example", "burning"),
+            ("bo", "burning"),
+            ("account:initech.example", "hot"),
+            ("ann", "hot")
+        ],
+        "newest rise first"
+    );
+    let bo = &items[1];
+    assert_eq!(bo["kind"], "lead");
+    assert_eq!(bo["name"], "Bo Lee");
+    assert_eq!(bo["company"], "Initech");
+    assert_eq!(bo["score"], 85);
+    assert!(bo["why"].as_str().unwrap().contains("pricing ×3"), "{bo}");
+    assert_eq!(bo["deliveries"][0]["connector"], "hook");
+    assert_eq!(bo["deliveries"][0]["state"], "delivered");
+    let account = &items[0];
+    assert_eq!(account["kind"], "account");
+    assert_eq!(account["name"], "Initech");
+    assert_eq!(account["engagedPeople"], 2);
+    assert!(
+        account["why"].as_str().unwrap().starts_with("peak 85"),
+        "{account}"
+    );
+
+    // Filters, and pages that follow one another.
+    let (_, hot) = now("?level=hot").await;
+    assert_eq!(hot["items"].as_array().unwrap().len(), 2);
+    let (_, found) = now("?q=BO").await;
+    assert_eq!(found["items"][0]["visitorId"], "bo");
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    let (_, none) = now("?route=elsewhere").await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (_, page) = now(&format!("?limit=1{after}")).await;
+        for i in page["items"].as_array().unwrap() {
+            seen.push(i["visitorId"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let (status, _) = now("?colour=red").await;
+    assert_eq!(status, 400);
+    drop(daemon);
+}

@@ -1,8 +1,9 @@
 //! `/api/v1/`: what an operator asks of a running `oie`, as JSON, for scripts (and the
 //! console to come), behind `Authorization: Bearer <[server] admin_token>`. Without a token
 //! configured every endpoint answers 403 with how to turn it on; a missing or wrong token is a
-//! 401. The same in both modes: everything here is in the outbox.
+//! 401. The same in both modes: the outbox, and the lead store for who the leads are.
 //!
+//! - `GET  /api/v1/now?level=&route=&q=&limit=&after=`: the rises of the last 7 days.
 //! - `GET  /api/v1/connectors`: each connector's state, queue, dead letters, vendor limits.
 //! - `POST /api/v1/connectors/{name}/resume`: probe a held connector now.
 //! - `GET  /api/v1/deadletters`, `GET /api/v1/deadletters/{id}` (payload, every attempt).
@@ -10,6 +11,7 @@
 //!   letter rendered again from today's config (the payload before and now), then requeued.
 
 pub mod connectors;
+pub mod now;
 pub mod replay;
 
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use crate::pipeline::Pipeline;
 pub struct Api {
     pub outbox: Arc<Outbox>,
     pub pipeline: Arc<Pipeline>,
+    pub store: Arc<dyn crate::store::LeadStore>,
     pub token: Option<Secret>,
     /// Wakes the connector loops (a replay or a resume has work for them).
     pub wake: Arc<dyn Fn() + Send + Sync>,
@@ -39,6 +42,7 @@ pub struct Api {
 
 pub fn router(api: Api) -> Router {
     Router::new()
+        .route("/api/v1/now", get(now_page))
         .route("/api/v1/connectors", get(connectors_status))
         .route("/api/v1/connectors/{name}/resume", post(resume))
         .route("/api/v1/deadletters", get(dead_letters))
@@ -96,6 +100,22 @@ async fn blocking<T: Send + 'static>(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(failed(e)),
         Err(e) => Err(failed(e.into())),
+    }
+}
+
+async fn now_page(
+    State(api): State<Api>,
+    filter: Result<axum::extract::Query<now::Filter>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(filter)) = filter else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the filters are level, route, q, limit and after",
+        );
+    };
+    match now::page(&api, filter, now_ms()).await {
+        Ok(page) => Json(page).into_response(),
+        Err(e) => failed(e),
     }
 }
 

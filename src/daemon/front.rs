@@ -111,6 +111,7 @@ impl Front {
         app = app.merge(crate::api::router(crate::api::Api {
             outbox: outbox.clone(),
             pipeline: pipeline.clone(),
+            store: lead_store.clone(),
             token: server.admin_token.clone(),
             wake: wake.clone(),
         }));

@@ -9,6 +9,7 @@ mod deadletters;
 mod erasures;
 mod forgotten;
 mod handover;
+mod rises;
 mod state;
 
 pub use actions::{Action, ActionKind, Applied as ActionApplied, Marks};
@@ -18,6 +19,7 @@ pub use deadletters::{DeadLetter, DeadLetterDetail, RenderInput, ReplayResult};
 pub use erasures::CloudErasure;
 pub use forgotten::Forgotten;
 pub use handover::{Committed, Fire, HandOver, NewDelivery, Seen};
+pub use rises::{Rise, RiseDelivery};
 pub use state::OutboxState;
 
 use std::path::Path;

@@ -28,6 +28,9 @@ CREATE INDEX IF NOT EXISTS queued_by_age ON deliveries (connector, id) WHERE sta
 -- Queued CRM syncs of a lead, which a newer sync supersedes.
 CREATE INDEX IF NOT EXISTS deliveries_pending_sync ON deliveries (connector, visitor_id)
   WHERE state = 'queued' AND trigger_kind = 'sync';
+-- The rises of a window, newest first (the operator's "Now").
+CREATE INDEX IF NOT EXISTS deliveries_rises ON deliveries (created_at)
+  WHERE trigger_kind IN ('hot_lead', 'account_hot');
 
 -- What a delivery sends, written once beside its state: a claim or an outcome rewrites only
 -- the small state row above, not the payload.

@@ -86,6 +86,18 @@ pub trait LeadStore: Send + Sync {
     /// The CRM records oie synced for a lead, newest first.
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>>;
 
+    /// The profiles of `visitor_ids` that exist.
+    async fn profiles(
+        self: Arc<Self>,
+        visitor_ids: Vec<String>,
+    ) -> anyhow::Result<std::collections::HashMap<String, crate::lead::Lead>>;
+
+    /// The accounts of `domains` that exist, by domain.
+    async fn accounts(
+        self: Arc<Self>,
+        domains: Vec<String>,
+    ) -> anyhow::Result<std::collections::HashMap<String, crate::account::Account>>;
+
     /// Not a fit: marks the lead's profile `disqualified` by `by` (a Slack user id) at `at_ms`
     /// (a profile change: a sync route carries it to the CRMs).
     async fn disqualify(self: Arc<Self>, visitor: &str, by: &str, at_ms: i64)

@@ -371,6 +371,45 @@ impl LeadStore for SqliteStore {
         .await?
     }
 
+    async fn profiles(
+        self: Arc<Self>,
+        visitor_ids: Vec<String>,
+    ) -> anyhow::Result<HashMap<String, Lead>> {
+        tokio::task::spawn_blocking(move || {
+            let mut out = HashMap::new();
+            for v in visitor_ids {
+                if let Some(lead) = self.lead(&v)? {
+                    out.insert(v, lead);
+                }
+            }
+            Ok(out)
+        })
+        .await?
+    }
+
+    async fn accounts(
+        self: Arc<Self>,
+        domains: Vec<String>,
+    ) -> anyhow::Result<HashMap<String, Account>> {
+        tokio::task::spawn_blocking(move || {
+            self.with_conn(|c| {
+                let sql = format!(
+                    "SELECT {} FROM account_profiles WHERE accountDomain = ?1",
+                    account_columns("")
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut out = HashMap::new();
+                for d in domains {
+                    if let Some(a) = stmt.query_row([&d], row_to_account).optional()? {
+                        out.insert(d, a);
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await?
+    }
+
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>> {
         let visitor = visitor.to_string();
         tokio::task::spawn_blocking(move || {

@@ -138,6 +138,22 @@ impl LeadStore for BigQueryStore {
         Ok(())
     }
 
+    async fn profiles(
+        self: Arc<Self>,
+        visitor_ids: Vec<String>,
+    ) -> anyhow::Result<std::collections::HashMap<String, crate::lead::Lead>> {
+        let ids: Vec<&str> = visitor_ids.iter().map(String::as_str).collect();
+        BigQueryStore::profiles(&self, &ids).await
+    }
+
+    async fn accounts(
+        self: Arc<Self>,
+        domains: Vec<String>,
+    ) -> anyhow::Result<std::collections::HashMap<String, crate::account::Account>> {
+        let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
+        BigQueryStore::accounts(&self, &domains).await
+    }
+
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>> {
         Ok(self
             .crm_ids(&[visitor])
