@@ -288,3 +288,80 @@ async fn now_lists_the_rises_newest_first() {
     assert_eq!(status, 400);
     drop(daemon);
 }
+
+/// A lead's page: who it is, its sessions with their events, its rises and its deliveries
+/// (from `oie simulate`'s journeys); unknown and malformed ids refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leads_page_tells_its_story() {
+    let receiver = Receiver::start(&[]).await;
+    let ws = Workspace::new(&config(
+        &receiver,
+        "admin_token = \"${OIE_TEST_API_TOKEN}\"\n",
+    ));
+    ws.env("OIE_TEST_API_TOKEN", TOKEN);
+    let daemon = ws.start();
+    let out = ws.oie(&[
+        "simulate",
+        "--visitors",
+        "10",
+        "--target",
+        &daemon.base,
+        "--prefix",
+        "p",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    receiver
+        .wait_for("the buyers' alerts", Duration::from_secs(20), |r| {
+            r.accepted("hook").len() == 2
+        })
+        .await;
+    let base = daemon.base.clone();
+    let get = |path: String| {
+        let base = base.clone();
+        async move { call(&base, "GET", &path, Some(TOKEN), None).await }
+    };
+    let (_, now) = get("/api/v1/now".into()).await;
+    let id = now["items"][0]["visitorId"].as_str().unwrap().to_string();
+    let (status, page) = get(format!("/api/v1/leads/{id}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["kind"], "lead");
+    assert_eq!(page["lead"]["visitorId"], id.as_str());
+    assert_eq!(page["lead"]["engagementLevel"], "burning");
+    let sessions = page["sessions"].as_array().unwrap();
+    assert!(!sessions.is_empty(), "{page}");
+    let events: Vec<&str> = sessions
+        .iter()
+        .flat_map(|s| s["events"].as_array().unwrap())
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"pageview"), "{events:?}");
+    let at: Vec<i64> = sessions[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at"].as_i64().unwrap())
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] <= w[1]),
+        "events in time order: {at:?}"
+    );
+    assert_eq!(
+        page["alerts"].as_array().unwrap().last().unwrap()["level"],
+        "burning"
+    );
+    let delivery = &page["deliveries"][0];
+    assert_eq!(delivery["triggerKind"], "hot_lead");
+    assert_eq!(delivery["connector"], "hook");
+    assert_eq!(delivery["state"], "delivered");
+    assert_eq!(get("/api/v1/leads/nobody".into()).await.0, 404);
+    assert_eq!(
+        get("/api/v1/leads/account:nowhere.example".into()).await.0,
+        404
+    );
+    assert_eq!(get("/api/v1/leads/a%20b".into()).await.0, 400);
+    drop(daemon);
+}

@@ -638,9 +638,12 @@ fn cloud_mode_alerts_accounts() {
     let receiver = rt.block_on(Receiver::start(&[]));
     let crm = rt.block_on(HubSpotFake::start());
     let dataset = format!("accounts_{}", std::process::id());
-    let config = config(&endpoint, &dataset, &receiver, &crm)
-        + "\n[[routes]]\nname = \"accounts\"\nwhen = 'trigger.kind == \"account_hot\" || trigger.kind == \"account_sync\"'\nto = [\"hook\", \"crm\"]\n";
+    let config = config(&endpoint, &dataset, &receiver, &crm).replace(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\nadmin_token = \"${OIE_TEST_BQ_API_TOKEN}\"\n",
+    ) + "\n[[routes]]\nname = \"accounts\"\nwhen = 'trigger.kind == \"account_hot\" || trigger.kind == \"account_sync\"'\nto = [\"hook\", \"crm\"]\n";
     let ws = workspace(&config);
+    ws.env("OIE_TEST_BQ_API_TOKEN", "bq-api-token");
     let out = ws.oie(&["bigquery", "apply"]);
     assert!(
         out.status.success(),
@@ -727,6 +730,51 @@ fn cloud_mode_alerts_accounts() {
         .filter(|h| h.body["type"] == "oie.account_hot")
         .count();
     assert_eq!(account_alerts, 1, "one account alert");
+
+    // The operator's API reads BigQuery for who the leads are and what they did.
+    let get = |path: &str| {
+        let url = format!("{}{path}", daemon.base);
+        rt.block_on(async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth("bq-api-token")
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        })
+    };
+    let (status, now) = get("/api/v1/now");
+    assert_eq!(status, 200, "{now}");
+    let kinds: BTreeSet<String> = now["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["kind"].as_str().unwrap(),
+                i["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(kinds.contains("account:Globex"), "{kinds:?}");
+    let (status, page) = get("/api/v1/leads/v21");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["lead"]["email"], "ann@globex.example");
+    assert_eq!(page["account"]["accountDomain"], "globex.example");
+    assert!(!page["sessions"].as_array().unwrap().is_empty(), "{page}");
+    assert!(
+        !page["sessions"][0]["events"].as_array().unwrap().is_empty(),
+        "{page}"
+    );
+    assert_eq!(page["alerts"][0]["level"], "hot");
+    let (status, page) = get("/api/v1/leads/account:globex.example");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["account"]["engagedPeople"], 3);
     assert!(daemon.terminate().success());
     drop(rt);
 }

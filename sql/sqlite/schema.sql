@@ -200,6 +200,7 @@ CREATE TABLE IF NOT EXISTS hot_lead_alerts (
   levelChangedAt  INTEGER NOT NULL,
   alertedAt       INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS hot_lead_alerts_by_visitor ON hot_lead_alerts (visitorId);
 
 CREATE TABLE IF NOT EXISTS crm_sync_log (
   deliveryId    TEXT NOT NULL,

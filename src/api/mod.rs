@@ -4,6 +4,8 @@
 //! 401. The same in both modes: the outbox, and the lead store for who the leads are.
 //!
 //! - `GET  /api/v1/now?level=&route=&q=&limit=&after=`: the rises of the last 7 days.
+//! - `GET  /api/v1/leads/{id}`: a lead's (or `account:<domain>`'s) page: profile, account,
+//!   CRM records, sessions with events, rises, deliveries with attempts.
 //! - `GET  /api/v1/connectors`: each connector's state, queue, dead letters, vendor limits.
 //! - `POST /api/v1/connectors/{name}/resume`: probe a held connector now.
 //! - `GET  /api/v1/deadletters`, `GET /api/v1/deadletters/{id}` (payload, every attempt).
@@ -43,6 +45,7 @@ pub struct Api {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/v1/now", get(now_page))
+        .route("/api/v1/leads/{id}", get(lead_page))
         .route("/api/v1/connectors", get(connectors_status))
         .route("/api/v1/connectors/{name}/resume", post(resume))
         .route("/api/v1/deadletters", get(dead_letters))
@@ -115,6 +118,75 @@ async fn now_page(
     };
     match now::page(&api, filter, now_ms()).await {
         Ok(page) => Json(page).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// Deliveries shown on a lead's page.
+const LEAD_DELIVERIES: usize = 200;
+
+/// A lead's page (or an account's, `account:<domain>`): who it is (its e-mail included: this
+/// is its own page), its account, CRM records, sessions with their events, rises, and every
+/// delivery with its attempts.
+async fn lead_page(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    if !crate::lead::is_id(&id) {
+        return refuse(StatusCode::BAD_REQUEST, "not a visitor id");
+    }
+    let now = now_ms();
+    let page = async {
+        let outbox = api.outbox.clone();
+        let visitor = id.clone();
+        let (deliveries, marks) = tokio::task::spawn_blocking(move || {
+            anyhow::Ok((
+                outbox.deliveries_of(&visitor, LEAD_DELIVERIES)?,
+                outbox.marks(&[visitor.as_str()], now)?,
+            ))
+        })
+        .await??;
+        let crm: Vec<Value> = api
+            .store
+            .clone()
+            .crm_records(&id)
+            .await?
+            .iter()
+            .map(crate::store::CrmRecord::to_json)
+            .collect();
+        if let Some(domain) = id.strip_prefix("account:") {
+            let account = api.store.clone().accounts(vec![domain.to_string()]).await?;
+            let Some(account) = account.get(domain) else {
+                return Ok(None);
+            };
+            return Ok(Some(json!({
+                "kind": "account", "account": account.as_json(), "crm": crm, "deliveries": deliveries,
+            })));
+        }
+        let mut lead = api.store.clone().profiles(vec![id.clone()]).await?;
+        let Some(mut lead) = lead.remove(&id) else {
+            return Ok(None);
+        };
+        if let Some(m) = marks.get(&id) {
+            m.apply(&mut lead);
+        }
+        let account = lead
+            .get("email")
+            .as_str()
+            .and_then(crate::account::domain_of)
+            .map(|d| vec![d]);
+        let account = match account {
+            Some(d) => api.store.clone().accounts(d).await?.into_values().next(),
+            None => None,
+        };
+        let timeline = api.store.clone().timeline(&id, now).await?;
+        anyhow::Ok(Some(json!({
+            "kind": "lead", "lead": lead.as_json(),
+            "account": account.as_ref().map(crate::account::Account::as_json),
+            "crm": crm, "sessions": timeline["sessions"], "alerts": timeline["alerts"],
+            "deliveries": deliveries,
+        })))
+    };
+    match page.await {
+        Ok(Some(page)) => Json(page).into_response(),
+        Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no lead or account `{id}`")),
         Err(e) => failed(e),
     }
 }

@@ -19,7 +19,7 @@ pub use deadletters::{DeadLetter, DeadLetterDetail, RenderInput, ReplayResult};
 pub use erasures::CloudErasure;
 pub use forgotten::Forgotten;
 pub use handover::{Committed, Fire, HandOver, NewDelivery, Seen};
-pub use rises::{Rise, RiseDelivery};
+pub use rises::{Rise, RiseDelivery, VisitorDelivery};
 pub use state::OutboxState;
 
 use std::path::Path;

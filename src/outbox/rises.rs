@@ -97,3 +97,74 @@ impl Outbox {
         })
     }
 }
+
+/// One delivery of a lead (or account), with its failed attempts.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitorDelivery {
+    pub id: i64,
+    pub route: String,
+    pub connector: String,
+    pub trigger_kind: String,
+    pub state: String,
+    pub attempts: u32,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    pub record_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub attempt_log: Vec<super::deadletters::AttemptRow>,
+}
+
+impl Outbox {
+    /// The deliveries of `visitor` (a lead, or `account:<domain>`), newest first, at most
+    /// `limit`, each with its attempts.
+    pub fn deliveries_of(
+        &self,
+        visitor: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<VisitorDelivery>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, route, connector, trigger_kind, state, attempts, reason, last_error,
+                        record_id, created_at, updated_at
+                 FROM deliveries WHERE visitor_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let mut out = stmt
+                .query_map(params![visitor, limit as i64], |r| {
+                    Ok(VisitorDelivery {
+                        id: r.get(0)?,
+                        route: r.get(1)?,
+                        connector: r.get(2)?,
+                        trigger_kind: r.get(3)?,
+                        state: r.get(4)?,
+                        attempts: r.get(5)?,
+                        reason: r.get(6)?,
+                        error: r.get(7)?,
+                        record_id: r.get(8)?,
+                        created_at: r.get(9)?,
+                        updated_at: r.get(10)?,
+                        attempt_log: Vec::new(),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut attempts = c.prepare_cached(
+                "SELECT at, outcome, reason, error, millis FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+            )?;
+            for d in &mut out {
+                d.attempt_log = attempts
+                    .query_map([d.id], |r| {
+                        Ok(super::deadletters::AttemptRow {
+                            at: r.get(0)?,
+                            outcome: r.get(1)?,
+                            reason: r.get(2)?,
+                            error: r.get(3)?,
+                            millis: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+            }
+            Ok(out)
+        })
+    }
+}

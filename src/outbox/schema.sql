@@ -28,6 +28,8 @@ CREATE INDEX IF NOT EXISTS queued_by_age ON deliveries (connector, id) WHERE sta
 -- Queued CRM syncs of a lead, which a newer sync supersedes.
 CREATE INDEX IF NOT EXISTS deliveries_pending_sync ON deliveries (connector, visitor_id)
   WHERE state = 'queued' AND trigger_kind = 'sync';
+-- A lead's deliveries (the operator's page of a lead; erasure).
+CREATE INDEX IF NOT EXISTS deliveries_by_visitor ON deliveries (visitor_id);
 -- The rises of a window, newest first (the operator's "Now").
 CREATE INDEX IF NOT EXISTS deliveries_rises ON deliveries (created_at)
   WHERE trigger_kind IN ('hot_lead', 'account_hot');

@@ -8,6 +8,7 @@ pub mod ids;
 mod import;
 mod retention;
 mod sqlite;
+pub mod timeline;
 
 pub use bigquery::{Alert, BigQueryStore, Cursor, NotYet, ALERT_LOOKBACK_MS, ERASED_TABLES};
 pub use events::{ClickRow, EventRow};
@@ -91,6 +92,13 @@ pub trait LeadStore: Send + Sync {
         self: Arc<Self>,
         visitor_ids: Vec<String>,
     ) -> anyhow::Result<std::collections::HashMap<String, crate::lead::Lead>>;
+
+    /// A lead's sessions with their events and its rises ([`timeline`]), at `now_ms`.
+    async fn timeline(
+        self: Arc<Self>,
+        visitor: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<serde_json::Value>;
 
     /// The accounts of `domains` that exist, by domain.
     async fn accounts(

@@ -387,6 +387,63 @@ impl LeadStore for SqliteStore {
         .await?
     }
 
+    async fn timeline(self: Arc<Self>, visitor: &str, now_ms: i64) -> anyhow::Result<Value> {
+        use super::timeline::{assemble, EVENTS, SESSIONS, WINDOW_MS};
+        let visitor = visitor.to_string();
+        tokio::task::spawn_blocking(move || {
+            self.with_reader(|c| {
+                let since = now_ms - WINDOW_MS;
+                let mut stmt = c.prepare_cached(
+                    "SELECT sessionId, startedAt, endedAt, pageviews, activeMs, maxScrollDepth,
+                            formSubmissions, landingPath, exitPath
+                     FROM sessions WHERE visitorId = ?1 AND endedAt >= ?2
+                     ORDER BY startedAt DESC LIMIT ?3",
+                )?;
+                let sessions = stmt
+                    .query_map(params![visitor, since, SESSIONS as i64], |r| {
+                        Ok(serde_json::json!({
+                            "sessionId": r.get::<_, String>(0)?, "startedAt": r.get::<_, i64>(1)?,
+                            "endedAt": r.get::<_, i64>(2)?, "pageviews": r.get::<_, i64>(3)?,
+                            "activeMs": r.get::<_, i64>(4)?, "maxScrollDepth": r.get::<_, i64>(5)?,
+                            "formSubmissions": r.get::<_, i64>(6)?,
+                            "landingPath": r.get::<_, Option<String>>(7)?,
+                            "exitPath": r.get::<_, Option<String>>(8)?, "events": [],
+                        }))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut stmt = c.prepare_cached(
+                    "SELECT sessionId, eventType, timestamp, path, data FROM events
+                     WHERE visitorId = ?1 AND timestamp >= ?2 ORDER BY timestamp DESC LIMIT ?3",
+                )?;
+                let events = stmt
+                    .query_map(params![visitor, since, EVENTS as i64], |r| {
+                        let data: Option<String> = r.get(4)?;
+                        Ok(serde_json::json!({
+                            "sessionId": r.get::<_, Option<String>>(0)?, "type": r.get::<_, String>(1)?,
+                            "at": r.get::<_, i64>(2)?, "path": r.get::<_, Option<String>>(3)?,
+                            "data": data.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+                        }))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut stmt = c.prepare_cached(
+                    "SELECT previousLevel, newLevel, intentScore, levelChangedAt, alertedAt
+                     FROM hot_lead_alerts WHERE visitorId = ?1 ORDER BY alertedAt",
+                )?;
+                let alerts = stmt
+                    .query_map([&visitor], |r| {
+                        Ok(serde_json::json!({
+                            "previousLevel": r.get::<_, Option<String>>(0)?, "level": r.get::<_, String>(1)?,
+                            "score": r.get::<_, i64>(2)?, "levelChangedAt": r.get::<_, i64>(3)?,
+                            "alertedAt": r.get::<_, i64>(4)?,
+                        }))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(assemble(sessions, events, alerts))
+            })
+        })
+        .await?
+    }
+
     async fn accounts(
         self: Arc<Self>,
         domains: Vec<String>,

@@ -11,6 +11,7 @@ mod chores;
 mod erasure;
 mod identities;
 mod reads;
+mod timeline;
 mod writeback;
 
 pub use erasure::{NotYet, TABLES as ERASED_TABLES};
@@ -144,6 +145,14 @@ impl LeadStore for BigQueryStore {
     ) -> anyhow::Result<std::collections::HashMap<String, crate::lead::Lead>> {
         let ids: Vec<&str> = visitor_ids.iter().map(String::as_str).collect();
         BigQueryStore::profiles(&self, &ids).await
+    }
+
+    async fn timeline(
+        self: Arc<Self>,
+        visitor: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.lead_timeline(visitor, now_ms).await
     }
 
     async fn accounts(

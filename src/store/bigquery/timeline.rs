@@ -1,0 +1,90 @@
+//! A lead's timeline from BigQuery: its sessions and events of the window (partition-pruned,
+//! clustered by visitor; events de-duplicated by id as the scoring queries do) and its rises.
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use super::BigQueryStore;
+use crate::bigquery::query::Param;
+use crate::store::timeline::{assemble, EVENTS, SESSIONS, WINDOW_MS};
+
+impl BigQueryStore {
+    pub async fn lead_timeline(&self, visitor: &str, now_ms: i64) -> anyhow::Result<Value> {
+        let params = || {
+            vec![
+                Param::string("v", visitor),
+                Param::int("since", now_ms - WINDOW_MS),
+            ]
+        };
+        let sessions = self
+            .wh
+            .query(
+                &format!(
+                    "SELECT sessionId, startedAt, endedAt, pageviews, activeMs, maxScrollDepth,
+                            formSubmissions, landingPath, exitPath
+                     FROM `${{dataset}}.sessions`
+                     WHERE startTime >= TIMESTAMP_MILLIS(@since - 86400000) AND visitorId = @v
+                       AND endedAt >= @since
+                     ORDER BY startedAt DESC LIMIT {SESSIONS}"
+                ),
+                params(),
+            )
+            .await
+            .context("reading the lead's sessions")?;
+        let events = self
+            .wh
+            .query(
+                &format!(
+                    "SELECT sessionId, eventType, timestamp, path, TO_JSON_STRING(data) AS data FROM (
+                       SELECT *, ROW_NUMBER() OVER (PARTITION BY eventId ORDER BY receivedAt) AS rn
+                       FROM `${{dataset}}.events`
+                       WHERE receivedAt >= TIMESTAMP_MILLIS(@since - 86400000) AND visitorId = @v
+                         AND timestamp >= @since)
+                     WHERE rn = 1
+                     ORDER BY timestamp DESC LIMIT {EVENTS}"
+                ),
+                params(),
+            )
+            .await
+            .context("reading the lead's events")?;
+        let alerts = self
+            .wh
+            .query(
+                "SELECT previousLevel, newLevel, intentScore, levelChangedAt, alertedAt
+                 FROM `${dataset}.hot_lead_alerts`
+                 WHERE alertTime >= TIMESTAMP_MILLIS(@since) AND visitorId = @v
+                 ORDER BY alertedAt",
+                params(),
+            )
+            .await
+            .context("reading the lead's rises")?;
+        let sessions = sessions
+            .iter()
+            .map(|r| {
+                let mut s = Value::Object(r.clone());
+                s["events"] = json!([]);
+                s
+            })
+            .collect();
+        let events = events
+            .iter()
+            .map(|r| {
+                let data = r["data"]
+                    .as_str()
+                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                    .unwrap_or(Value::Null);
+                json!({"sessionId": r["sessionId"], "type": r["eventType"], "at": r["timestamp"],
+                       "path": r["path"], "data": data})
+            })
+            .collect();
+        let alerts = alerts
+            .iter()
+            .map(|r| {
+                json!({"previousLevel": r["previousLevel"], "level": r["newLevel"],
+                       "score": r["intentScore"], "levelChangedAt": r["levelChangedAt"],
+                       "alertedAt": r["alertedAt"]})
+            })
+            .collect();
+        Ok(assemble(sessions, events, alerts))
+    }
+}
