@@ -13,6 +13,7 @@
 //!   letter rendered again from today's config (the payload before and now), then requeued.
 
 pub mod connectors;
+pub mod lead;
 pub mod now;
 pub mod replay;
 
@@ -122,69 +123,12 @@ async fn now_page(
     }
 }
 
-/// Deliveries shown on a lead's page.
-const LEAD_DELIVERIES: usize = 200;
-
-/// A lead's page (or an account's, `account:<domain>`): who it is (its e-mail included: this
-/// is its own page), its account, CRM records, sessions with their events, rises, and every
-/// delivery with its attempts.
+/// A lead's page (or an account's, `account:<domain>`): see [`lead::page`].
 async fn lead_page(State(api): State<Api>, Path(id): Path<String>) -> Response {
     if !crate::lead::is_id(&id) {
         return refuse(StatusCode::BAD_REQUEST, "not a visitor id");
     }
-    let now = now_ms();
-    let page = async {
-        let outbox = api.outbox.clone();
-        let visitor = id.clone();
-        let (deliveries, marks) = tokio::task::spawn_blocking(move || {
-            anyhow::Ok((
-                outbox.deliveries_of(&visitor, LEAD_DELIVERIES)?,
-                outbox.marks(&[visitor.as_str()], now)?,
-            ))
-        })
-        .await??;
-        let crm: Vec<Value> = api
-            .store
-            .clone()
-            .crm_records(&id)
-            .await?
-            .iter()
-            .map(crate::store::CrmRecord::to_json)
-            .collect();
-        if let Some(domain) = id.strip_prefix("account:") {
-            let account = api.store.clone().accounts(vec![domain.to_string()]).await?;
-            let Some(account) = account.get(domain) else {
-                return Ok(None);
-            };
-            return Ok(Some(json!({
-                "kind": "account", "account": account.as_json(), "crm": crm, "deliveries": deliveries,
-            })));
-        }
-        let mut lead = api.store.clone().profiles(vec![id.clone()]).await?;
-        let Some(mut lead) = lead.remove(&id) else {
-            return Ok(None);
-        };
-        if let Some(m) = marks.get(&id) {
-            m.apply(&mut lead);
-        }
-        let account = lead
-            .get("email")
-            .as_str()
-            .and_then(crate::account::domain_of)
-            .map(|d| vec![d]);
-        let account = match account {
-            Some(d) => api.store.clone().accounts(d).await?.into_values().next(),
-            None => None,
-        };
-        let timeline = api.store.clone().timeline(&id, now).await?;
-        anyhow::Ok(Some(json!({
-            "kind": "lead", "lead": lead.as_json(),
-            "account": account.as_ref().map(crate::account::Account::as_json),
-            "crm": crm, "sessions": timeline["sessions"], "alerts": timeline["alerts"],
-            "deliveries": deliveries,
-        })))
-    };
-    match page.await {
+    match lead::page(&api, &id, now_ms()).await {
         Ok(Some(page)) => Json(page).into_response(),
         Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no lead or account `{id}`")),
         Err(e) => failed(e),
