@@ -31,6 +31,7 @@ mod bigquery;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 mod daemon;
 pub mod dispatch;
 pub mod erasure;

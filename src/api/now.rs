@@ -71,17 +71,23 @@ pub async fn page(api: &Api, filter: Filter, now_ms: i64) -> anyhow::Result<Valu
         }
     }
     let accounts = api.store.clone().accounts(domains).await?;
-    let mut crm: HashMap<String, Value> = HashMap::new();
-    for r in &rises {
-        if !crm.contains_key(&r.visitor_id) {
-            let records = api.store.clone().crm_records(&r.visitor_id).await?;
-            let records: Vec<Value> = records
+    let mut visitors: Vec<String> = rises.iter().map(|r| r.visitor_id.clone()).collect();
+    visitors.sort();
+    visitors.dedup();
+    let crm: HashMap<String, Value> = api
+        .store
+        .clone()
+        .crm_records_of(visitors)
+        .await?
+        .into_iter()
+        .map(|(visitor, records)| {
+            let records = records
                 .iter()
                 .map(|c| json!({"connector": c.connector, "id": c.id}))
                 .collect();
-            crm.insert(r.visitor_id.clone(), Value::Array(records));
-        }
-    }
+            (visitor, Value::Array(records))
+        })
+        .collect();
     let items: Vec<Value> = rises
         .iter()
         .filter_map(|r| {

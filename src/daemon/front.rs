@@ -108,13 +108,15 @@ impl Front {
             }));
         }
         // The operator's API, in both modes (403 until an admin token is set).
-        app = app.merge(crate::api::router(crate::api::Api {
+        let api = crate::api::Api {
             outbox: outbox.clone(),
             pipeline: pipeline.clone(),
             store: lead_store.clone(),
             token: server.admin_token.clone(),
             wake: wake.clone(),
-        }));
+        };
+        app = app.merge(crate::api::router(api.clone()));
+        app = app.merge(crate::console::router(crate::console::Console::new(api)));
         let mut ingest_tasks = None;
         if let Some(store) = store {
             // Events are written in batches; each write wakes scoring.

@@ -87,6 +87,12 @@ pub trait LeadStore: Send + Sync {
     /// The CRM records oie synced for a lead, newest first.
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>>;
 
+    /// The CRM records of each of `visitors` that has some (one read for all).
+    async fn crm_records_of(
+        self: Arc<Self>,
+        visitors: Vec<String>,
+    ) -> anyhow::Result<std::collections::HashMap<String, Vec<CrmRecord>>>;
+
     /// The profiles of `visitor_ids` that exist.
     async fn profiles(
         self: Arc<Self>,

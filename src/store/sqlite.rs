@@ -467,6 +467,17 @@ impl LeadStore for SqliteStore {
         .await?
     }
 
+    async fn crm_records_of(
+        self: Arc<Self>,
+        visitors: Vec<String>,
+    ) -> anyhow::Result<HashMap<String, Vec<CrmRecord>>> {
+        tokio::task::spawn_blocking(move || {
+            let ids: Vec<&str> = visitors.iter().map(String::as_str).collect();
+            self.crm_ids(&ids)
+        })
+        .await?
+    }
+
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>> {
         let visitor = visitor.to_string();
         tokio::task::spawn_blocking(move || {

@@ -163,6 +163,14 @@ impl LeadStore for BigQueryStore {
         BigQueryStore::accounts(&self, &domains).await
     }
 
+    async fn crm_records_of(
+        self: Arc<Self>,
+        visitors: Vec<String>,
+    ) -> anyhow::Result<std::collections::HashMap<String, Vec<CrmRecord>>> {
+        let ids: Vec<&str> = visitors.iter().map(String::as_str).collect();
+        self.crm_ids(&ids).await
+    }
+
     async fn crm_records(self: Arc<Self>, visitor: &str) -> anyhow::Result<Vec<CrmRecord>> {
         Ok(self
             .crm_ids(&[visitor])
