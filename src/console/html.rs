@@ -58,7 +58,7 @@ pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str
     };
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{} · oie</title><link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
+         <title>{} · oie</title><link rel=\"icon\" href=\"/console/assets/icon.svg\"><link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
          <script src=\"/console/assets/console.js\" defer></script></head>\
          <body><header><strong>oie</strong> {nav}</header><main><h1>{}</h1>{body}</main></body></html>",
         esc(title),

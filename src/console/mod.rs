@@ -428,6 +428,7 @@ async fn asset(Path(file): Path<String>) -> Response {
             include_str!("assets/console.js"),
             "text/javascript; charset=utf-8",
         ),
+        "icon.svg" => (include_str!("assets/icon.svg"), "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (html::HEADERS, [(header::CONTENT_TYPE, kind)], body).into_response()
