@@ -215,6 +215,16 @@ async fn sign_in_now_a_lead_replay_resume_live_and_sign_out() {
     assert!(page.body.contains("hot_lead"));
     assert_eq!(browser.get("/console/leads/nobody").await.status, 404);
 
+    // The live stream of the Now page, open from here on.
+    let mut live = browser
+        .client
+        .get(format!("{}/console/live", daemon.base))
+        .header(header::COOKIE, browser.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+
     // Deliveries: a replay without the CSRF token is refused; a dry run shows the payload and
     // requeues nothing; the replay, once the receiver is fixed, reaches it.
     let page = browser.get("/console/deliveries").await;
@@ -265,6 +275,20 @@ async fn sign_in_now_a_lead_replay_resume_live_and_sign_out() {
             r.accepted("hook").len() == 1
         })
         .await;
+    // The open Now page's row of that rise is updated: delivered now.
+    let mut seen = String::new();
+    let jane_delivered = |seen: &str| {
+        seen.split("event: rise")
+            .any(|e| e.contains("/console/leads/jane") && e.contains("state-delivered"))
+    };
+    while !jane_delivered(&seen) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), live.chunk())
+            .await
+            .expect("jane's row updated within 10 s")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
 
     // Connectors: the page, and a resume (from a form with its token).
     let page = browser.get("/console/connectors").await;
@@ -280,17 +304,9 @@ async fn sign_in_now_a_lead_replay_resume_live_and_sign_out() {
     assert_eq!(page.status, 303);
 
     // Live: a new rise is on the stream within a second of being handed over.
-    let mut live = browser
-        .client
-        .get(format!("{}/console/live", daemon.base))
-        .header(header::COOKIE, browser.cookie.clone().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status().as_u16(), 200);
     ws.import(&[hot_lead("zoe")]);
     let imported = Instant::now();
-    let mut seen = String::new();
+    seen.clear();
     // (A rise handed over just before the stream opened may come first: the page's script
     // skips a row it already shows.)
     while !seen.contains("/console/leads/zoe") {

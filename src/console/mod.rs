@@ -23,7 +23,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::Api;
+use crate::api::{now, Api};
 use crate::clock::now_ms;
 use html::{esc, page};
 use session::Sessions;
@@ -244,13 +244,18 @@ async fn deliveries(State(c): State<Console>, headers: HeaderMap) -> Response {
         Ok(csrf) => csrf,
         Err(answer) => return *answer,
     };
-    let outbox = c.api.outbox.clone();
-    match tokio::task::spawn_blocking(move || outbox.dead_letters()).await {
-        Ok(Ok(letters)) => page(
+    let api = c.api.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let report = crate::api::connectors::report(&api.pipeline.connectors, &api.outbox, true)?;
+        anyhow::Ok((report, api.outbox.dead_letters()?))
+    })
+    .await;
+    match read {
+        Ok(Ok((report, letters))) => page(
             StatusCode::OK,
             "Deliveries",
             Some(&csrf),
-            &pages::deliveries(&letters, &csrf),
+            &(pages::queues(&report) + &pages::deliveries(&letters, &csrf)),
         ),
         Ok(Err(e)) => failed(&csrf, e),
         Err(e) => failed(&csrf, e.into()),
@@ -362,60 +367,93 @@ async fn resume(
 }
 
 /// Server-sent events for an open Now page: each new rise (handed over after the page
-/// opened) as a rendered row, within half a second.
+/// opened), and each rise whose deliveries moved on (delivered, dead, …), as a rendered row,
+/// within half a second. The outbox is read every half second; the lead store only when
+/// something changed.
 async fn live(State(c): State<Console>, headers: HeaderMap) -> Response {
     if let Err(answer) = c.signed_in(&headers) {
         return *answer;
     }
     let since = now_ms() - 1_000;
-    let state = (
-        c.api.clone(),
-        std::collections::HashSet::<String>::new(),
-        std::collections::VecDeque::<Event>::new(),
-    );
-    let stream =
-        futures_util::stream::unfold(state, move |(api, mut sent, mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop_front() {
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(event),
-                        (api, sent, pending),
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                // The outbox alone says whether anything rose (the lead store is read only then).
-                let outbox = api.outbox.clone();
-                let rises =
-                    tokio::task::spawn_blocking(move || outbox.recent_rises(since, None, 50)).await;
-                let new = matches!(&rises, Ok(Ok(r)) if r.iter().any(|r| {
-                    !sent.contains(&pages::rise_key(&r.visitor_id, r.at))
-                }));
-                if !new {
-                    continue;
-                }
-                let filter = crate::api::now::Filter {
-                    limit: Some(50),
-                    ..Default::default()
-                };
-                let Ok(data) = crate::api::now::page(&api, filter, now_ms()).await else {
-                    continue;
-                };
-                // Oldest first, so the page ends with the newest on top.
-                for item in data["items"].as_array().into_iter().flatten().rev() {
-                    let key = pages::now_key(item);
-                    if item["at"].as_i64().is_some_and(|at| at >= since) && sent.insert(key.clone())
-                    {
-                        let data = serde_json::json!({"key": key, "row": pages::now_row(item)});
-                        pending.push_back(Event::default().event("rise").data(data.to_string()));
-                    }
-                }
+    let state = Live {
+        api: c.api.clone(),
+        shown: None,
+        pending: std::collections::VecDeque::new(),
+    };
+    let stream = futures_util::stream::unfold(state, move |mut live| async move {
+        loop {
+            if let Some(event) = live.pending.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(event), live));
             }
-        });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            live.poll(since).await;
+        }
+    });
     (
         html::HEADERS,
         Sse::new(stream).keep_alive(KeepAlive::default()),
     )
         .into_response()
+}
+
+/// One open Now page's stream.
+struct Live {
+    api: Api,
+    /// Each rise's delivery states as last shown (`None` until the first poll, whose rises
+    /// before the page opened are what the page shows already).
+    shown: Option<std::collections::HashMap<String, String>>,
+    pending: std::collections::VecDeque<Event>,
+}
+
+impl Live {
+    async fn poll(&mut self, since: i64) {
+        let outbox = self.api.outbox.clone();
+        let Ok(Ok(rises)) = tokio::task::spawn_blocking(move || {
+            outbox.recent_rises(since - now::WINDOW_MS, None, 50)
+        })
+        .await
+        else {
+            return;
+        };
+        let states = |r: &crate::outbox::Rise| {
+            r.deliveries
+                .iter()
+                .map(|d| format!("{}:{}", d.connector, d.state))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let first = self.shown.is_none();
+        let shown = self.shown.get_or_insert_with(Default::default);
+        let mut changed = std::collections::HashSet::new();
+        for r in &rises {
+            let key = pages::rise_key(&r.visitor_id, r.at);
+            let now = states(r);
+            let before = shown.insert(key.clone(), now.clone());
+            let fresh = before.is_none() && (!first || r.at >= since);
+            if fresh || before.is_some_and(|b| b != now) {
+                changed.insert(key);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let filter = now::Filter {
+            limit: Some(50),
+            ..Default::default()
+        };
+        let Ok(data) = now::page(&self.api, filter, now_ms()).await else {
+            return;
+        };
+        // Oldest first, so the page ends with the newest on top.
+        for item in data["items"].as_array().into_iter().flatten().rev() {
+            let key = pages::now_key(item);
+            if changed.contains(&key) {
+                let data = serde_json::json!({"key": key, "row": pages::now_row(item)});
+                self.pending
+                    .push_back(Event::default().event("rise").data(data.to_string()));
+            }
+        }
+    }
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

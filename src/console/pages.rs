@@ -47,7 +47,7 @@ pub fn now_row(item: &Value) -> String {
         text(&item["name"])
     };
     format!(
-        "<tr id=\"rise-{}\"><td>{}</td><td><a href=\"/console/leads/{}\">{who}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr id=\"rise-{}\"><td>{}</td><td><a href=\"/console/leads/{}\">{who}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         esc(&key),
         time(&item["at"]),
         esc(id),
@@ -57,8 +57,24 @@ pub fn now_row(item: &Value) -> String {
         text(&item["why"]),
         time(&item["lastVisitAt"]),
         text(&item["claimedBy"]),
+        crm_records(&item["crm"]),
         delivery_states(&item["deliveries"]),
     )
+}
+
+/// "hubspot 501, salesforce 00Q…": the CRM records of a lead or account.
+fn crm_records(records: &Value) -> String {
+    let list: Vec<String> = records
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| format!("{} {}", text(&r["connector"]), text(&r["id"])))
+        .collect();
+    if list.is_empty() {
+        "–".into()
+    } else {
+        list.join(", ")
+    }
 }
 
 /// The key a row carries (for the live page not to add it twice): the lead and the moment.
@@ -114,7 +130,7 @@ pub fn now(page: &Value, query: &super::NowQuery) -> String {
          <label>Route <input name=\"route\" value=\"{}\"></label>\
          <label>Search <input name=\"q\" value=\"{}\"></label><button>Filter</button></form>\
          <p class=\"muted\">Rises to hot and burning of the last 7 days, newest first. New ones appear as they happen.</p>\
-         <table id=\"now\"><thead><tr><th>Rose</th><th>Who</th><th>Company</th><th>Score</th><th>Level</th><th>Why</th><th>Last seen</th><th>Claimed by</th><th>Delivered</th></tr></thead><tbody>{rows}</tbody></table>{next}",
+         <table id=\"now\"><thead><tr><th>Rose</th><th>Who</th><th>Company</th><th>Score</th><th>Level</th><th>Why</th><th>Last seen</th><th>Claimed by</th><th>In the CRMs</th><th>Delivered</th></tr></thead><tbody>{rows}</tbody></table>{next}",
         selected("hot"),
         selected("burning"),
         esc(query.route.as_deref().unwrap_or_default()),
@@ -191,10 +207,12 @@ pub fn lead(page: &Value) -> (String, String) {
     } else {
         name
     };
+    // Oldest to newest, as a story reads.
     let sessions: String = page["sessions"]
         .as_array()
         .into_iter()
         .flatten()
+        .rev()
         .map(|s| {
             let events: String = s["events"]
                 .as_array()
@@ -276,6 +294,24 @@ pub fn lead(page: &Value) -> (String, String) {
         deliveries_table(&page["deliveries"]),
     );
     (title, body)
+}
+
+/// The outbox by connector and state.
+pub fn queues(report: &[Value]) -> String {
+    let rows: String = report
+        .iter()
+        .map(|c| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                text(&c["connector"]),
+                text(&c["queued"]),
+                text(&c["inflight"]),
+                text(&c["dead"]),
+                time(&c["oldestQueued"]),
+            )
+        })
+        .collect();
+    format!("<h2>The outbox</h2><table><thead><tr><th>Connector</th><th>Queued</th><th>In flight</th><th>Dead</th><th>Oldest queued</th></tr></thead><tbody>{rows}</tbody></table><h2>Dead letters</h2>")
 }
 
 pub fn deliveries(letters: &[crate::outbox::DeadLetter], csrf: &str) -> String {

@@ -1,5 +1,5 @@
 // The console's only script (the CSP forbids inline ones): times in the browser's time zone,
-// and, on the Now page, new rises as they happen (server-sent events).
+// and, on the Now page, new rises and their deliveries as they happen (server-sent events).
 'use strict';
 (function () {
   function localTimes(root) {
@@ -15,15 +15,16 @@
     var source = new EventSource('/console/live');
     source.addEventListener('rise', function (e) {
       var data = JSON.parse(e.data);
-      if (document.getElementById('rise-' + data.key)) return;
-      var body = table.tBodies[0];
       var holder = document.createElement('tbody');
       holder.innerHTML = data.row;
       var row = holder.firstElementChild;
       if (!row) return;
       row.classList.add('new');
       localTimes(row);
-      body.insertBefore(row, body.firstChild);
+      // A rise already shown is updated in place (its deliveries moved on); a new one goes on top.
+      var shown = document.getElementById('rise-' + data.key);
+      if (shown) shown.replaceWith(row);
+      else table.tBodies[0].insertBefore(row, table.tBodies[0].firstChild);
     });
   });
 })();
