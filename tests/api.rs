@@ -181,6 +181,30 @@ async fn connectors_dead_letters_replay_and_resume() {
     )
     .await;
     assert_eq!(status, 404);
+
+    // What was done is kept, newest first; the connector's last success is known.
+    let (status, body) = get("/api/v1/actions", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    let actions: Vec<(&str, &str)> = body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["via"].as_str().unwrap(), a["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("api", "resume"),
+            ("api", "replay"),
+            ("api", "replay_dry_run")
+        ]
+    );
+    assert_eq!(body["actions"][1]["detail"]["requeued"], json!([id]));
+    let (_, body) = get("/api/v1/connectors", Some(TOKEN)).await;
+    assert!(
+        body["connectors"][0]["lastSuccess"].as_i64().is_some(),
+        "{body}"
+    );
     drop(daemon);
 }
 

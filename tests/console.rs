@@ -302,6 +302,22 @@ async fn sign_in_now_a_lead_replay_resume_live_and_sign_out() {
         .post("/console/connectors/hook/resume", &[("csrf", &csrf)])
         .await;
     assert_eq!(page.status, 303);
+    assert!(page.headers[header::LOCATION] == "/console/connectors");
+    let page = browser.get("/console/connectors").await;
+    assert!(page.body.contains("<th>Last success</th>"));
+    // Both are on record.
+    let page = browser.get("/console/deliveries").await;
+    assert!(page.body.contains("What operators did"), "{}", page.body);
+    assert!(
+        page.body.contains("<td>console</td><td>resume</td>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<td>console</td><td>replay</td>"),
+        "{}",
+        page.body
+    );
 
     // Live: a new rise is on the stream within a second of being handed over.
     ws.import(&[hot_lead("zoe")]);

@@ -17,6 +17,7 @@ pub fn report(
     running: bool,
 ) -> anyhow::Result<Vec<Value>> {
     let (states, queues) = (outbox.connector_states()?, outbox.queues()?);
+    let successes = outbox.last_successes()?;
     Ok(connectors
         .values()
         .map(|handle| {
@@ -41,6 +42,7 @@ pub fn report(
                 "inflight": queue.inflight,
                 "dead": queue.dead,
                 "oldestQueued": queue.oldest_queued,
+                "lastSuccess": successes.get(name),
                 "vendor": vendor,
                 "running": running,
             })

@@ -11,6 +11,8 @@
 //! - `GET  /api/v1/deadletters`, `GET /api/v1/deadletters/{id}` (payload, every attempt).
 //! - `POST /api/v1/deadletters/replay` `{"ids": [..] | "all": true, "dryRun": bool}`: each
 //!   letter rendered again from today's config (the payload before and now), then requeued.
+//! - `GET  /api/v1/actions`: what operators did (replays, resumes), through the API or the
+//!   console, newest first.
 
 pub mod connectors;
 pub mod lead;
@@ -52,6 +54,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/deadletters", get(dead_letters))
         .route("/api/v1/deadletters/{id}", get(dead_letter))
         .route("/api/v1/deadletters/replay", post(replay_letters))
+        .route("/api/v1/actions", get(actions))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             authorized,
@@ -94,6 +97,31 @@ async fn authorized(State(api): State<Api>, request: Request, next: Next) -> Res
         return answer;
     }
     next.run(request).await
+}
+
+/// Audits a replay: which letters were (or would be) requeued, and which were refused.
+pub fn record_replay(
+    outbox: &Outbox,
+    via: &str,
+    done: &replay::Replay,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let refused: Vec<i64> = done
+        .plans
+        .iter()
+        .filter(|p| p.now.is_err())
+        .map(|p| p.id)
+        .collect();
+    let action = if dry_run { "replay_dry_run" } else { "replay" };
+    let detail = json!({"requeued": done.requeued, "refused": refused, "notFound": done.not_found});
+    outbox.record_action(via, action, &detail, now_ms())
+}
+
+async fn actions(State(api): State<Api>) -> Response {
+    match blocking(move || api.outbox.operator_actions(200)).await {
+        Ok(actions) => Json(json!({ "actions": actions })).into_response(),
+        Err(answer) => answer,
+    }
 }
 
 /// Runs `f` on the blocking pool (the outbox is SQLite).
@@ -148,7 +176,11 @@ async fn resume(State(api): State<Api>, Path(name): Path<String>) -> Response {
     }
     let outbox = api.outbox.clone();
     let asked = name.clone();
-    if let Err(answer) = blocking(move || outbox.request_resume(&asked, now_ms())).await {
+    let resumed = blocking(move || {
+        outbox.request_resume(&asked, now_ms())?;
+        outbox.record_action("api", "resume", &json!({ "connector": asked }), now_ms())
+    });
+    if let Err(answer) = resumed.await {
         return answer;
     }
     (api.wake)();
@@ -219,6 +251,7 @@ async fn replay_letters(State(api): State<Api>, body: axum::body::Bytes) -> Resp
             now_ms(),
         )?;
         tracing::info!(requeued = ?done.requeued, dry_run = asked.dry_run, "dead letters replayed through the API");
+        record_replay(&worker.outbox, "api", &done, asked.dry_run)?;
         Ok((done, asked.dry_run))
     })
     .await;

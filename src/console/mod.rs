@@ -247,15 +247,18 @@ async fn deliveries(State(c): State<Console>, headers: HeaderMap) -> Response {
     let api = c.api.clone();
     let read = tokio::task::spawn_blocking(move || {
         let report = crate::api::connectors::report(&api.pipeline.connectors, &api.outbox, true)?;
-        anyhow::Ok((report, api.outbox.dead_letters()?))
+        let actions = api.outbox.operator_actions(20)?;
+        anyhow::Ok((report, api.outbox.dead_letters()?, actions))
     })
     .await;
     match read {
-        Ok(Ok((report, letters))) => page(
+        Ok(Ok((report, letters, actions))) => page(
             StatusCode::OK,
             "Deliveries",
             Some(&csrf),
-            &(pages::queues(&report) + &pages::deliveries(&letters, &csrf)),
+            &(pages::queues(&report)
+                + &pages::deliveries(&letters, &csrf)
+                + &pages::actions(&actions)),
         ),
         Ok(Err(e)) => failed(&csrf, e),
         Err(e) => failed(&csrf, e.into()),
@@ -298,6 +301,16 @@ async fn replay(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Re
         Err(e) => return failed(&csrf, e.into()),
     };
     tracing::info!(requeued = ?done.requeued, dry_run, "dead letters replayed from the console");
+    let outbox = c.api.outbox.clone();
+    let audited = tokio::task::spawn_blocking(move || {
+        crate::api::record_replay(&outbox, "console", &done, dry_run).map(|()| done)
+    })
+    .await;
+    let done = match audited {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return failed(&csrf, e),
+        Err(e) => return failed(&csrf, e.into()),
+    };
     if !dry_run && !done.requeued.is_empty() {
         (c.api.wake)();
     }
@@ -356,10 +369,20 @@ async fn resume(
     }
     let outbox = c.api.outbox.clone();
     let asked = name.clone();
-    if let Err(e) =
-        tokio::task::spawn_blocking(move || outbox.request_resume(&asked, now_ms())).await
-    {
-        return failed(&csrf, e.into());
+    let resumed = tokio::task::spawn_blocking(move || {
+        outbox.request_resume(&asked, now_ms())?;
+        outbox.record_action(
+            "console",
+            "resume",
+            &serde_json::json!({ "connector": asked }),
+            now_ms(),
+        )
+    })
+    .await;
+    match resumed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return failed(&csrf, e),
+        Err(e) => return failed(&csrf, e.into()),
     }
     tracing::info!(connector = %name, "resume asked for from the console");
     (c.api.wake)();

@@ -345,6 +345,26 @@ pub fn deliveries(letters: &[crate::outbox::DeadLetter], csrf: &str) -> String {
     )
 }
 
+/// What operators did lately (replays, resumes).
+pub fn actions(actions: &[Value]) -> String {
+    if actions.is_empty() {
+        return String::new();
+    }
+    let rows: String = actions
+        .iter()
+        .map(|a| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                time(&a["at"]),
+                text(&a["via"]),
+                text(&a["action"]),
+                esc(&a["detail"].to_string())
+            )
+        })
+        .collect();
+    format!("<h2>What operators did</h2><table><thead><tr><th>When</th><th>Via</th><th>Action</th><th>Detail</th></tr></thead><tbody>{rows}</tbody></table>")
+}
+
 pub fn replayed(done: &Value) -> String {
     let letters: String = done["letters"]
         .as_array()
@@ -406,7 +426,7 @@ pub fn connectors(report: &[Value], csrf: &str) -> String {
                 .map(|(k, v)| format!("{} {}", esc(k), text(v)))
                 .collect();
             format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"state-{state}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{resume}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"state-{state}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{resume}</td></tr>",
                 text(&c["connector"]),
                 text(&c["kind"]),
                 esc(state),
@@ -419,9 +439,10 @@ pub fn connectors(report: &[Value], csrf: &str) -> String {
                 text(&c["queued"]),
                 time(&c["oldestQueued"]),
                 text(&c["dead"]),
+                time(&c["lastSuccess"]),
                 vendor.join(", "),
             )
         })
         .collect();
-    format!("<table><thead><tr><th>Connector</th><th>Kind</th><th>State</th><th>Why</th><th>Queued</th><th>Oldest queued</th><th>Dead</th><th>Vendor limits</th><th></th></tr></thead><tbody>{rows}</tbody></table>")
+    format!("<table><thead><tr><th>Connector</th><th>Kind</th><th>State</th><th>Why</th><th>Queued</th><th>Oldest queued</th><th>Dead</th><th>Last success</th><th>Vendor limits</th><th></th></tr></thead><tbody>{rows}</tbody></table>")
 }

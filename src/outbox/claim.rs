@@ -300,12 +300,30 @@ impl Outbox {
         })
     }
 
-    /// Records attempt results in one transaction.
+    /// Records attempt results in one transaction (and when each connector last delivered).
     pub fn record(&self, reports: &[Report]) -> anyhow::Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             for r in reports {
                 apply(&tx, r)?;
+            }
+            let delivered: Vec<String> = reports
+                .iter()
+                .filter(|r| matches!(r.applied, Applied::Delivered { .. }) && !r.forget)
+                .map(|r| r.id.to_string())
+                .collect();
+            if !delivered.is_empty() {
+                // Ids are integers: safe to inline, one statement per batch.
+                tx.execute(
+                    &format!(
+                        "INSERT INTO connector_success (connector, at)
+                         SELECT connector, MAX(updated_at) FROM deliveries WHERE id IN ({})
+                         GROUP BY connector
+                         ON CONFLICT (connector) DO UPDATE SET at = MAX(at, excluded.at)",
+                        delivered.join(",")
+                    ),
+                    [],
+                )?;
             }
             tx.commit()
         })

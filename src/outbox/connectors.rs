@@ -108,6 +108,50 @@ impl Outbox {
         })
     }
 
+    /// When each connector last delivered something (ms).
+    pub fn last_successes(&self) -> anyhow::Result<HashMap<String, i64>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT connector, at FROM connector_success")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Records what an operator did through the console or the API.
+    pub fn record_action(
+        &self,
+        via: &str,
+        action: &str,
+        detail: &serde_json::Value,
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO operator_actions (at, via, action, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![now_ms, via, action, detail.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The newest operator actions, at most `limit`: `{at, via, action, detail}`.
+    pub fn operator_actions(&self, limit: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT at, via, action, detail FROM operator_actions ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                let detail: String = r.get(3)?;
+                Ok(serde_json::json!({
+                    "at": r.get::<_, i64>(0)?, "via": r.get::<_, String>(1)?,
+                    "action": r.get::<_, String>(2)?,
+                    "detail": serde_json::from_str::<serde_json::Value>(&detail).unwrap_or_default(),
+                }))
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Asks the running daemon to probe `connector` now.
     pub fn request_resume(&self, connector: &str, now_ms: i64) -> anyhow::Result<()> {
         self.with(|c| {

@@ -66,6 +66,20 @@ CREATE TABLE IF NOT EXISTS connector_state (
   next_try    INTEGER,
   updated_at  INTEGER NOT NULL
 );
+-- When each connector last delivered something (the recorder, once per batch).
+CREATE TABLE IF NOT EXISTS connector_success (
+  connector  TEXT PRIMARY KEY,
+  at         INTEGER NOT NULL
+);
+-- What operators did through the console and the API (replays, resumes): who asked (`via`),
+-- what, and what it touched.
+CREATE TABLE IF NOT EXISTS operator_actions (
+  id      INTEGER PRIMARY KEY,
+  at      INTEGER NOT NULL,
+  via     TEXT NOT NULL,              -- console or api
+  action  TEXT NOT NULL,              -- replay, replay_dry_run, resume
+  detail  TEXT NOT NULL               -- JSON: ids requeued, connector, …
+);
 -- `oie connectors resume NAME`: the daemon probes NAME at once and deletes the row.
 CREATE TABLE IF NOT EXISTS connector_resume (
   connector     TEXT PRIMARY KEY,
