@@ -374,7 +374,7 @@ async fn a_leads_page_tells_its_story() {
         "events in time order: {at:?}"
     );
     assert_eq!(
-        page["alerts"].as_array().unwrap().last().unwrap()["level"],
+        page["levels"].as_array().unwrap().last().unwrap()["level"],
         "burning"
     );
     let delivery = &page["deliveries"][0];

@@ -92,7 +92,7 @@ fn apply_is_idempotent_and_repairs_what_is_missing() {
     assert_eq!(code, 0, "{text}");
     assert!(
         text.starts_with(
-            "nothing to change: the dataset and its 12 tables match sql/bigquery/schema.sql"
+            "nothing to change: the dataset and its 13 tables match sql/bigquery/schema.sql"
         ),
         "{text}"
     );
@@ -108,7 +108,7 @@ fn apply_is_idempotent_and_repairs_what_is_missing() {
         "{text}"
     );
     assert!(
-        text.contains("1 change(s) planned, 11 table(s) already up to date"),
+        text.contains("1 change(s) planned, 12 table(s) already up to date"),
         "{text}"
     );
     let gone = rest(

@@ -673,7 +673,7 @@ fn cloud_mode_alerts_accounts() {
         );
     }
     bq.insert_events(&all);
-    for step in [1, 2, 6, 3] {
+    for step in [1, 2, 7, 6, 3] {
         bq.run(step, now);
     }
     let daemon = ws.start();
@@ -771,7 +771,7 @@ fn cloud_mode_alerts_accounts() {
         !page["sessions"][0]["events"].as_array().unwrap().is_empty(),
         "{page}"
     );
-    assert_eq!(page["alerts"][0]["level"], "hot");
+    assert_eq!(page["levels"][0]["level"], "hot");
     let (status, page) = get("/api/v1/leads/account:globex.example");
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["account"]["engagedPeople"], 3);

@@ -72,6 +72,8 @@ fn traces(ws: &Workspace, visitor: &str) -> Vec<String> {
                 ("identity_map", "shortId"),
                 ("email_clicks", "visitorId"),
                 ("hot_lead_alerts", "visitorId"),
+                ("level_changes", "visitorId"),
+                ("account_members", "visitorId"),
                 ("crm_sync_state", "visitorId"),
                 ("crm_sync_log", "visitorId"),
             ][..],

@@ -98,6 +98,15 @@ fn fixture_accounts_equal_sqlite_account_by_account() {
 }
 
 #[test]
+fn every_level_change_is_kept() {
+    let Some(mut bq) = warehouse("levels") else {
+        return;
+    };
+    scoring::fixture_scores(&mut bq);
+    scoring::level_history(&mut bq);
+}
+
+#[test]
 fn each_step_twice_changes_nothing() {
     let Some(mut bq) = warehouse("idem") else {
         return;

@@ -21,6 +21,13 @@ fn fixture_accounts_and_a_lead_moving_to_another_account() {
 }
 
 #[test]
+fn every_level_change_is_kept() {
+    let mut wh = Sqlite::new();
+    scoring::fixture_scores(&mut wh);
+    scoring::level_history(&mut wh);
+}
+
+#[test]
 fn each_step_twice_changes_nothing() {
     let mut wh = Sqlite::new();
     scoring::fixture_scores(&mut wh);

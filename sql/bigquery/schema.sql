@@ -141,6 +141,19 @@ CREATE TABLE IF NOT EXISTS `${dataset}.hot_lead_alerts` (
 PARTITION BY DATE(alertTime)
 CLUSTER BY visitorId;
 
+-- Every level change of a lead (its first level included), kept by
+-- queries/7_level_changes.sql: the score history an operator reads.
+CREATE TABLE IF NOT EXISTS `${dataset}.level_changes` (
+  visitorId      STRING NOT NULL,
+  previousLevel  STRING,
+  newLevel       STRING NOT NULL,
+  intentScore    INT64 NOT NULL,
+  changedAt      INT64 NOT NULL,
+  changeTime     TIMESTAMP NOT NULL  -- TIMESTAMP_MILLIS(changedAt); the partition column
+)
+PARTITION BY DATE(changeTime)
+CLUSTER BY visitorId;
+
 -- Append-only delivery outcomes written by `oie` (streamed rows cannot be updated for ~30
 -- minutes, so state is folded from this log by queries/5_crm_sync_state.sql).
 CREATE TABLE IF NOT EXISTS `${dataset}.crm_sync_log` (

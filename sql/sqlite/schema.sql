@@ -202,6 +202,18 @@ CREATE TABLE IF NOT EXISTS hot_lead_alerts (
 );
 CREATE INDEX IF NOT EXISTS hot_lead_alerts_by_visitor ON hot_lead_alerts (visitorId);
 
+-- Every level change of a lead (its first level included), kept by queries/7_level_changes.sql:
+-- the score history an operator reads.
+CREATE TABLE IF NOT EXISTS level_changes (
+  visitorId      TEXT NOT NULL,
+  previousLevel  TEXT,
+  newLevel       TEXT NOT NULL,
+  intentScore    INTEGER NOT NULL,
+  changedAt      INTEGER NOT NULL,
+  PRIMARY KEY (visitorId, changedAt)
+);
+CREATE INDEX IF NOT EXISTS level_changes_by_time ON level_changes (changedAt);
+
 CREATE TABLE IF NOT EXISTS crm_sync_log (
   deliveryId    TEXT NOT NULL,
   visitorId     TEXT NOT NULL,

@@ -58,7 +58,7 @@ pub async fn page(api: &Api, id: &str, now: i64) -> anyhow::Result<Option<Value>
     anyhow::Ok(Some(json!({
         "kind": "lead", "lead": lead.as_json(),
         "account": account.as_ref().map(crate::account::Account::as_json),
-        "crm": crm, "sessions": timeline["sessions"], "alerts": timeline["alerts"],
+        "crm": crm, "sessions": timeline["sessions"], "levels": timeline["levels"],
         "deliveries": deliveries,
     })))
 }

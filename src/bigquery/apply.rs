@@ -339,12 +339,12 @@ async fn seed(
 pub fn scheduled_queries(project: &str, dataset: &str, location: &str) -> String {
     format!(
         r#"Scheduled queries to install (BigQuery runs them; oie reads their results):
-  "oie scoring"         every 15 minutes: queries/1_sessions.sql, 2_lead_profiles.sql, 6_account_profiles.sql, 3_hot_lead_alerts.sql, in this order
+  "oie scoring"         every 15 minutes: queries/1_sessions.sql, 2_lead_profiles.sql, 7_level_changes.sql, 6_account_profiles.sql, 3_hot_lead_alerts.sql, in this order
   "oie crm sync state"  every 15 minutes: queries/5_crm_sync_state.sql
   (queries/4_personalization_export.sql is read on demand)
 With the Google Cloud SDK, from the repository root:
   sub() {{ sed -e "s/\${{dataset}}/{dataset}/g" -e 's/@now/@run_time/g' "$1"; }}
-  scoring=$(for q in 1_sessions 2_lead_profiles 6_account_profiles 3_hot_lead_alerts; do sub sql/bigquery/queries/$q.sql; done)
+  scoring=$(for q in 1_sessions 2_lead_profiles 7_level_changes 6_account_profiles 3_hot_lead_alerts; do sub sql/bigquery/queries/$q.sql; done)
   bq mk --transfer_config --project_id={project} --location={location} --data_source=scheduled_query \
     --display_name="oie scoring" --schedule="every 15 minutes" --params="$(jq -n --arg q "$scoring" '{{query: $q}}')"
   bq mk --transfer_config --project_id={project} --location={location} --data_source=scheduled_query \

@@ -135,6 +135,7 @@ mod tests {
                 "identity_map",
                 "email_clicks",
                 "hot_lead_alerts",
+                "level_changes",
                 "crm_sync_log",
                 "crm_sync_state",
                 "account_profiles",

@@ -242,14 +242,14 @@ pub fn lead(page: &Value) -> (String, String) {
             )
         })
         .collect();
-    let alerts: String = page["alerts"]
+    let levels: String = page["levels"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|a| {
             format!(
                 "<li>{} {} → {} ({})</li>",
-                time(&a["alertedAt"]),
+                time(&a["at"]),
                 text(&a["previousLevel"]),
                 level(&a["level"]),
                 text(&a["score"])
@@ -283,7 +283,7 @@ pub fn lead(page: &Value) -> (String, String) {
         .unwrap_or_default();
     let body = format!(
         "<p>{} · {} · {} · score {} · {}</p><p>Why: {}</p>{account}\
-         <h2>CRM records</h2><ul>{crm}</ul><h2>Rises</h2><ul>{alerts}</ul>\
+         <h2>CRM records</h2><ul>{crm}</ul><h2>Score history</h2><ul>{levels}</ul>\
          <h2>Sessions</h2>{sessions}<h2>Deliveries</h2>{}",
         text(&l["email"]),
         text(&l["company"]),

@@ -22,21 +22,22 @@ macro_rules! step {
 }
 
 /// The steps, in the order they run.
-pub const STEPS: [Step; 6] = [
+pub const STEPS: [Step; 7] = [
     step!("1_sessions"),
     step!("2_lead_profiles"),
     step!("3_hot_lead_alerts"),
     step!("4_personalization_export"),
     step!("5_crm_sync_state"),
     step!("6_account_profiles"),
+    step!("7_level_changes"),
 ];
 
 /// The account step.
 pub const ACCOUNTS: Step = STEPS[5];
 
 /// What the daemon runs seconds after events arrive, in this order (positions in [`STEPS`]):
-/// sessions, profiles, accounts, alerts.
-pub const RESCORE: [usize; 4] = [0, 1, 5, 2];
+/// sessions, profiles, level changes, accounts, alerts.
+pub const RESCORE: [usize; 5] = [0, 1, 6, 5, 2];
 
 /// The default page classes (idempotent).
 pub const PAGE_CLASSES: &str = include_str!("../../sql/sqlite/page_classes.sql");

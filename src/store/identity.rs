@@ -155,6 +155,7 @@ impl SqliteStore {
             del("INSERT OR IGNORE INTO account_pending (accountDomain)
                  SELECT accountDomain FROM account_members WHERE visitorId = ?1")?;
             del("DELETE FROM account_members WHERE visitorId = ?1")?;
+            del("DELETE FROM level_changes WHERE visitorId = ?1")?;
             tx.commit()?;
             Ok(erased)
         })

@@ -29,12 +29,13 @@ const VACUUM_STEP: i64 = 2_000;
 
 impl Retention {
     /// (table, time column, kept for).
-    fn rules(&self) -> [(&'static str, &'static str, Duration); 6] {
+    fn rules(&self) -> [(&'static str, &'static str, Duration); 7] {
         [
             ("events", "receivedAt", self.events),
             // Sessions and alerts go with their events.
             ("sessions", "endedAt", self.events),
             ("hot_lead_alerts", "alertedAt", self.events),
+            ("level_changes", "changedAt", self.events),
             ("crm_sync_log", "syncedAt", self.events),
             ("identity_map", "createdAt", self.identities),
             ("email_clicks", "timestamp", self.clicks),

@@ -426,19 +426,18 @@ impl LeadStore for SqliteStore {
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut stmt = c.prepare_cached(
-                    "SELECT previousLevel, newLevel, intentScore, levelChangedAt, alertedAt
-                     FROM hot_lead_alerts WHERE visitorId = ?1 ORDER BY alertedAt",
+                    "SELECT previousLevel, newLevel, intentScore, changedAt
+                     FROM level_changes WHERE visitorId = ?1 ORDER BY changedAt",
                 )?;
-                let alerts = stmt
+                let levels = stmt
                     .query_map([&visitor], |r| {
                         Ok(serde_json::json!({
                             "previousLevel": r.get::<_, Option<String>>(0)?, "level": r.get::<_, String>(1)?,
-                            "score": r.get::<_, i64>(2)?, "levelChangedAt": r.get::<_, i64>(3)?,
-                            "alertedAt": r.get::<_, i64>(4)?,
+                            "score": r.get::<_, i64>(2)?, "at": r.get::<_, i64>(3)?,
                         }))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(assemble(sessions, events, alerts))
+                Ok(assemble(sessions, events, levels))
             })
         })
         .await?

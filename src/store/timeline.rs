@@ -1,6 +1,6 @@
 //! A lead's story for the operator: its sessions of the 90-day window (newest first, at most
-//! 50), each with its events (type, time, path, what it carried), and its rises to hot and
-//! burning (`hot_lead_alerts`). The same shape from both stores.
+//! 50), each with its events (type, time, path, what it carried), and every change of its
+//! level (`level_changes`: from, to, the score then, when). The same shape from both stores.
 
 use serde_json::{json, Value};
 
@@ -11,9 +11,9 @@ pub const EVENTS: usize = 500;
 /// The window looked back over.
 pub const WINDOW_MS: i64 = 7_776_000_000;
 
-/// `{"sessions": [{…, "events": [...]}], "alerts": [...]}` from rows: sessions newest first,
-/// events in time order within their session.
-pub fn assemble(mut sessions: Vec<Value>, events: Vec<Value>, alerts: Vec<Value>) -> Value {
+/// `{"sessions": [{…, "events": [...]}], "levels": [...]}` from rows: sessions newest first,
+/// events in time order within their session, level changes oldest first.
+pub fn assemble(mut sessions: Vec<Value>, events: Vec<Value>, levels: Vec<Value>) -> Value {
     for e in events {
         let id = e["sessionId"].clone();
         if let Some(s) = sessions.iter_mut().find(|s| s["sessionId"] == id) {
@@ -27,5 +27,5 @@ pub fn assemble(mut sessions: Vec<Value>, events: Vec<Value>, alerts: Vec<Value>
             list.sort_by_key(|e| e["at"].as_i64().unwrap_or(0));
         }
     }
-    json!({ "sessions": sessions, "alerts": alerts })
+    json!({ "sessions": sessions, "levels": levels })
 }

@@ -103,13 +103,14 @@ pub fn export(wh: &mut dyn Warehouse) {
     assert_eq!(get(&rows[1], "firstName"), Some("Jane"));
 }
 
-const TABLES: [(&str, &str); 6] = [
+const TABLES: [(&str, &str); 7] = [
     ("sessions", "sessionId"),
     ("lead_profiles", "visitorId"),
     ("hot_lead_alerts", "alertId"),
     ("crm_sync_state", "visitorId, connector"),
     ("page_classes", "pageClass, pattern"),
     ("account_profiles", "accountDomain"),
+    ("level_changes", "visitorId, changedAt"),
 ];
 
 fn snapshot(wh: &mut dyn Warehouse) -> Vec<Vec<Row>> {
@@ -120,7 +121,7 @@ fn snapshot(wh: &mut dyn Warehouse) -> Vec<Vec<Row>> {
 pub fn idempotence(wh: &mut dyn Warehouse) {
     let now = fixture()["nowMs"].as_i64().unwrap();
     let before = snapshot(wh);
-    for n in 1..=6 {
+    for n in 1..=7 {
         wh.run(n, now);
         let after = snapshot(wh);
         for (i, (table, _)) in TABLES.iter().enumerate() {
@@ -591,4 +592,53 @@ pub fn account_moves(wh: &mut dyn Warehouse) {
         wh.run(n, now);
     }
     assert_eq!(snapshot, wh.table("account_profiles", "accountDomain"));
+}
+
+/// After the fixture: every lead's first level is on record; a later rise is a second row (the
+/// level it left, the one it reached, the score then); running the step again adds nothing.
+pub fn level_history(wh: &mut dyn Warehouse) {
+    let f = fixture();
+    let now = f["nowMs"].as_i64().unwrap();
+    let rows = wh.select("SELECT visitorId FROM {}level_changes");
+    assert_eq!(
+        rows.len(),
+        f["visitors"].as_array().unwrap().len(),
+        "one first level each"
+    );
+    let v28 = wh.select(
+        "SELECT previousLevel, newLevel, intentScore, changedAt FROM {}level_changes WHERE visitorId = 'v28'",
+    );
+    assert_eq!(get(&v28[0], "previousLevel"), None);
+    assert_eq!(get(&v28[0], "newLevel"), Some("burning"));
+    assert_eq!(get(&v28[0], "intentScore"), Some("100"));
+    assert_eq!(get(&v28[0], "changedAt"), Some(now.to_string().as_str()));
+    // v01 (cold, 36) views pricing a minute later: warm.
+    let later = now + 60_000;
+    wh.insert_events(
+        &events(
+            Some("v01"),
+            &json!([["s1", "-30s", "pageview", "/pricing"]]),
+            later,
+            later,
+        )
+        .into_iter()
+        .map(|mut e| {
+            e.event_id = "v01-history".into();
+            e
+        })
+        .collect::<Vec<_>>(),
+    );
+    wh.run_all(later);
+    let history = |wh: &mut dyn Warehouse| {
+        wh.select(
+            "SELECT previousLevel, newLevel, changedAt FROM {}level_changes WHERE visitorId = 'v01' ORDER BY changedAt",
+        )
+    };
+    let v01 = history(wh);
+    assert_eq!(v01.len(), 2, "{v01:?}");
+    assert_eq!(get(&v01[1], "previousLevel"), Some("cold"));
+    assert_eq!(get(&v01[1], "newLevel"), Some("warm"));
+    assert_eq!(get(&v01[1], "changedAt"), Some(later.to_string().as_str()));
+    wh.run(7, later);
+    assert_eq!(history(wh), v01, "running the step again adds nothing");
 }

@@ -36,7 +36,7 @@ pub trait Warehouse {
     }
     fn run_all(&mut self, now_ms: i64) -> Vec<Row> {
         let mut export = Vec::new();
-        for n in [1, 2, 6, 3, 4, 5] {
+        for n in [1, 2, 7, 6, 3, 4, 5] {
             let rows = self.run(n, now_ms);
             if n == 4 {
                 export = rows;
@@ -378,13 +378,14 @@ impl BigQuery {
     }
 }
 
-const QUERIES: [&str; 6] = [
+const QUERIES: [&str; 7] = [
     "queries/1_sessions.sql",
     "queries/2_lead_profiles.sql",
     "queries/3_hot_lead_alerts.sql",
     "queries/4_personalization_export.sql",
     "queries/5_crm_sync_state.sql",
     "queries/6_account_profiles.sql",
+    "queries/7_level_changes.sql",
 ];
 
 impl Warehouse for BigQuery {

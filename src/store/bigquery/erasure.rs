@@ -16,6 +16,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("identity_map", "shortId"),
     ("email_clicks", "visitorId"),
     ("hot_lead_alerts", "visitorId"),
+    ("level_changes", "visitorId"),
     ("crm_sync_log", "visitorId"),
     ("crm_sync_state", "visitorId"),
 ];

@@ -1,5 +1,6 @@
 //! A lead's timeline from BigQuery: its sessions and events of the window (partition-pruned,
-//! clustered by visitor; events de-duplicated by id as the scoring queries do) and its rises.
+//! clustered by visitor; events de-duplicated by id as the scoring queries do) and its level
+//! changes.
 
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -47,17 +48,17 @@ impl BigQueryStore {
             )
             .await
             .context("reading the lead's events")?;
-        let alerts = self
+        let levels = self
             .wh
             .query(
-                "SELECT previousLevel, newLevel, intentScore, levelChangedAt, alertedAt
-                 FROM `${dataset}.hot_lead_alerts`
-                 WHERE alertTime >= TIMESTAMP_MILLIS(@since) AND visitorId = @v
-                 ORDER BY alertedAt",
+                "SELECT previousLevel, newLevel, intentScore, changedAt
+                 FROM `${dataset}.level_changes`
+                 WHERE changeTime >= TIMESTAMP_MILLIS(@since) AND visitorId = @v
+                 ORDER BY changedAt",
                 params(),
             )
             .await
-            .context("reading the lead's rises")?;
+            .context("reading the lead's level changes")?;
         let sessions = sessions
             .iter()
             .map(|r| {
@@ -77,14 +78,13 @@ impl BigQueryStore {
                        "path": r["path"], "data": data})
             })
             .collect();
-        let alerts = alerts
+        let levels = levels
             .iter()
             .map(|r| {
                 json!({"previousLevel": r["previousLevel"], "level": r["newLevel"],
-                       "score": r["intentScore"], "levelChangedAt": r["levelChangedAt"],
-                       "alertedAt": r["alertedAt"]})
+                       "score": r["intentScore"], "at": r["changedAt"]})
             })
             .collect();
-        Ok(assemble(sessions, events, alerts))
+        Ok(assemble(sessions, events, levels))
     }
 }
