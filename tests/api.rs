@@ -389,3 +389,46 @@ async fn a_leads_page_tells_its_story() {
     assert_eq!(get("/api/v1/leads/a%20b".into()).await.0, 400);
     drop(daemon);
 }
+
+/// CRM records come with a link when the connector has a `record_url`; on Now without the
+/// owner's e-mail, on the lead's page with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn crm_records_are_linked() {
+    use oie_fakes::hubspot::{self, HubSpotFake};
+    let receiver = Receiver::start(&[]).await;
+    let hs = HubSpotFake::start().await;
+    let text = config(&receiver, "admin_token = \"${OIE_TEST_API_TOKEN}\"\n")
+        + &format!(
+            "\n[[routes]]\nname = \"sync\"\nwhen = 'trigger.kind == \"sync\" && lead.email != null'\nto = [\"crm\"]\n\n[connectors.crm]\nkind = \"hubspot\"\nbase_url = \"{}\"\ntoken = \"${{OIE_TEST_API_HS}}\"\nbatch_wait = \"100ms\"\nrecord_url = \"https://app.hubspot.com/contacts/42/record/0-1/{{id}}\"\n",
+            hs.base
+        );
+    let text = text.replace("to = [\"hook\"]\n", "to = [\"hook\"]\ncontinue = true\n");
+    let ws = Workspace::new(&text);
+    ws.env("OIE_TEST_API_TOKEN", TOKEN);
+    ws.env("OIE_TEST_API_HS", hubspot::TOKEN);
+    let daemon = ws.start();
+    ws.import(&[hot_lead("jane")]);
+    wait_until("jane's contact", 20, || {
+        hs.contact("jane@example.com").is_some()
+    })
+    .await;
+    let contact = hs.contact("jane@example.com").unwrap().id;
+    let url = format!("https://app.hubspot.com/contacts/42/record/0-1/{contact}");
+    let base = daemon.base.clone();
+    let mut page = Value::Null;
+    for _ in 0..100 {
+        page = call(&base, "GET", "/api/v1/leads/jane", Some(TOKEN), None)
+            .await
+            .1;
+        if page["crm"][0]["url"] == url.as_str() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(page["crm"][0]["url"], url.as_str(), "{page}");
+    assert_eq!(page["crm"][0]["connector"], "crm");
+    let (_, now) = call(&base, "GET", "/api/v1/now", Some(TOKEN), None).await;
+    assert_eq!(now["items"][0]["crm"][0]["url"], url.as_str(), "{now}");
+    assert!(now["items"][0]["crm"][0].get("ownerEmail").is_none());
+    drop(daemon);
+}

@@ -5,6 +5,27 @@ use async_trait::async_trait;
 
 use crate::{Failure, Outcome};
 
+/// Checks a `record_url` pattern: it names `{id}` and makes a URL.
+pub fn check_record_url(pattern: &Option<String>) -> Result<(), String> {
+    let Some(p) = pattern else {
+        return Ok(());
+    };
+    if !p.contains("{id}") {
+        return Err(format!(
+            "record_url `{p}` has no `{{id}}` for the record id"
+        ));
+    }
+    reqwest::Url::parse(&p.replace("{id}", "1"))
+        .map(|_| ())
+        .map_err(|e| format!("record_url `{p}` is not a URL: {e}"))
+}
+
+/// `pattern` with `{id}` replaced by the record id (URL-encoded).
+pub fn record_link(pattern: &Option<String>, id: &str) -> Option<String> {
+    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    pattern.as_ref().map(|p| p.replace("{id}", &id))
+}
+
 /// Whether a trigger kind is about an account (`account_hot`, `account_sync`).
 pub fn is_account_kind(trigger_kind: &str) -> bool {
     trigger_kind.starts_with("account_")
@@ -77,6 +98,12 @@ pub trait Connector: Send + Sync {
         _records: &[String],
     ) -> Result<HashMap<String, Option<String>>, Failure> {
         Ok(HashMap::new())
+    }
+
+    /// A link to record `id` in the vendor's app (the config's `record_url`), for people
+    /// reading oie's console.
+    fn record_url(&self, _id: &str) -> Option<String> {
+        None
     }
 
     /// Whether it sends to the CRM owners of leads (Slack with `recipient = "owner"`): then CRM

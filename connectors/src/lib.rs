@@ -44,7 +44,7 @@ pub mod state;
 pub mod templates;
 pub mod webhook;
 
-pub use connector::{is_account_kind, Connector, Delivery};
+pub use connector::{check_record_url, is_account_kind, record_link, Connector, Delivery};
 pub use kind::{Build, Kind};
 pub use outcome::{classify_status, parse_retry_after, Outcome};
 pub use reason::{Effect, Failure, Reason};

@@ -27,7 +27,7 @@ pub async fn page(api: &Api, id: &str, now: i64) -> anyhow::Result<Option<Value>
         .crm_records(&id)
         .await?
         .iter()
-        .map(crate::store::CrmRecord::to_json)
+        .map(|r| super::crm_json(api, r))
         .collect();
     if let Some(domain) = id.strip_prefix("account:") {
         let account = api.store.clone().accounts(vec![domain.to_string()]).await?;

@@ -99,6 +99,19 @@ async fn authorized(State(api): State<Api>, request: Request, next: Next) -> Res
     next.run(request).await
 }
 
+/// A CRM record as the API shows it: `{connector, id, ownerEmail, url}` (`url` when the
+/// connector has a `record_url`).
+pub fn crm_json(api: &Api, record: &crate::store::CrmRecord) -> Value {
+    let mut v = record.to_json();
+    v["url"] = api
+        .pipeline
+        .connectors
+        .get(&record.connector)
+        .and_then(|h| h.connector.record_url(&record.id))
+        .map_or(Value::Null, Value::String);
+    v
+}
+
 /// Audits a replay: which letters were (or would be) requeued, and which were refused.
 pub fn record_replay(
     outbox: &Outbox,

@@ -83,7 +83,14 @@ pub async fn page(api: &Api, filter: Filter, now_ms: i64) -> anyhow::Result<Valu
         .map(|(visitor, records)| {
             let records = records
                 .iter()
-                .map(|c| json!({"connector": c.connector, "id": c.id}))
+                .map(|c| {
+                    let mut v = super::crm_json(api, c);
+                    // No e-mail address on Now.
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("ownerEmail");
+                    }
+                    v
+                })
                 .collect();
             (visitor, Value::Array(records))
         })

@@ -68,7 +68,15 @@ fn crm_records(records: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| format!("{} {}", text(&r["connector"]), text(&r["id"])))
+        .map(|r| match r["url"].as_str() {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => format!(
+                "{} <a href=\"{}\" rel=\"noreferrer\">{}</a>",
+                text(&r["connector"]),
+                esc(url),
+                text(&r["id"])
+            ),
+            _ => format!("{} {}", text(&r["connector"]), text(&r["id"])),
+        })
         .collect();
     if list.is_empty() {
         "–".into()
@@ -261,10 +269,17 @@ pub fn lead(page: &Value) -> (String, String) {
         .into_iter()
         .flatten()
         .map(|c| {
+            let id = match c["url"].as_str() {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => format!(
+                    "<a href=\"{}\" rel=\"noreferrer\">{}</a>",
+                    esc(url),
+                    text(&c["id"])
+                ),
+                _ => text(&c["id"]),
+            };
             format!(
-                "<li>{}: {}{}</li>",
+                "<li>{}: {id}{}</li>",
                 text(&c["connector"]),
-                text(&c["id"]),
                 c["ownerEmail"]
                     .as_str()
                     .map(|o| format!(" (owner {})", esc(o)))

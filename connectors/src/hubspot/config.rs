@@ -57,6 +57,10 @@ pub struct HubSpotConfig {
     /// The rate-limit window (default 10s, HubSpot's); the headers' interval wins.
     #[serde(default = "default_window", deserialize_with = "duration::deserialize")]
     pub window: Duration,
+    /// A link to a record in the app, `{id}` replaced by the record id, e.g.
+    /// `"https://app.hubspot.com/contacts/12345/record/0-1/{id}"`: the console links the records it shows.
+    #[serde(default)]
+    pub record_url: Option<String>,
     /// How long to wait for HubSpot's answer (default 30s).
     #[serde(
         default = "default_timeout",

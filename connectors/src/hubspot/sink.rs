@@ -40,6 +40,7 @@ pub struct HubSpot {
     properties: FieldTemplates,
     company_properties: FieldTemplates,
     company_id_property: String,
+    record_url: Option<String>,
     templates: Arc<TemplateSet>,
     note_template: Option<String>,
     timeout: Duration,
@@ -81,6 +82,7 @@ impl HubSpot {
         let company_properties =
             FieldTemplates::compile(company_fields.iter().map(|(n, t)| (n, t)))
                 .map_err(|e| format!("company_properties: {e}"))?;
+        crate::check_record_url(&config.record_url)?;
         if config.company_id_property.trim().is_empty() {
             return Err("company_id_property is empty: name a company property with unique values, like \"oie_account_domain\"".into());
         }
@@ -104,6 +106,7 @@ impl HubSpot {
             properties,
             company_properties,
             company_id_property: config.company_id_property,
+            record_url: config.record_url,
             templates,
             note_template: config.note_template,
             timeout: config.timeout,
@@ -377,6 +380,10 @@ impl Connector for HubSpot {
 
     fn is_crm(&self) -> bool {
         true
+    }
+
+    fn record_url(&self, id: &str) -> Option<String> {
+        crate::record_link(&self.record_url, id)
     }
 
     /// Contacts for people, companies for accounts.

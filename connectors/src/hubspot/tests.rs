@@ -525,3 +525,36 @@ async fn accounts_become_companies_with_their_people_associated() {
     assert_eq!(f.reason, Reason::InvalidItem);
     assert!(f.detail.contains("not a unique property"), "{f}");
 }
+
+#[test]
+fn record_urls_name_the_id_and_are_urls() {
+    let hs = hubspot(
+        "http://127.0.0.1:9",
+        json!({"record_url": "https://app.hubspot.com/contacts/42/record/0-1/{id}"}),
+    );
+    assert_eq!(
+        hs.record_url("501").as_deref(),
+        Some("https://app.hubspot.com/contacts/42/record/0-1/501")
+    );
+    assert_eq!(
+        hs.record_url("a/b").as_deref(),
+        Some("https://app.hubspot.com/contacts/42/record/0-1/a%2Fb"),
+        "the id is encoded"
+    );
+    assert!(hubspot("http://127.0.0.1:9", json!({}))
+        .record_url("501")
+        .is_none());
+    for (bad, why) in [
+        ("https://app.hubspot.com/contacts/42", "no `{id}`"),
+        ("not a url {id}", "not a URL"),
+    ] {
+        let err = HubSpot::new(
+            config("http://127.0.0.1:9", json!({"record_url": bad})),
+            Arc::new(TemplateSet::defaults()),
+            "crm",
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}

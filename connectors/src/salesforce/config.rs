@@ -62,6 +62,10 @@ pub struct SalesforceConfig {
     /// day (default 0.10).
     #[serde(default = "default_headroom")]
     pub headroom: f64,
+    /// A link to a record in the app, `{id}` replaced by the record id, e.g.
+    /// `"https://acme.lightning.force.com/lightning/r/Lead/{id}/view"`: the console links the records it shows.
+    #[serde(default)]
+    pub record_url: Option<String>,
     /// How long to wait for Salesforce's answer (default 60s).
     #[serde(
         default = "default_timeout",

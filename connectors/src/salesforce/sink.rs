@@ -32,6 +32,7 @@ pub struct Salesforce {
     fields: FieldTemplates,
     account_external_id: String,
     account_fields: FieldTemplates,
+    record_url: Option<String>,
     timeout: Duration,
     calls: AtomicU64,
 }
@@ -95,6 +96,7 @@ impl Salesforce {
         }
         let account_fields = FieldTemplates::compile(account_fields.iter().map(|(n, t)| (n, t)))
             .map_err(|e| format!("account_fields: {e}"))?;
+        crate::check_record_url(&config.record_url)?;
         let defaults = DEFAULT_FIELDS
             .iter()
             // Contacts have no Company field; their account is a lookup.
@@ -130,6 +132,7 @@ impl Salesforce {
             fields,
             account_external_id: config.account_external_id_field,
             account_fields,
+            record_url: config.record_url,
             timeout: config.timeout,
             calls: AtomicU64::new(0),
         })
@@ -217,6 +220,10 @@ impl Connector for Salesforce {
 
     fn is_crm(&self) -> bool {
         true
+    }
+
+    fn record_url(&self, id: &str) -> Option<String> {
+        crate::record_link(&self.record_url, id)
     }
 
     /// Leads or Contacts for people, Accounts for accounts.
