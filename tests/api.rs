@@ -10,20 +10,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{hot_lead, wait_until, Behaviour, Receiver, Workspace, FAST};
+use common::{hot_lead, wait_until, Behaviour, Receiver, Workspace};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "an-admin-token-of-some-length";
 
 fn config(receiver: &Receiver, server: &str) -> String {
-    format!(
-        "{}\n[[routes]]\nname = \"hot\"\nwhen = 'trigger.kind == \"hot_lead\"'\nto = [\"hook\"]\n\n[connectors.hook]\nkind = \"webhook\"\nurl = \"{}\"\nmax_attempts = 1\n",
-        FAST.replace(
-            "listen = \"127.0.0.1:0\"\n",
-            &format!("listen = \"127.0.0.1:0\"\n{server}")
-        ),
-        receiver.url("hook")
-    )
+    common::hot_leads_to_a_webhook(receiver, server)
 }
 
 async fn call(

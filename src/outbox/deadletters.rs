@@ -43,6 +43,23 @@ pub struct DeadLetterDetail {
     pub attempt_log: Vec<AttemptRow>,
 }
 
+/// Every recorded attempt of delivery `id`, in order.
+pub(super) fn attempt_log(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<Vec<AttemptRow>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT at, outcome, reason, error, millis FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(AttemptRow {
+            at: r.get(0)?,
+            outcome: r.get(1)?,
+            reason: r.get(2)?,
+            error: r.get(3)?,
+            millis: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
 /// A dead letter's connector, render input and payload, for a replay to render again.
 #[derive(Debug, Clone)]
 pub struct RenderInput {
@@ -124,26 +141,17 @@ impl Outbox {
             );
             let found = c
                 .query_row(&sql, [id], |r| {
-                    Ok((row(r)?, r.get::<_, Option<String>>(11)?, r.get::<_, Option<String>>(12)?))
+                    Ok((
+                        row(r)?,
+                        r.get::<_, Option<String>>(11)?,
+                        r.get::<_, Option<String>>(12)?,
+                    ))
                 })
                 .optional()?;
             let Some((letter, payload, context)) = found else {
                 return Ok(None);
             };
-            let mut stmt = c.prepare(
-                "SELECT at, outcome, reason, error, millis FROM attempts WHERE delivery_id = ?1 ORDER BY id",
-            )?;
-            let attempt_log = stmt
-                .query_map([id], |r| {
-                    Ok(AttemptRow {
-                        at: r.get(0)?,
-                        outcome: r.get(1)?,
-                        reason: r.get(2)?,
-                        error: r.get(3)?,
-                        millis: r.get(4)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
+            let attempt_log = attempt_log(c, id)?;
             Ok(Some(DeadLetterDetail {
                 letter,
                 payload: payload.and_then(|p| serde_json::from_str(&p).ok()),

@@ -148,21 +148,8 @@ impl Outbox {
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut attempts = c.prepare_cached(
-                "SELECT at, outcome, reason, error, millis FROM attempts WHERE delivery_id = ?1 ORDER BY id",
-            )?;
             for d in &mut out {
-                d.attempt_log = attempts
-                    .query_map([d.id], |r| {
-                        Ok(super::deadletters::AttemptRow {
-                            at: r.get(0)?,
-                            outcome: r.get(1)?,
-                            reason: r.get(2)?,
-                            error: r.get(3)?,
-                            millis: r.get(4)?,
-                        })
-                    })?
-                    .collect::<Result<_, _>>()?;
+                d.attempt_log = super::deadletters::attempt_log(c, d.id)?;
             }
             Ok(out)
         })

@@ -475,6 +475,19 @@ pub async fn wait_until(what: &str, secs: u64, done: impl Fn() -> bool) {
 }
 
 /// A hot lead.
+/// The quick config, `server` added to `[server]`, routing hot leads to the receiver's `hook`
+/// (one attempt: a refusal is a dead letter).
+pub fn hot_leads_to_a_webhook(receiver: &Receiver, server: &str) -> String {
+    format!(
+        "{}\n[[routes]]\nname = \"hot\"\nwhen = 'trigger.kind == \"hot_lead\"'\nto = [\"hook\"]\n\n[connectors.hook]\nkind = \"webhook\"\nurl = \"{}\"\nmax_attempts = 1\n",
+        FAST.replace(
+            "listen = \"127.0.0.1:0\"\n",
+            &format!("listen = \"127.0.0.1:0\"\n{server}")
+        ),
+        receiver.url("hook")
+    )
+}
+
 pub fn hot_lead(id: &str) -> serde_json::Value {
     serde_json::json!({"visitorId": id, "email": format!("{id}@example.com"), "firstName": "Test",
                        "company": "Acme", "intentScore": 70, "engagementLevel": "hot"})

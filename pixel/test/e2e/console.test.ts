@@ -14,7 +14,8 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, chromium, Page } from 'playwright-core';
+import { Browser, Page } from 'playwright-core';
+import { launchChromium } from './chromium';
 
 const OIE = process.env.OIE_BIN || '';
 const TOKEN = 'e2e-console-token-0123456789abcdef';
@@ -88,10 +89,7 @@ url = "${at}/strict"
     base = `http://${readFileSync(addrFile, 'utf8')}`;
     const simulated = spawnSync(OIE, ['simulate', '--visitors', '10', '--target', base, '--prefix', 's', '--config', config()], { env: ENV });
     expect(simulated.status, String(simulated.stderr)).toBe(0);
-    browser = await chromium.launch({
-      executablePath: process.env.OIE_CHROMIUM || '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -9,7 +9,8 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, chromium } from 'playwright-core';
+import { Browser } from 'playwright-core';
+import { launchChromium } from './chromium';
 
 const OIE = process.env.OIE_BIN || '';
 const VISITORS = 12;
@@ -64,10 +65,7 @@ url = "${hook}"
       await new Promise((r) => setTimeout(r, 50));
     }
     base = `http://${readFileSync(addrFile, 'utf8')}`;
-    browser = await chromium.launch({
-      executablePath: process.env.OIE_CHROMIUM || '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
