@@ -208,6 +208,20 @@ async fn sign_in_now_a_lead_replay_resume_live_and_sign_out() {
     assert!(page.body.contains("hot_lead"));
     assert_eq!(browser.get("/console/leads/nobody").await.status, 404);
 
+    // A dead letter's own page: why, every attempt, the payload — e-mail addresses masked.
+    let id = ws.dead_letters()[0]["id"].to_string();
+    let page = browser.get(&format!("/console/deliveries/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_safe(&page);
+    assert!(page.body.contains("<h2>Attempts</h2>"), "{}", page.body);
+    assert!(page.body.contains("oie.hot_lead"), "{}", page.body);
+    assert!(
+        !page.body.contains("jane@example.com"),
+        "masked: {}",
+        page.body
+    );
+    assert_eq!(browser.get("/console/deliveries/abc").await.status, 400);
+
     // The live stream of the Now page, open from here on.
     let mut live = browser
         .client

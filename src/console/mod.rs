@@ -85,6 +85,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/leads/{id}", get(lead))
         .route("/console/deliveries", get(deliveries))
         .route("/console/deliveries/replay", post(replay))
+        .route("/console/deliveries/{id}", get(dead_letter))
         .route("/console/connectors", get(connectors))
         .route("/console/connectors/{name}/resume", post(resume))
         .route("/console/live", get(live))
@@ -259,6 +260,45 @@ async fn deliveries(State(c): State<Console>, headers: HeaderMap) -> Response {
             &(pages::queues(&report)
                 + &pages::deliveries(&letters, &csrf)
                 + &pages::actions(&actions)),
+        ),
+        Ok(Err(e)) => failed(&csrf, e),
+        Err(e) => failed(&csrf, e.into()),
+    }
+}
+
+async fn dead_letter(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let csrf = match c.signed_in(&headers) {
+        Ok(csrf) => csrf,
+        Err(answer) => return *answer,
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not a dead letter",
+            Some(&csrf),
+            "<p>A dead letter's id is a number.</p>",
+        );
+    };
+    let outbox = c.api.outbox.clone();
+    match tokio::task::spawn_blocking(move || outbox.dead_letter(id)).await {
+        Ok(Ok(Some(letter))) => {
+            let letter = serde_json::to_value(&letter).unwrap_or_default();
+            page(
+                StatusCode::OK,
+                &format!("Dead letter {id}"),
+                Some(&csrf),
+                &pages::dead_letter(&letter, &csrf),
+            )
+        }
+        Ok(Ok(None)) => page(
+            StatusCode::NOT_FOUND,
+            "No such dead letter",
+            Some(&csrf),
+            "<p>It was replayed or purged. <a href=\"/console/deliveries\">Deliveries</a></p>",
         ),
         Ok(Err(e)) => failed(&csrf, e),
         Err(e) => failed(&csrf, e.into()),

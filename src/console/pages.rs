@@ -337,7 +337,8 @@ pub fn deliveries(letters: &[crate::outbox::DeadLetter], csrf: &str) -> String {
         .iter()
         .map(|d| {
             format!(
-                "<tr><td><input type=\"checkbox\" name=\"id\" value=\"{}\" aria-label=\"dead letter {}\"></td><td>{}</td><td>{}</td><td>{} → {}</td><td><a href=\"/console/leads/{}\">{}</a></td><td>{}</td><td class=\"error\">{} {}</td></tr>",
+                "<tr><td><input type=\"checkbox\" name=\"id\" value=\"{}\" aria-label=\"dead letter {}\"></td><td><a href=\"/console/deliveries/{}\">{}</a></td><td>{}</td><td>{} → {}</td><td><a href=\"/console/leads/{}\">{}</a></td><td>{}</td><td class=\"error\">{} {}</td></tr>",
+                d.id,
                 d.id,
                 d.id,
                 d.id,
@@ -348,7 +349,7 @@ pub fn deliveries(letters: &[crate::outbox::DeadLetter], csrf: &str) -> String {
                 esc(&d.visitor_id),
                 d.attempts,
                 esc(d.reason.as_deref().unwrap_or("-")),
-                esc(d.error.as_deref().unwrap_or("")),
+                esc(&crate::redact::emails(d.error.as_deref().unwrap_or(""))),
             )
         })
         .collect();
@@ -380,6 +381,45 @@ pub fn actions(actions: &[Value]) -> String {
     format!("<h2>What operators did</h2><table><thead><tr><th>When</th><th>Via</th><th>Action</th><th>Detail</th></tr></thead><tbody>{rows}</tbody></table>")
 }
 
+/// One dead letter: why, what it sends, every attempt (e-mail addresses masked).
+pub fn dead_letter(letter: &Value, csrf: &str) -> String {
+    let pretty = |v: &Value| {
+        esc(&crate::redact::emails(
+            &serde_json::to_string_pretty(v).unwrap_or_default(),
+        ))
+    };
+    let attempts: String = letter["attempt_log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "<li>{} {} {} {}</li>",
+                time(&a["at"]),
+                text(&a["outcome"]),
+                text(&a["reason"]),
+                esc(&crate::redact::emails(a["error"].as_str().unwrap_or("")))
+            )
+        })
+        .collect();
+    format!(
+        "<p>{} → {} · lead <a href=\"/console/leads/{}\">{}</a> · {} attempts · {}</p>\
+         <p class=\"error\">{}</p><h2>Attempts</h2><ol>{attempts}</ol><h2>Payload</h2><pre>{}</pre>\
+         <form method=\"post\" action=\"/console/deliveries/replay\">{}<input type=\"hidden\" name=\"id\" value=\"{}\">\
+         <button name=\"dry\" value=\"1\">Show what a replay sends</button> <button name=\"dry\" value=\"0\">Replay</button></form>",
+        text(&letter["route"]),
+        text(&letter["connector"]),
+        esc(letter["visitor_id"].as_str().unwrap_or_default()),
+        text(&letter["visitor_id"]),
+        text(&letter["attempts"]),
+        text(&letter["reason"]),
+        esc(&crate::redact::emails(letter["error"].as_str().unwrap_or(""))),
+        pretty(&letter["payload"]),
+        csrf_field(csrf),
+        text(&letter["id"]),
+    )
+}
+
 pub fn replayed(done: &Value) -> String {
     let letters: String = done["letters"]
         .as_array()
@@ -388,7 +428,12 @@ pub fn replayed(done: &Value) -> String {
         .map(|l| match l["refused"].as_str() {
             Some(why) => format!("<h2>Dead letter {}: not replayed</h2><p class=\"error\">{}</p>", l["id"], esc(why)),
             None => {
-                let pretty = |v: &Value| esc(&serde_json::to_string_pretty(v).unwrap_or_default());
+                // No e-mail address outside a lead's own page.
+                let pretty = |v: &Value| {
+                    esc(&crate::redact::emails(
+                        &serde_json::to_string_pretty(v).unwrap_or_default(),
+                    ))
+                };
                 if l["changed"] == true {
                     format!(
                         "<h2>Dead letter {} → {}</h2><p>Sent before:</p><pre>{}</pre><p>Sends now:</p><pre>{}</pre>",
