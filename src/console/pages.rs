@@ -381,13 +381,17 @@ pub fn actions(actions: &[Value]) -> String {
     format!("<h2>What operators did</h2><table><thead><tr><th>When</th><th>Via</th><th>Action</th><th>Detail</th></tr></thead><tbody>{rows}</tbody></table>")
 }
 
+/// JSON pretty-printed for a page, e-mail addresses masked (they show on a lead's own page
+/// only).
+fn masked_json(v: &Value) -> String {
+    esc(&crate::redact::emails(
+        &serde_json::to_string_pretty(v).unwrap_or_default(),
+    ))
+}
+
 /// One dead letter: why, what it sends, every attempt (e-mail addresses masked).
 pub fn dead_letter(letter: &Value, csrf: &str) -> String {
-    let pretty = |v: &Value| {
-        esc(&crate::redact::emails(
-            &serde_json::to_string_pretty(v).unwrap_or_default(),
-        ))
-    };
+    let pretty = masked_json;
     let attempts: String = letter["attempt_log"]
         .as_array()
         .into_iter()
@@ -428,12 +432,7 @@ pub fn replayed(done: &Value) -> String {
         .map(|l| match l["refused"].as_str() {
             Some(why) => format!("<h2>Dead letter {}: not replayed</h2><p class=\"error\">{}</p>", l["id"], esc(why)),
             None => {
-                // No e-mail address outside a lead's own page.
-                let pretty = |v: &Value| {
-                    esc(&crate::redact::emails(
-                        &serde_json::to_string_pretty(v).unwrap_or_default(),
-                    ))
-                };
+                let pretty = masked_json;
                 if l["changed"] == true {
                     format!(
                         "<h2>Dead letter {} → {}</h2><p>Sent before:</p><pre>{}</pre><p>Sends now:</p><pre>{}</pre>",
