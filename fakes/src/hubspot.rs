@@ -527,14 +527,7 @@ async fn upsert(
     let mut errors = Vec::new();
     for input in inputs {
         let id = input["id"].as_str().unwrap_or_default().to_lowercase();
-        let props: HashMap<String, String> = input["properties"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let props = properties(&input["properties"]);
         if input["idProperty"] != "email" || !id.contains('@') {
             errors.push(json!({"status":"error","category":"VALIDATION_ERROR","message":format!("Property values were not valid: email \"{id}\" is invalid"),"context":{"ids":[id]}}));
             continue;
@@ -550,26 +543,16 @@ async fn upsert(
             errors.push(json!({"status":"error","category":"VALIDATION_ERROR","message":"Property values were not valid: oie_intent_score must be a number","context":{"ids":[id]}}));
             continue;
         }
-        let next = s.next_id;
-        let created = !s.contacts.contains_key(&id);
-        let rotation = s.rotation.clone();
-        let contact = s.contacts.entry(id.clone()).or_insert_with(|| Contact {
-            id: next.to_string(),
-            properties: rotation
-                .map(|o| HashMap::from([("hubspot_owner_id".to_string(), o)]))
-                .unwrap_or_default(),
-            updates: 0,
-        });
-        if !created {
-            contact.updates += 1;
-        }
-        contact.properties.extend(props);
-        contact.properties.insert("email".into(), id.clone());
-        let result = json!({"id": contact.id, "new": created, "properties": contact.properties});
-        if created {
-            s.next_id += 1;
-        }
-        results.push(result);
+        let owner = s
+            .rotation
+            .clone()
+            .map(|o| ("hubspot_owner_id".to_string(), o));
+        let inner = &mut *s;
+        let mut record = Upsert {
+            records: &mut inner.contacts,
+            next_id: &mut inner.next_id,
+        };
+        results.push(record.upsert(&id, ("email", props), owner));
     }
     batch_answer(limits, results, errors)
 }
@@ -658,6 +641,51 @@ const COMPANY_PROPERTIES: &[&str] = &[
     "oie_engaged_people",
 ];
 
+/// String values of a `properties` object (numbers and the like as their JSON text).
+fn properties(v: &Value) -> HashMap<String, String> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+        .collect()
+}
+
+/// Contacts or companies, and the portal's id counter they draw from.
+struct Upsert<'a> {
+    records: &'a mut HashMap<String, Contact>,
+    next_id: &'a mut u64,
+}
+
+impl Upsert<'_> {
+    /// Creates (with `initial`, when given) or updates the record keyed `id`, setting `props`
+    /// and the key property to `id`; its batch result `{id, new, properties}`.
+    fn upsert(
+        &mut self,
+        id: &str,
+        (key, props): (&str, HashMap<String, String>),
+        initial: Option<(String, String)>,
+    ) -> Value {
+        let next = *self.next_id;
+        let created = !self.records.contains_key(id);
+        let record = self
+            .records
+            .entry(id.to_string())
+            .or_insert_with(|| Contact {
+                id: next.to_string(),
+                properties: initial.into_iter().collect(),
+                updates: 0,
+            });
+        if created {
+            *self.next_id += 1;
+        } else {
+            record.updates += 1;
+        }
+        record.properties.extend(props);
+        record.properties.insert(key.into(), id.to_string());
+        json!({"id": record.id, "new": created, "properties": record.properties})
+    }
+}
+
 /// A batch call's inputs (1 to 100), or the answer refusing it: a failure asked for with
 /// `fail_next`, or a batch of the wrong size.
 fn batch_inputs(s: &mut Inner, limits: &HeaderMap, body: &Value) -> Result<Vec<Value>, Response> {
@@ -732,14 +760,7 @@ async fn upsert_companies(
     let mut errors = Vec::new();
     for input in inputs {
         let id = input["id"].as_str().unwrap_or_default().to_lowercase();
-        let props: HashMap<String, String> = input["properties"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let props = properties(&input["properties"]);
         if let Some(bad) = props
             .keys()
             .find(|k| !COMPANY_PROPERTIES.contains(&k.as_str()))
@@ -747,25 +768,12 @@ async fn upsert_companies(
             errors.push(json!({"status":"error","category":"VALIDATION_ERROR","message":format!("Property \"{bad}\" does not exist"),"context":{"ids":[id],"propertyName":[bad]}}));
             continue;
         }
-        let next = s.next_id;
-        let created = !s.companies.contains_key(&id);
-        let company = s.companies.entry(id.clone()).or_insert_with(|| Contact {
-            id: next.to_string(),
-            properties: HashMap::new(),
-            updates: 0,
-        });
-        if !created {
-            company.updates += 1;
-        }
-        company.properties.extend(props);
-        company
-            .properties
-            .insert("oie_account_domain".into(), id.clone());
-        let result = json!({"id": company.id, "new": created, "properties": company.properties});
-        if created {
-            s.next_id += 1;
-        }
-        results.push(result);
+        let inner = &mut *s;
+        let mut record = Upsert {
+            records: &mut inner.companies,
+            next_id: &mut inner.next_id,
+        };
+        results.push(record.upsert(&id, ("oie_account_domain", props), None));
     }
     batch_answer(limits, results, errors)
 }
@@ -899,19 +907,7 @@ async fn update_contact(
         Ok(admitted) => admitted,
         Err(r) => return r,
     };
-    let props: HashMap<String, String> = body["properties"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string()),
-            )
-        })
-        .collect();
+    let props = properties(&body["properties"]);
     if let Some(bad) = props.keys().find(|k| !PROPERTIES.contains(&k.as_str())) {
         return (
             limits,
