@@ -56,9 +56,8 @@ pub async fn page(api: &Api, filter: Filter, now_ms: i64) -> anyhow::Result<Valu
             None => leads.push(r.visitor_id.clone()),
         }
     }
-    let ids: Vec<&str> = leads.iter().map(String::as_str).collect();
     let outbox = api.outbox.clone();
-    let owned: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let owned = leads.clone();
     let marks = tokio::task::spawn_blocking(move || {
         let ids: Vec<&str> = owned.iter().map(String::as_str).collect();
         outbox.marks(&ids, now_ms)

@@ -17,15 +17,7 @@ const DOMAIN: &str = "IF(STRPOS(TRIM(email), '@') > 1, LOWER(SUBSTR(TRIM(email),
 impl BigQueryStore {
     /// The newest `updatedAt` in `account_profiles` (ms), `None` when it is empty.
     pub async fn latest_account_change(&self) -> anyhow::Result<Option<i64>> {
-        let rows = self
-            .wh
-            .query(
-                "SELECT UNIX_MILLIS(MAX(updatedAt)) AS latest FROM `${dataset}.account_profiles`",
-                vec![],
-            )
-            .await
-            .context("probing account_profiles for changes")?;
-        Ok(rows.first().and_then(|r| r["latest"].as_i64()))
+        self.latest_update("account_profiles").await
     }
 
     /// Accounts changed after `after`, in `(updatedAt, accountDomain)` order, at most `limit`;

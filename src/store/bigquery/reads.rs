@@ -13,14 +13,22 @@ use crate::store::CrmRecord;
 impl BigQueryStore {
     /// The newest `updatedAt` in `lead_profiles` (ms), `None` when it is empty.
     pub async fn latest_change(&self) -> anyhow::Result<Option<i64>> {
+        self.latest_update("lead_profiles").await
+    }
+
+    /// The newest `updatedAt` in `table` (ms), `None` when it is empty: one column read, to
+    /// learn whether a poll has anything to read.
+    pub(super) async fn latest_update(&self, table: &str) -> anyhow::Result<Option<i64>> {
         let rows = self
             .wh
             .query(
-                "SELECT UNIX_MILLIS(MAX(updatedAt)) AS latest FROM `${dataset}.lead_profiles`",
+                &format!(
+                    "SELECT UNIX_MILLIS(MAX(updatedAt)) AS latest FROM `${{dataset}}.{table}`"
+                ),
                 vec![],
             )
             .await
-            .context("probing lead_profiles for changes")?;
+            .with_context(|| format!("probing {table} for changes"))?;
         Ok(rows.first().and_then(|r| r["latest"].as_i64()))
     }
 
