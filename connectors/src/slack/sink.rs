@@ -18,7 +18,8 @@ enum Mode {
         url: Secret,
     },
     Api {
-        endpoint: String,
+        /// The Web API's root (`https://slack.com/api`).
+        base: String,
         token: Secret,
         channel: String,
         thread_ts: Option<String>,
@@ -95,7 +96,7 @@ impl Slack {
                 Mode::Webhook { url }
             }
             (None, Some(token), Some(channel)) => Mode::Api {
-                endpoint: format!("{}/chat.postMessage", config.base_url.trim_end_matches('/')),
+                base: config.base_url.trim_end_matches('/').to_string(),
                 token,
                 channel,
                 thread_ts: config.thread_ts,
@@ -238,20 +239,16 @@ impl Slack {
         let Some(hint) = message.as_object_mut().and_then(|m| m.remove(OWNER_HINT)) else {
             return Ok(None);
         };
-        let (
-            Some(owners),
-            Some(email),
-            Mode::Api {
-                endpoint, token, ..
-            },
-        ) = (&self.owners, hint.as_str(), &self.mode)
-        else {
+        let (Some(owners), Some(email), Some((url, token))) = (
+            &self.owners,
+            hint.as_str(),
+            self.method("users.lookupByEmail"),
+        ) else {
             return Ok(None);
         };
         if let Some(known) = owners.get(email) {
             return Ok(known);
         }
-        let url = endpoint.replace("/chat.postMessage", "/users.lookupByEmail");
         let user = match self
             .web(self.client.get(url).query(&[("email", email)]), token)
             .await
@@ -270,10 +267,7 @@ impl Slack {
     /// `chat.update` of the message at `target` (`{"channel", "ts"}`) with `message`'s text and
     /// blocks (a click on an alert's button, handed over by `POST /slack/actions`).
     async fn update(&self, target: &Value, mut message: Value) -> Outcome {
-        let Mode::Api {
-            endpoint, token, ..
-        } = &self.mode
-        else {
+        let Some((url, token)) = self.method("chat.update") else {
             return Outcome::failed(
                 Reason::InvalidItem,
                 "an incoming webhook cannot update a message",
@@ -281,13 +275,20 @@ impl Slack {
         };
         message["channel"] = target["channel"].clone();
         message["ts"] = target["ts"].clone();
-        let url = endpoint.replace("/chat.postMessage", "/chat.update");
         match self.web(self.client.post(url).json(&message), token).await {
             Ok(_) => Outcome::Delivered { record_id: None },
             Err(Answer::Failed(f)) => Outcome::Failed(f.context("chat.update")),
             Err(Answer::InvalidBlocks) => {
                 Outcome::failed(Reason::InvalidItem, "chat.update: invalid_blocks")
             }
+        }
+    }
+
+    /// The URL of Web API method `name` and the bot token, or `None` for an incoming webhook.
+    fn method(&self, name: &str) -> Option<(String, &Secret)> {
+        match &self.mode {
+            Mode::Api { base, token, .. } => Some((format!("{base}/{name}"), token)),
+            Mode::Webhook { .. } => None,
         }
     }
 
@@ -338,7 +339,7 @@ impl Slack {
         let request = match &self.mode {
             Mode::Webhook { url } => self.client.post(url.expose()).json(&message),
             Mode::Api {
-                endpoint,
+                base,
                 token,
                 channel,
                 thread_ts,
@@ -349,7 +350,7 @@ impl Slack {
                     body["thread_ts"] = json!(ts);
                 }
                 self.client
-                    .post(endpoint)
+                    .post(format!("{base}/chat.postMessage"))
                     .bearer_auth(token.expose())
                     .json(&body)
             }
@@ -405,13 +406,9 @@ impl Connector for Slack {
 
     /// `users.info` (scope `users:read.email`) with the bot token.
     async fn user_email(&self, user: &str) -> Result<Option<String>, Failure> {
-        let Mode::Api {
-            endpoint, token, ..
-        } = &self.mode
-        else {
+        let Some((url, token)) = self.method("users.info") else {
             return Ok(None);
         };
-        let url = endpoint.replace("/chat.postMessage", "/users.info");
         match self
             .web(self.client.get(url).query(&[("user", user)]), token)
             .await
@@ -443,13 +440,9 @@ impl Connector for Slack {
     /// `auth.test` with the bot token; an incoming webhook has no read call (posting would send
     /// a message), so it is not checked.
     async fn check(&self) -> Result<String, Failure> {
-        let Mode::Api {
-            endpoint, token, ..
-        } = &self.mode
-        else {
+        let Some((url, token)) = self.method("auth.test") else {
             return Ok("not checked: an incoming webhook has no read call".into());
         };
-        let url = endpoint.replace("/chat.postMessage", "/auth.test");
         match self.web(self.client.post(url), token).await {
             Ok(body) => Ok(format!(
                 "authenticated as {} in {}",
