@@ -112,13 +112,23 @@ pub fn crm_json(api: &Api, record: &crate::store::CrmRecord) -> Value {
     v
 }
 
-/// Audits a replay: which letters were (or would be) requeued, and which were refused.
-pub fn record_replay(
-    outbox: &Outbox,
+/// Replays dead letters `ids` (each rendered again from today's config; with `dry_run`,
+/// requeues none) and keeps what was done `via` the console or the API: which letters were (or
+/// would be) requeued, and which were refused.
+pub fn replay_recorded(
+    api: &Api,
     via: &str,
-    done: &replay::Replay,
+    ids: &[i64],
     dry_run: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<replay::Replay> {
+    let done = replay::replay(
+        &api.pipeline.connectors,
+        &api.outbox,
+        ids,
+        dry_run,
+        now_ms(),
+    )?;
+    tracing::info!(via, requeued = ?done.requeued, dry_run, "dead letters replayed");
     let refused: Vec<i64> = done
         .plans
         .iter()
@@ -127,7 +137,16 @@ pub fn record_replay(
         .collect();
     let action = if dry_run { "replay_dry_run" } else { "replay" };
     let detail = json!({"requeued": done.requeued, "refused": refused, "notFound": done.not_found});
-    outbox.record_action(via, action, &detail, now_ms())
+    api.outbox.record_action(via, action, &detail, now_ms())?;
+    Ok(done)
+}
+
+/// Asks the daemon to probe connector `name` now, and keeps that it was asked `via` the
+/// console or the API.
+pub fn resume_recorded(outbox: &Outbox, via: &str, name: &str) -> anyhow::Result<()> {
+    outbox.request_resume(name, now_ms())?;
+    tracing::info!(via, connector = %name, "resume asked for");
+    outbox.record_action(via, "resume", &json!({ "connector": name }), now_ms())
 }
 
 async fn actions(State(api): State<Api>) -> Response {
@@ -189,10 +208,7 @@ async fn resume(State(api): State<Api>, Path(name): Path<String>) -> Response {
     }
     let outbox = api.outbox.clone();
     let asked = name.clone();
-    let resumed = blocking(move || {
-        outbox.request_resume(&asked, now_ms())?;
-        outbox.record_action("api", "resume", &json!({ "connector": asked }), now_ms())
-    });
+    let resumed = blocking(move || resume_recorded(&outbox, "api", &asked));
     if let Err(answer) = resumed.await {
         return answer;
     }
@@ -256,15 +272,7 @@ async fn replay_letters(State(api): State<Api>, body: axum::body::Bytes) -> Resp
         } else {
             asked.ids
         };
-        let done = replay::replay(
-            &worker.pipeline.connectors,
-            &worker.outbox,
-            &ids,
-            asked.dry_run,
-            now_ms(),
-        )?;
-        tracing::info!(requeued = ?done.requeued, dry_run = asked.dry_run, "dead letters replayed through the API");
-        record_replay(&worker.outbox, "api", &done, asked.dry_run)?;
+        let done = replay_recorded(&worker, "api", &ids, asked.dry_run)?;
         Ok((done, asked.dry_run))
     })
     .await;

@@ -121,6 +121,18 @@ fn failed(csrf: &str, e: anyhow::Error) -> Response {
     )
 }
 
+/// Runs `f` on the blocking pool (the outbox is SQLite); a failure is the error page.
+async fn blocking<T: Send + 'static>(
+    csrf: &str,
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(failed(csrf, e)),
+        Err(e) => Err(failed(csrf, e.into())),
+    }
+}
+
 fn signin_page(status: StatusCode, error: &str) -> Response {
     let error = if error.is_empty() {
         String::new()
@@ -246,14 +258,13 @@ async fn deliveries(State(c): State<Console>, headers: HeaderMap) -> Response {
         Err(answer) => return *answer,
     };
     let api = c.api.clone();
-    let read = tokio::task::spawn_blocking(move || {
+    let read = blocking(&csrf, move || {
         let report = crate::api::connectors::report(&api.pipeline.connectors, &api.outbox, true)?;
         let actions = api.outbox.operator_actions(20)?;
-        anyhow::Ok((report, api.outbox.dead_letters()?, actions))
-    })
-    .await;
-    match read {
-        Ok(Ok((report, letters, actions))) => page(
+        Ok((report, api.outbox.dead_letters()?, actions))
+    });
+    match read.await {
+        Ok((report, letters, actions)) => page(
             StatusCode::OK,
             "Deliveries",
             Some(&csrf),
@@ -261,8 +272,7 @@ async fn deliveries(State(c): State<Console>, headers: HeaderMap) -> Response {
                 + &pages::deliveries(&letters, &csrf)
                 + &pages::actions(&actions)),
         ),
-        Ok(Err(e)) => failed(&csrf, e),
-        Err(e) => failed(&csrf, e.into()),
+        Err(answer) => answer,
     }
 }
 
@@ -284,8 +294,8 @@ async fn dead_letter(
         );
     };
     let outbox = c.api.outbox.clone();
-    match tokio::task::spawn_blocking(move || outbox.dead_letter(id)).await {
-        Ok(Ok(Some(letter))) => {
+    match blocking(&csrf, move || outbox.dead_letter(id)).await {
+        Ok(Some(letter)) => {
             let letter = serde_json::to_value(&letter).unwrap_or_default();
             page(
                 StatusCode::OK,
@@ -294,14 +304,13 @@ async fn dead_letter(
                 &pages::dead_letter(&letter, &csrf),
             )
         }
-        Ok(Ok(None)) => page(
+        Ok(None) => page(
             StatusCode::NOT_FOUND,
             "No such dead letter",
             Some(&csrf),
             "<p>It was replayed or purged. <a href=\"/console/deliveries\">Deliveries</a></p>",
         ),
-        Ok(Err(e)) => failed(&csrf, e),
-        Err(e) => failed(&csrf, e.into()),
+        Err(answer) => answer,
     }
 }
 
@@ -325,31 +334,12 @@ async fn replay(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Re
         );
     }
     let api = c.api.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        crate::api::replay::replay(
-            &api.pipeline.connectors,
-            &api.outbox,
-            &ids,
-            dry_run,
-            now_ms(),
-        )
-    })
-    .await;
-    let done = match done {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return failed(&csrf, e),
-        Err(e) => return failed(&csrf, e.into()),
-    };
-    tracing::info!(requeued = ?done.requeued, dry_run, "dead letters replayed from the console");
-    let outbox = c.api.outbox.clone();
-    let audited = tokio::task::spawn_blocking(move || {
-        crate::api::record_replay(&outbox, "console", &done, dry_run).map(|()| done)
-    })
-    .await;
-    let done = match audited {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return failed(&csrf, e),
-        Err(e) => return failed(&csrf, e.into()),
+    let done = blocking(&csrf, move || {
+        crate::api::replay_recorded(&api, "console", &ids, dry_run)
+    });
+    let done = match done.await {
+        Ok(done) => done,
+        Err(answer) => return answer,
     };
     if !dry_run && !done.requeued.is_empty() {
         (c.api.wake)();
@@ -373,19 +363,17 @@ async fn connectors(State(c): State<Console>, headers: HeaderMap) -> Response {
         Err(answer) => return *answer,
     };
     let api = c.api.clone();
-    let report = tokio::task::spawn_blocking(move || {
+    let report = blocking(&csrf, move || {
         crate::api::connectors::report(&api.pipeline.connectors, &api.outbox, true)
-    })
-    .await;
-    match report {
-        Ok(Ok(report)) => page(
+    });
+    match report.await {
+        Ok(report) => page(
             StatusCode::OK,
             "Connectors",
             Some(&csrf),
             &pages::connectors(&report, &csrf),
         ),
-        Ok(Err(e)) => failed(&csrf, e),
-        Err(e) => failed(&csrf, e.into()),
+        Err(answer) => answer,
     }
 }
 
@@ -408,23 +396,12 @@ async fn resume(
         );
     }
     let outbox = c.api.outbox.clone();
-    let asked = name.clone();
-    let resumed = tokio::task::spawn_blocking(move || {
-        outbox.request_resume(&asked, now_ms())?;
-        outbox.record_action(
-            "console",
-            "resume",
-            &serde_json::json!({ "connector": asked }),
-            now_ms(),
-        )
-    })
-    .await;
-    match resumed {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return failed(&csrf, e),
-        Err(e) => return failed(&csrf, e.into()),
+    let resumed = blocking(&csrf, move || {
+        crate::api::resume_recorded(&outbox, "console", &name)
+    });
+    if let Err(answer) = resumed.await {
+        return answer;
     }
-    tracing::info!(connector = %name, "resume asked for from the console");
     (c.api.wake)();
     see_other("/console/connectors")
 }
