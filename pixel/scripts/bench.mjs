@@ -10,15 +10,18 @@
 // Two pages: a plain one, and a heavy one (1,000 DOM nodes, 50 links, a form, a video) where
 // listener costs show. Trackers post to this server, which answers 202.
 //   node scripts/bench.mjs [loads per case, default 15]
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const LOADS = Number(process.argv[2]) || 15;
-const WINDOW_MS = 1500;
-// OIE_PIXEL=path measures another build (an older one, for before/after figures).
+// OIE_BENCH_WINDOW_MS=12000 measures a whole short visit instead (the first batch goes at 10 s).
+const WINDOW_MS = Number(process.env.OIE_BENCH_WINDOW_MS) || 1500;
+// OIE_PIXEL=path measures another build; OIE_PIXEL_BEFORE=path adds an older build as the
+// tracker `before`, for before/after figures from one run.
 const oie = readFileSync(process.env.OIE_PIXEL || new URL('../dist/oie.js', import.meta.url), 'utf8');
+const before = process.env.OIE_PIXEL_BEFORE ? readFileSync(process.env.OIE_PIXEL_BEFORE, 'utf8') : '';
 const floor = readFileSync(new URL('../bench/floor.js', import.meta.url), 'utf8');
 const posthog = readFileSync(new URL('../node_modules/posthog-js/dist/array.js', import.meta.url), 'utf8');
 const posthogVersion = JSON.parse(readFileSync(new URL('../node_modules/posthog-js/package.json', import.meta.url), 'utf8')).version;
@@ -31,6 +34,7 @@ const tags = {
   none: () => '<script></script>',
   oie: () => '<script async src="/oie.js" data-endpoint="/track"></script>',
   floor: () => '<script async src="/floor.js"></script>',
+  before: () => '<script async src="/before.js" data-endpoint="/track"></script>',
   posthog: (host) => `<script>${posthogSnippet}${posthogInit(host)}</script>`,
 };
 // Inlined between marks: what runs before the parser may go on.
@@ -38,6 +42,7 @@ const inlined = {
   none: () => '<script></script>',
   oie: () => `<script data-endpoint="/track">${oie}</script>`,
   floor: () => `<script>${floor}</script>`,
+  before: () => `<script data-endpoint="/track">${before}</script>`,
   posthog: (host) => `<script>${posthog}</script><script>${posthogInit(host)}</script>`,
 };
 
@@ -70,6 +75,8 @@ const server = createServer((req, res) => {
     res.writeHead(202, { 'access-control-allow-origin': '*' }).end();
   } else if (path === '/oie.js') {
     res.writeHead(200, { 'content-type': 'text/javascript' }).end(oie);
+  } else if (path === '/before.js') {
+    res.writeHead(200, { 'content-type': 'text/javascript' }).end(before);
   } else if (path === '/floor.js') {
     res.writeHead(200, { 'content-type': 'text/javascript' }).end(floor);
   } else if (path === '/static/array.js') {
@@ -82,6 +89,8 @@ const server = createServer((req, res) => {
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const base = `http://127.0.0.1:${server.address().port}`;
+// The browser's profile in memory where there is /dev/shm: disk writes made the figures noisier.
+if (!process.env.TMPDIR && existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
 const browser = await chromium.launch({
   executablePath: process.env.OIE_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -106,6 +115,7 @@ async function load(path) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 // OIE_BENCH_TRACKERS=none,oie leaves PostHog out (quicker, for trying a change).
 const trackers = (process.env.OIE_BENCH_TRACKERS || 'none,floor,oie,posthog').split(',');
+if (before) trackers.splice(trackers.indexOf('oie'), 0, 'before');
 const results = {};
 for (const kind of ['plain', 'heavy']) {
   const runs = Object.fromEntries(trackers.map((t) => [t, []]));
@@ -140,6 +150,7 @@ for (const [kind, r] of Object.entries(results)) {
   for (const t of trackers) console.log(`  ${t.padEnd(16)}${f(r[t].script)}  ${f(r[t].task)}  ${f(r[t].blocking)}`);
   const extra = (t) => r[t].script - r.none.script;
   console.log(`  oie script time ${f(r.oie.script)} ms (budget ${kind === 'plain' ? 5 : 8} ms); oie adds ${extra('oie').toFixed(2)} ms of script to the page`);
+  if (r.before) console.log(`  oie / before: ${(r.oie.script / r.before.script).toFixed(2)}x script (before ${r.before.script.toFixed(2)} ms)`);
   if (r.floor) console.log(`  oie / floor: ${(r.oie.script / r.floor.script).toFixed(2)}x script (the floor adds ${extra('floor').toFixed(2)} ms)`);
   if (r.posthog) console.log(`  PostHog / oie: ${(r.posthog.script / r.oie.script).toFixed(1)}x script, ${(r.posthog.task / r.oie.task).toFixed(1)}x task; PostHog adds ${extra('posthog').toFixed(2)} ms of script`);
 }

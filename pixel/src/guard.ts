@@ -1,12 +1,12 @@
 // The pixel never throws into the host page: every handler runs through `safe`.
 
-export function safe<A extends unknown[]>(fn: (...args: A) => unknown): (...args: A) => void {
-  return (...args: A) => {
+// (The one handler that goes on asynchronously, form submission, catches its own promise.)
+export const safe =
+  <A extends unknown[]>(fn: (...args: A) => unknown) =>
+  (...args: A): void => {
     try {
-      const r = fn(...args);
-      if (r && typeof (r as Promise<unknown>).catch === 'function') (r as Promise<unknown>).catch(() => {});
+      fn(...args);
     } catch {
       // A broken page or browser costs events, never the host page.
     }
   };
-}

@@ -2,12 +2,10 @@
 // as the pixel runs (so neither a copied link nor another script on the page sees it), kept in
 // memory, and remembered in localStorage and a first-party cookie once there is consent.
 
-import { KV, readJSON } from './store';
+import { isId, KV, readJSON } from './store';
 
 export const VISITOR_KEY = '_oie_visitor';
 export const COOKIE = '_oie_vid';
-const COOKIE_DAYS = 90;
-const ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export interface Doc {
   cookie: string;
@@ -18,16 +16,10 @@ export interface StoredVisitor {
   timestamp: number;
 }
 
-export function isId(value: string | null | undefined): value is string {
-  return !!value && ID.test(value);
-}
 
 /** The `i` parameter of `href` if it is a valid id, and the address without any `i` (path,
  * query, fragment), or null when there was none to take out. */
 export function splitId(href: string): [string | null, string | null] {
-  // Most pages have no `i`: say so without building a URL (the slow path decides the rest).
-  const query = href.split('#')[0].split('?')[1];
-  if (!query || !/(^|&)(i|%69)([=&]|$)/i.test(query)) return [null, null];
   const url = new URL(href);
   const i = url.searchParams.get('i');
   if (i === null) return [null, null];
@@ -36,16 +28,13 @@ export function splitId(href: string): [string | null, string | null] {
 }
 
 export function readCookie(doc: Doc): string | null {
-  for (const part of doc.cookie.split(';')) {
-    const [k, v] = part.trim().split('=');
-    if (k === COOKIE && isId(v)) return v;
-  }
-  return null;
+  const v = doc.cookie.match(/(^|; *)_oie_vid=([^;]*)/);
+  return v && isId(v[2]) ? v[2] : null;
 }
 
-export function cookieFor(id: string, secure: boolean, days = COOKIE_DAYS): string {
-  return `${COOKIE}=${id}; Max-Age=${days * 86400}; Path=/; SameSite=Lax${secure ? '; Secure' : ''}`;
-}
+/** The cookie line for `id`, kept 90 days (or `maxAge` seconds). */
+export const cookieFor = (id: string, secure: boolean, maxAge = 7776000): string =>
+  `${COOKIE}=${id}; Max-Age=${maxAge}; Path=/; SameSite=Lax${secure ? '; Secure' : ''}`;
 
 /** Remembers `fromUrl` (the id the page was opened with) or recalls the stored one. */
 export function resolveVisitor(kv: KV, doc: Doc, fromUrl: string | null, secure: boolean, now: number): string | null {
@@ -54,8 +43,7 @@ export function resolveVisitor(kv: KV, doc: Doc, fromUrl: string | null, secure:
     return fromUrl;
   }
   const stored = readJSON<StoredVisitor>(kv, VISITOR_KEY);
-  if (stored && isId(stored.visitorId)) return stored.visitorId;
-  return readCookie(doc);
+  return stored && isId(stored.visitorId) ? stored.visitorId : readCookie(doc);
 }
 
 export function remember(kv: KV, doc: Doc, id: string, secure: boolean, now: number): void {

@@ -5,14 +5,14 @@
 // Commands: oie('consent', true | false).
 
 import { safe } from './guard';
-import { forget, remember, resolveVisitor, splitId } from './identity';
+import { forget, resolveVisitor, splitId } from './identity';
 import { Queue } from './queue';
 import { touchSession } from './session';
-import { browserKV, KV, randomId } from './store';
-import { cut, here, PageClasses, pageClasses, pageviewData, watch } from './trackers';
+import { browserKV, now, randomId } from './store';
+import { At, cut, opt, here, PageClasses, pageClasses, pageviewData, watch } from './trackers';
 import { httpTransport } from './transport';
 
-type Command = ArrayLike<unknown>;
+type Command = unknown[];
 interface Oie {
   (...args: unknown[]): void;
   q?: Command[];
@@ -23,55 +23,50 @@ const CONSENT_KEY = '_oie_consent';
 
 safe(() => {
   const w = window as unknown as { oie?: Oie };
-  if (w.oie && w.oie.loaded) return;
+  if (w.oie?.loaded) return;
   // The id leaves the address bar now, in the page's first task and whatever the consent:
   // analytics and chat scripts, and a forwarded link, never see it. It stays in memory.
   const [urlId, clean] = splitId(location.href);
-  const secure = location.protocol === 'https:';
   if (clean !== null) history.replaceState(history.state, '', clean);
   // Only known while this first task runs; its attributes are read when the browser is idle.
   const script = document.currentScript as HTMLScriptElement | null;
-  const now = () => Date.now();
-  const gpc = (navigator as Navigator & { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
-  // Made when the browser is idle (see `boot`): touching localStorage costs milliseconds.
-  let kv: KV;
-  let queue: Queue;
+  const attr = (name: string) => script?.getAttribute('data-' + name);
+  const secure = location.protocol == 'https:';
+  const gpc = !!(navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl;
+  // Storage is first touched when the browser is idle (see `boot`): that costs milliseconds.
+  const kv = browserKV();
+  let queue: Queue | undefined;
   let classes: PageClasses;
-  let booted = false;
-
-  let consent = false;
+  let consent: unknown = false;
   let visitorId: string | null = null;
   let started = false;
 
-  const emit = (type: string, data?: Record<string, unknown>, at?: { url: string; path: string }) => {
-    if (!consent) return;
-    const where = at || here();
-    const event: Record<string, unknown> & { eventId: string } = {
-      eventId: randomId(),
-      type,
-      timestamp: now(),
-      sessionId: touchSession(kv, now()),
-      url: where.url,
-      path: where.path,
-    };
-    if (visitorId) event.visitorId = visitorId;
-    if (document.title) event.title = document.title.slice(0, 512);
-    if (document.referrer) event.referrer = cut(document.referrer);
-    if (data) event.data = data;
-    queue.push(event, type === 'form_submit');
-  };
+  const emit = (type: string, data?: Record<string, unknown>, at: At = here()) =>
+    consent &&
+    queue!.push(
+      {
+        eventId: randomId(),
+        type,
+        timestamp: now(),
+        sessionId: touchSession(kv, now()),
+        ...at,
+        visitorId: opt(visitorId),
+        title: opt(document.title.slice(0, 512)),
+        referrer: opt(cut(document.referrer)),
+        data,
+      },
+      type == 'form_submit',
+    );
 
+  // The pageview waits in the first batch like every other event (5 events, 10 s, or the page
+  // going away): no request while the page loads.
   const start = () => {
-    if (started || !consent) return;
-    started = true;
+    if (!consent) return;
     visitorId = resolveVisitor(kv, document, urlId, secure, now());
+    if (started) return;
+    started = true;
     emit('pageview', pageviewData(classes, false));
-    const pages = watch(emit, now, classes, () => queue.flushOnExit());
-    window.addEventListener('pagehide', safe(() => {
-      pages.exit();
-      queue.flushOnExit();
-    }));
-    void queue.flush();
+    watch(emit, classes, () => queue!.flushOnExit());
   };
 
   const setConsent = (granted: boolean) => {
@@ -79,43 +74,39 @@ safe(() => {
     if (consent) {
       kv.set(CONSENT_KEY, '1');
       start();
-      if (visitorId) remember(kv, document, visitorId, secure, now());
     } else {
       kv.del(CONSENT_KEY);
-      queue.clear();
+      queue!.clear();
       forget(kv, document);
       visitorId = null;
     }
   };
 
-  const pending: Command[] = (w.oie && w.oie.q) || [];
-  const oie = safe((...args: unknown[]) => {
-    if (!booted) pending.push(args);
-    else if (args[0] === 'consent') setConsent(args[1] === true);
-  }) as Oie;
+  // Calls made before the pixel loaded (the snippet's queue) run when it boots.
+  const pending: Command[] = w.oie?.q || [];
+  // A call boots the pixel at once if the browser has not been idle yet.
+  const oie: Oie = safe((command: unknown, value: unknown) => {
+    boot();
+    if (command == 'consent') setConsent(value === true);
+  });
   oie.loaded = true;
   w.oie = oie;
 
   // Everything else waits until the browser is idle (at most 1 s), so loading the pixel costs
-  // the page almost nothing: first use of storage, cookies and the network takes milliseconds.
-  const later = (window as Window & { requestIdleCallback?: (fn: () => void, o: { timeout: number }) => void })
-    .requestIdleCallback;
-  const boot = safe(() => {
-    const endpoint = script?.getAttribute('data-endpoint') || (script ? new URL('/track', script.src).href : '/track');
-    const requireConsent = script?.getAttribute('data-consent') === 'required';
+  // the page almost nothing: first use of storage and cookies takes milliseconds.
+  const boot = () => {
+    if (queue) return;
     classes = pageClasses(script);
-    kv = browserKV();
-    queue = new Queue(kv, httpTransport(endpoint), { now, setTimeout: (fn, ms) => setTimeout(safe(fn), ms) });
-    consent = !gpc && (!requireConsent || kv.get(CONSENT_KEY) === '1');
-    booted = true;
-    if (gpc) {
-      // Global Privacy Control: no tracking, and no identity kept from before.
-      queue.clear();
-      forget(kv, document);
-    }
-    for (const command of pending) oie(...Array.prototype.slice.call(command));
+    queue = new Queue(kv, httpTransport(attr('endpoint') || new URL('/track', script?.src || location.href).href), {
+      now,
+      setTimeout: (fn, ms) => setTimeout(safe(fn), ms),
+    });
+    // Global Privacy Control: no tracking, and no identity kept from before.
+    if (gpc) setConsent(false);
+    else consent = attr('consent') != 'required' || kv.get(CONSENT_KEY);
+    for (const command of pending) oie(...command);
     start();
-  });
-  if (later) later(boot, { timeout: 1000 });
-  else setTimeout(boot, 1);
+  };
+  // Where there is no requestIdleCallback (Safari), setTimeout reads the options as 0 ms.
+  ((window.requestIdleCallback || setTimeout) as typeof requestIdleCallback)(safe(boot), { timeout: 1000 });
 })();

@@ -9,7 +9,6 @@ export const MAX_QUEUED = 100;
 export const BATCH = 5;
 export const FLUSH_MS = 10_000;
 const MAX_PER_REQUEST = 50;
-const MAX_BACKOFF_MS = 60_000;
 
 export type Event = Record<string, unknown> & { eventId: string };
 
@@ -28,101 +27,89 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): unknown;
 }
 
-export class Queue {
-  private events: Event[];
-  private timer: unknown = null;
-  private due = 0;
-  private sending = false;
-  /** Events a fetch is carrying now (keepalive fetches finish even after the page is gone). */
-  private inflight = new Set<string>();
-  private failures = 0;
-  private blockedUntil = 0;
-
-  constructor(private kv: KV, private transport: Transport, private clock: Clock) {
-    this.events = (readJSON<Event[]>(kv, QUEUE_KEY) || []).filter((e) => e && typeof e.eventId === 'string');
-  }
-
-  get size(): number {
-    return this.events.length;
-  }
-
+/** The queue of one page. */
+export interface Queue {
+  readonly size: number;
   /** Queues an event; `now` sends at once (a form submission should alert within seconds). */
-  push(event: Event, now = false): void {
-    this.events.push(event);
-    if (this.events.length > MAX_QUEUED) this.events.splice(0, this.events.length - MAX_QUEUED);
-    this.save();
-    if (now || this.events.length >= BATCH) void this.flush();
-    else this.schedule(FLUSH_MS);
-  }
-
+  push(event: Event, now?: boolean): void;
   /** Sends what is queued, one request of up to 50 events at a time. */
-  flush(): Promise<void> {
-    if (this.sending || !this.events.length || this.clock.now() < this.blockedUntil) return Promise.resolve();
-    this.sending = true;
-    const batch = this.events.slice(0, MAX_PER_REQUEST);
-    batch.forEach((e) => this.inflight.add(e.eventId));
-    return this.transport.send(body(batch, this.clock.now())).then((result) => this.sent(batch, result));
-  }
-
-  private sent(batch: Event[], result: Result): void {
-    this.inflight.clear();
-    this.sending = false;
-    if (result.ok || !result.retry) {
-      this.drop(batch);
-      this.failures = 0;
-      if (this.events.length) this.schedule(0);
-      return;
-    }
-    this.failures++;
-    const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.failures - 1));
-    const wait = Math.max(backoff, result.afterMs || 0);
-    this.blockedUntil = this.clock.now() + wait;
-    this.schedule(wait);
-  }
-
+  flush(): Promise<void> | undefined;
   /**
    * The page is going away: hand everything to sendBeacon. While the collector is failing a
    * beacon most likely fails too, so the events also stay stored and are sent again from the
    * next page (the server drops duplicates by eventId).
    */
-  flushOnExit(): void {
-    const waiting = this.events.filter((e) => !this.inflight.has(e.eventId));
-    for (let i = 0; i < waiting.length; i += MAX_PER_REQUEST) {
-      const batch = waiting.slice(i, i + MAX_PER_REQUEST);
-      if (!this.transport.beacon(body(batch, this.clock.now()))) return;
-      if (this.failures === 0) this.drop(batch);
-    }
-  }
-
+  flushOnExit(): void;
   /** Consent withdrawn: forget everything. */
-  clear(): void {
-    this.events = [];
-    this.kv.del(QUEUE_KEY);
-  }
+  clear(): void;
+}
 
-  private drop(batch: Event[]): void {
-    const sent = new Set(batch.map((e) => e.eventId));
-    this.events = this.events.filter((e) => !sent.has(e.eventId));
-    this.save();
-  }
+/** `new Queue(kv, transport, clock)`: closures rather than a class, which minify smaller. */
+export const Queue = function (kv: KV, transport: Transport, clock: Clock): Queue {
+  // Whatever storage holds (an array of events unless tampered with), only events are kept.
+  let events: Event[] = ([] as Event[]).concat(readJSON(kv, QUEUE_KEY) as Event[]).filter((e) => typeof e?.eventId == 'string');
+  /** When the scheduled flush is due (0: none is). */
+  let due = 0;
+  /** What a fetch is carrying now (keepalive fetches finish even after the page is gone). */
+  let inflight: Event[] = [];
+  let failures = 0;
+  let blockedUntil = 0;
 
-  private save(): void {
-    if (this.events.length) this.kv.set(QUEUE_KEY, JSON.stringify(this.events));
-    else this.kv.del(QUEUE_KEY);
-  }
+  const save = (kept: Event[]) => {
+    events = kept;
+    if (kept.length) kv.set(QUEUE_KEY, JSON.stringify(kept));
+    else kv.del(QUEUE_KEY);
+  };
+  const drop = (batch: Event[]) => save(events.filter((e) => !batch.includes(e)));
+  // The wire's `events` is quoted so the build's short internal names never touch it.
+  const body = (batch: Event[]) => JSON.stringify({ v: 1, sentAt: clock.now(), 'events': batch });
 
   /** Flushes in `ms`, unless a flush is already due sooner. */
-  private schedule(ms: number): void {
-    const due = this.clock.now() + ms;
-    if (this.timer !== null && this.due <= due) return;
-    this.due = due;
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = null;
-      void this.flush();
+  const schedule = (ms: number) => {
+    const at = clock.now() + ms;
+    if (due && due <= at) return;
+    due = at;
+    clock.setTimeout(() => {
+      due = 0;
+      void flush();
     }, ms);
-  }
-}
+  };
 
-function body(events: Event[], now: number): string {
-  return JSON.stringify({ v: 1, sentAt: now, events });
-}
+  const flush = (): Promise<void> | undefined => {
+    const batch = events.slice(0, MAX_PER_REQUEST);
+    const blocked = blockedUntil - clock.now();
+    // Timers can fire early by the wall clock: a blocked flush is tried again, never dropped.
+    if (blocked > 0) schedule(blocked);
+    if (blocked > 0 || inflight.length || !batch.length) return;
+    const sending = transport.send(body(batch));
+    inflight = batch;
+    return sending.then((r) => {
+      inflight = [];
+      // Sent (or refused for good): what came meanwhile goes at once. Else back off.
+      let wait = 0;
+      if (r.ok || !r.retry) {
+        failures = 0;
+        drop(batch);
+      } else blockedUntil = clock.now() + (wait = Math.max(Math.min(60_000, 1000 * 2 ** failures++), r.afterMs || 0));
+      schedule(wait);
+    });
+  };
+
+  return {
+    get size() {
+      return events.length;
+    },
+    push(event, now) {
+      save([...events, event].slice(-MAX_QUEUED));
+      if (now || events.length >= BATCH) void flush();
+      else schedule(FLUSH_MS);
+    },
+    flush,
+    flushOnExit() {
+      // One beacon of up to 50 (browsers cap them at 64 KB); any rest stays for the next page.
+      const batch = events.filter((e) => !inflight.includes(e)).slice(0, MAX_PER_REQUEST);
+      if (batch.length && transport.beacon(body(batch)) && !failures) drop(batch);
+    },
+    clear: () => save([]),
+  };
+} as unknown as new (kv: KV, transport: Transport, clock: Clock) => Queue;

@@ -7,47 +7,49 @@ export interface KV {
 }
 
 export function memoryKV(): KV {
-  const m: Record<string, string> = {};
-  return {
-    get: (k) => (k in m ? m[k] : null),
-    set: (k, v) => { m[k] = v; },
-    del: (k) => { delete m[k]; },
-  };
+  const m = new Map<string, string>();
+  return { get: (k) => m.get(k) ?? null, set: (k, v) => void m.set(k, v), del: (k) => void m.delete(k) };
 }
 
-/** localStorage when it works, else memory. Opened on first use, without a probe write: the
- * first access to localStorage is the pixel's dearest call (the browser loads the origin's
- * storage area), so it is paid once, and a write that fails falls back to memory. */
+/** localStorage, and memory for what it refuses (blocked, full). No probe write: the first
+ * touch of localStorage is the pixel's dearest call (the browser loads the origin's storage
+ * area), so the first real read pays it. */
 export function browserKV(): KV {
-  let kv: KV | undefined;
-  const open = (): KV => {
-    if (kv) return kv;
+  const m = new Map<string, string>();
+  const use = <T>(f: (s: Storage) => T, fallback?: () => void): T | void => {
     try {
-      const s = window.localStorage;
-      if (!s) throw 0;
-      return (kv = {
-        get: (k) => { try { return s.getItem(k); } catch { return null; } },
-        set: (k, v) => { try { s.setItem(k, v); } catch { /* full or blocked: keep going */ } },
-        del: (k) => { try { s.removeItem(k); } catch { /* blocked */ } },
-      });
+      return f(localStorage);
     } catch {
-      return (kv = memoryKV());
+      fallback?.();
     }
   };
-  return { get: (k) => open().get(k), set: (k, v) => open().set(k, v), del: (k) => open().del(k) };
+  return {
+    get: (k) => m.get(k) ?? use((s) => s.getItem(k)) ?? null,
+    set: (k, v) => {
+      m.delete(k);
+      use((s) => s.setItem(k, v), () => m.set(k, v));
+    },
+    del: (k) => {
+      m.delete(k);
+      use((s) => s.removeItem(k));
+    },
+  };
 }
 
-export function readJSON<T>(kv: KV, key: string): T | null {
-  const raw = kv.get(key);
-  if (!raw) return null;
-  try { return JSON.parse(raw) as T; } catch { return null; }
+/** The JSON stored at `key`: null when there is none, undefined when it does not parse. */
+export function readJSON<T>(kv: KV, key: string): T | undefined {
+  try {
+    return JSON.parse(kv.get(key)!) as T;
+  } catch {
+    return undefined; // junk
+  }
 }
 
-/** A random id: 16 base-36 characters. */
-export function randomId(): string {
-  const bytes = new Uint8Array(10);
-  crypto.getRandomValues(bytes);
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += (bytes[i] % 36).toString(36);
-  return Date.now().toString(36) + s;
-}
+/** Milliseconds since the epoch (Date.now needs no `this`). */
+export const now = Date.now;
+
+/** An id as the contract has it (visitor, session). */
+export const isId = (value: unknown): value is string => typeof value == 'string' && /^[\w.:-]{1,64}$/.test(value);
+
+/** A random id: 128 random bits. */
+export const randomId = (): string => crypto.getRandomValues(new Uint32Array(4)).join('-');
