@@ -197,6 +197,34 @@ describe('pixel in Chromium', () => {
     expect(ofType('pageview').map((e) => e.data)).toEqual([{ pageClass: 'pricing' }, { spa: true, pageClass: 'product' }, { spa: true }]);
   });
 
+  it('makes no request while the page loads: the pageview waits for the first batch', async () => {
+    const p = await open();
+    await p.waitForTimeout(1500);
+    expect(site.attempts).toBe(0);
+    const queued = await p.evaluate(() => JSON.parse(localStorage.getItem('_oie_queue') || '[]').map((e: { type: string }) => e.type));
+    expect(queued).toEqual(['pageview']);
+    await hide(p);
+    await until('the pageview', () => ofType('pageview').length === 1 && ofType('focus_lost').length === 1);
+  });
+
+  it('names a form by its attributes even when its fields are called id and name', async () => {
+    const p = await open();
+    await p.evaluate(() => {
+      const form = document.createElement('form');
+      form.id = 'lead';
+      form.innerHTML = '<input name="id"><input name="name" value="Jane"><input name="work_email" value=" Jane@Acme.example "><input type="checkbox" name="email_opt_in" checked><button>Go</button>';
+      form.addEventListener('submit', (e) => e.preventDefault());
+      document.body.prepend(form);
+    });
+    await p.focus('#lead input[name="id"]');
+    await p.click('#lead button');
+    await until('the submission', () => ofType('form_submit').length === 1);
+    expect(ofType('form_start').map((e) => e.data)).toEqual([{ formId: 'lead' }]);
+    const hash = createHash('sha256').update('jane@acme.example').digest('hex');
+    // The checkbox's "on" is not an address: no hash of it.
+    expect(ofType('form_submit')[0].data).toEqual({ formId: 'lead', fields: ['id', 'name', 'work_email', 'email_opt_in'], emailHashes: [hash] });
+  });
+
   it('never throws into the host page, even with a broken endpoint and storage', async () => {
     const errors: string[] = [];
     const p = await context.newPage();
