@@ -9,6 +9,8 @@ export const MAX_QUEUED = 100;
 export const BATCH = 5;
 export const FLUSH_MS = 10_000;
 const MAX_PER_REQUEST = 50;
+/** The servers refuse bodies over 64 KB (413, never retried): a batch stays under 60 KB of events. */
+const MAX_BATCH_BYTES = 60_000;
 
 export type Event = Record<string, unknown> & { eventId: string };
 
@@ -61,8 +63,14 @@ export const Queue = function (kv: KV, transport: Transport, clock: Clock): Queu
     else kv.del(QUEUE_KEY);
   };
   const drop = (batch: Event[]) => save(events.filter((e) => !batch.includes(e)));
+  /** The first events that fit one request: at most 50, under 60 KB (the first always goes: one
+   * event is at most ~15 KB). */
+  const fitting = (list: Event[]) => {
+    let bytes = 0;
+    return list.filter((e, i) => (i < MAX_PER_REQUEST && (bytes += JSON.stringify(e).length) < MAX_BATCH_BYTES) || !i);
+  };
   // The wire's `events` is quoted so the build's short internal names never touch it.
-  const body = (batch: Event[]) => JSON.stringify({ v: 1, sentAt: clock.now(), 'events': batch });
+  const body = (batch: Event[]) => JSON.stringify({ v: 1, 'events': batch });
 
   /** Flushes in `ms`, unless a flush is already due sooner. */
   const schedule = (ms: number) => {
@@ -76,7 +84,7 @@ export const Queue = function (kv: KV, transport: Transport, clock: Clock): Queu
   };
 
   const flush = (): Promise<void> | undefined => {
-    const batch = events.slice(0, MAX_PER_REQUEST);
+    const batch = fitting(events);
     const blocked = blockedUntil - clock.now();
     // Timers can fire early by the wall clock: a blocked flush is tried again, never dropped.
     if (blocked > 0) schedule(blocked);
@@ -106,8 +114,8 @@ export const Queue = function (kv: KV, transport: Transport, clock: Clock): Queu
     },
     flush,
     flushOnExit() {
-      // One beacon of up to 50 (browsers cap them at 64 KB); any rest stays for the next page.
-      const batch = events.filter((e) => !inflight.includes(e)).slice(0, MAX_PER_REQUEST);
+      // One beacon (browsers cap them at 64 KB); any rest stays for the next page.
+      const batch = fitting(events.filter((e) => !inflight.includes(e)));
       if (batch.length && transport.beacon(body(batch)) && !failures) drop(batch);
     },
     clear: () => save([]),

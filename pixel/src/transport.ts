@@ -7,7 +7,9 @@ export function httpTransport(endpoint: string): Transport {
   return {
     send(body) {
       // A fetch that throws at once (a page's broken polyfill) leaves the events queued.
-      return fetch(endpoint, { method: 'POST', body, keepalive: body.length < 6e4, credentials: 'omit' }).then(
+      // Batches stay under 64 KB, the browser's allowance for keepalive requests. Cookies go to
+      // the page's own origin only (fetch's default), as they do with sendBeacon.
+      return fetch(endpoint, { method: 'POST', body, keepalive: true }).then(
         (r) => ({ ok: r.ok, retry: r.status == 429 || r.status > 499, afterMs: +r.headers.get('Retry-After')! * 1000 || 0 }) as Result,
         () => ({ retry: true }) as Result,
       );

@@ -74,6 +74,32 @@ describe('queue under bad conditions', () => {
   });
 });
 
+describe('batches the servers take', () => {
+  it('stay under 64 KB, so a long backlog is never refused whole (413)', async () => {
+    const t = transport([]);
+    const kv = memoryKV();
+    const big = (i: number) => ({ eventId: `e${i}`, url: 'https://acme.example/?' + 'x'.repeat(2000), referrer: 'https://r.example/?' + 'y'.repeat(2000) });
+    kv.set(QUEUE_KEY, JSON.stringify(Array.from({ length: 40 }, (_, i) => big(i))));
+    const q = new Queue(kv, t, new Clock());
+    await q.flush();
+    await q.flush();
+    await q.flush();
+    expect(t.sent.flat()).toEqual(Array.from({ length: 40 }, (_, i) => `e${i}`));
+    expect(t.sent.length).toBe(3);
+    for (const batch of t.sent) expect(JSON.stringify({ v: 1, events: batch.map((id) => big(+id.slice(1))) }).length).toBeLessThan(64 * 1024);
+  });
+
+  it('hand the browser a beacon under 64 KB, and keep the rest for the next page', () => {
+    const beacons: number[] = [];
+    const kv = memoryKV();
+    kv.set(QUEUE_KEY, JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ eventId: `e${i}`, url: 'x'.repeat(4000) }))));
+    const q = new Queue(kv, { send: () => new Promise<Result>(() => {}), beacon: (b) => beacons.push(b.length) > 0 }, new Clock());
+    q.flushOnExit();
+    expect(beacons[0]).toBeLessThan(64 * 1024);
+    expect(q.size).toBe(40 - 14);
+  });
+});
+
 describe('sessions from junk', () => {
   it('start a new session when the stored one is not an id', () => {
     for (const junk of [' 5', '<x> 5', '{"id":"s","last":5}', 'abc']) {
