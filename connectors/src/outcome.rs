@@ -30,6 +30,14 @@ impl Outcome {
             Outcome::Failed(f) => Some(f),
         }
     }
+
+    /// The id of the record a delivery made or found (CRMs), if any.
+    pub fn record_id(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered { record_id } => record_id.as_deref(),
+            Outcome::Failed(_) => None,
+        }
+    }
 }
 
 impl From<Failure> for Outcome {

@@ -581,12 +581,7 @@ impl HubSpot {
             .iter()
             .enumerate()
             .flat_map(|(i, (_, company))| {
-                let id = match &results[i] {
-                    Outcome::Delivered {
-                        record_id: Some(id),
-                    } => Some(id.clone()),
-                    _ => None,
-                };
+                let id = results[i].record_id().map(str::to_string);
                 company
                     .contacts
                     .iter()
@@ -676,14 +671,8 @@ impl HubSpot {
         let notes: Vec<(usize, String, &Value)> = inputs
             .iter()
             .enumerate()
-            .filter_map(|(i, (_, input))| match (&results[i], &input.note) {
-                (
-                    Outcome::Delivered {
-                        record_id: Some(id),
-                    },
-                    Some(note),
-                ) => Some((i, id.clone(), note)),
-                _ => None,
+            .filter_map(|(i, (_, input))| {
+                Some((i, results[i].record_id()?.to_string(), input.note.as_ref()?))
             })
             .collect();
         if let Some(failed) = self.notes(&notes).await {
@@ -694,14 +683,12 @@ impl HubSpot {
         let pairs: Vec<(usize, String, String)> = inputs
             .iter()
             .enumerate()
-            .filter_map(|(i, (_, input))| match (&results[i], &input.company) {
-                (
-                    Outcome::Delivered {
-                        record_id: Some(id),
-                    },
-                    Some(company),
-                ) => Some((i, id.clone(), company.clone())),
-                _ => None,
+            .filter_map(|(i, (_, input))| {
+                Some((
+                    i,
+                    results[i].record_id()?.to_string(),
+                    input.company.clone()?,
+                ))
             })
             .collect();
         self.associate_into(&pairs, &mut results).await;

@@ -398,12 +398,7 @@ async fn record_owners_reads_each_contacts_owner_and_caches_owner_emails() {
     let owned = hs.send(&deliveries(&hs, (0..3).map(lead), "sync")).await;
     fake.assign_new_contacts_to(None);
     let unowned = hs.send(&deliveries(&hs, (3..5).map(lead), "sync")).await;
-    let id = |o: &Outcome| match o {
-        Outcome::Delivered {
-            record_id: Some(id),
-        } => id.clone(),
-        other => panic!("{other:?}"),
-    };
+    let id = |o: &Outcome| o.record_id().unwrap_or_else(|| panic!("{o:?}")).to_string();
     let mut ids: Vec<String> = owned.iter().chain(&unowned).map(id).collect();
     ids.push("424242".into());
     let owners = hs.record_owners(&ids).await.unwrap();
@@ -450,12 +445,7 @@ async fn accounts_become_companies_with_their_people_associated() {
         .send(&deliveries(&hs, (0..3).map(lead), "sync"))
         .await
         .iter()
-        .map(|o| match o {
-            Outcome::Delivered {
-                record_id: Some(id),
-            } => id.clone(),
-            other => panic!("{other:?}"),
-        })
+        .map(|o| o.record_id().unwrap_or_else(|| panic!("{o:?}")).to_string())
         .collect();
     // The company, with the two members oie knows here (another connector's records are not
     // this portal's).

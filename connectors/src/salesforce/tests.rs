@@ -345,12 +345,7 @@ async fn record_owners_reads_owner_emails_200_ids_a_query() {
     let ids: Vec<String> = first
         .iter()
         .chain(&second)
-        .map(|o| match o {
-            Outcome::Delivered {
-                record_id: Some(id),
-            } => id.clone(),
-            other => panic!("{other:?}"),
-        })
+        .map(|o| o.record_id().unwrap_or_else(|| panic!("{o:?}")).to_string())
         .collect();
     let calls = fake.calls();
     let mut asked = ids.clone();

@@ -8,7 +8,7 @@
 // Chromium and playwright-core.)
 
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, Page } from 'playwright-core';
 import { launchChromium } from './chromium';
+import { daemonBase } from './daemon';
 
 const OIE = process.env.OIE_BIN || '';
 const TOKEN = 'e2e-console-token-0123456789abcdef';
@@ -80,13 +81,7 @@ kind = "webhook"
 url = "${at}/strict"
 `);
     oie = spawn(OIE, ['run', '--config', config()], { stdio: 'ignore', env: ENV });
-    const addrFile = join(dir, 'data', 'server.addr');
-    const start = Date.now();
-    while (!existsSync(addrFile) || !readFileSync(addrFile, 'utf8')) {
-      if (Date.now() - start > 20000) throw new Error('oie did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    base = `http://${readFileSync(addrFile, 'utf8')}`;
+    base = await daemonBase(dir);
     const simulated = spawnSync(OIE, ['simulate', '--visitors', '10', '--target', base, '--prefix', 's', '--config', config()], { env: ENV });
     expect(simulated.status, String(simulated.stderr)).toBe(0);
     browser = await launchChromium();

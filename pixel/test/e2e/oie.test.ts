@@ -3,7 +3,7 @@
 // hot-lead alert with the person's name and company. Prints the submit → alert latency.
 
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser } from 'playwright-core';
 import { launchChromium } from './chromium';
+import { daemonBase } from './daemon';
 
 const OIE = process.env.OIE_BIN || '';
 const VISITORS = 12;
@@ -58,13 +59,7 @@ url = "${hook}"
     const imported = spawnSync(OIE, ['identities', 'import', join(dir, 'ids.csv'), '--config', join(dir, 'config.toml')]);
     expect(imported.status, String(imported.stderr)).toBe(0);
     oie = spawn(OIE, ['run', '--config', join(dir, 'config.toml')], { stdio: 'ignore' });
-    const addrFile = join(dir, 'data', 'server.addr');
-    const start = Date.now();
-    while (!existsSync(addrFile) || !readFileSync(addrFile, 'utf8')) {
-      if (Date.now() - start > 20000) throw new Error('oie did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    base = `http://${readFileSync(addrFile, 'utf8')}`;
+    base = await daemonBase(dir);
     browser = await launchChromium();
   });
 
