@@ -16,7 +16,6 @@ export interface StoredVisitor {
   timestamp: number;
 }
 
-
 /** The `i` parameter of `href` if it is a valid id, and the address without any `i` (path,
  * query, fragment), or null when there was none to take out. */
 export function splitId(href: string): [string | null, string | null] {

@@ -69,8 +69,7 @@ export const Queue = function (kv: KV, transport: Transport, clock: Clock): Queu
     let bytes = 0;
     return list.filter((e, i) => (i < MAX_PER_REQUEST && (bytes += JSON.stringify(e).length) < MAX_BATCH_BYTES) || !i);
   };
-  // The wire's `events` is quoted so the build's short internal names never touch it.
-  const body = (batch: Event[]) => JSON.stringify({ v: 1, 'events': batch });
+  const body = (batch: Event[]) => JSON.stringify({ v: 1, events: batch });
 
   /** Flushes in `ms`, unless a flush is already due sooner. */
   const schedule = (ms: number) => {
@@ -84,11 +83,11 @@ export const Queue = function (kv: KV, transport: Transport, clock: Clock): Queu
   };
 
   const flush = (): Promise<void> | undefined => {
-    const batch = fitting(events);
     const blocked = blockedUntil - clock.now();
     // Timers can fire early by the wall clock: a blocked flush is tried again, never dropped.
     if (blocked > 0) schedule(blocked);
-    if (blocked > 0 || inflight.length || !batch.length) return;
+    if (blocked > 0 || inflight.length || !events.length) return;
+    const batch = fitting(events);
     const sending = transport.send(body(batch));
     inflight = batch;
     return sending.then((r) => {

@@ -73,7 +73,7 @@ export function watch(emit: Emit, classes: PageClasses, hidden: () => void): voi
   let visibleSince: number;
   const enter = () => {
     at = here();
-    path = at.path + location.search;
+    path = location.pathname + location.search;
     depth = activeMs = 0;
     visibleSince = visible() ? now() : 0;
   };
