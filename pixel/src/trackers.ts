@@ -85,8 +85,9 @@ export function watch(emit: Emit, classes: PageClasses, hidden: () => void): voi
 
   const exit = () => {
     if (at)
-      // Whole milliseconds already: Date.now() differences.
-      emit('page_exit', { activeMs: activeMs + (visibleSince && now() - visibleSince), maxScrollDepth: Math.min(100, Math.round(depth)) }, at);
+      // Whole milliseconds already (Date.now() differences); never negative, even when the wall
+      // clock was set back meanwhile (the contract would refuse the batch whole).
+      emit('page_exit', { activeMs: Math.max(0, activeMs + (visibleSince && now() - visibleSince)), maxScrollDepth: Math.min(100, Math.round(depth)) }, at);
     at = null;
   };
 

@@ -139,6 +139,24 @@ describe('pixel in Chromium', () => {
     await until('the tail', () => ofType('click').length === 2 && ofType('page_exit').length === 1);
   });
 
+  it('sends a valid page_exit when the wall clock is set back while the page is open', async () => {
+    // The clock the pixel reads, an hour back once the page has loaded (NTP, a user, a VM resume).
+    await context.addInitScript(() => {
+      const real = Date.now;
+      let back = 0;
+      Date.now = () => real() - back;
+      (window as any).setClockBack = (ms: number) => (back = ms);
+    });
+    const p = await open();
+    await until('pageview', () => ofType('pageview').length === 1);
+    await p.evaluate(() => (window as any).setClockBack(3_600_000));
+    await p.click('#cta');
+    await p.close({ runBeforeUnload: true });
+    // A negative activeMs would make the collector refuse the whole batch (checked after each test).
+    await until('the tail', () => ofType('click').length === 1 && ofType('page_exit').length === 1);
+    expect(ofType('page_exit')[0].data.activeMs).toBeGreaterThanOrEqual(0);
+  });
+
   it('keeps events across a reload while the collector is down, and delivers them later', async () => {
     site.down = true;
     const p = await open();
