@@ -1,7 +1,9 @@
 //! Prints cloud mode's throughput on the BigQuery emulator: `n` changed profiles (one scoring
 //! run's worth: same `updatedAt`) and `n / 10` hot-lead alerts loaded into the emulator, then
 //! `oie run` on the BigQuery store pages through them, delivers the alerts to a webhook receiver
-//! and the profiles to the HubSpot fake, and appends every CRM outcome to `crm_sync_log`.
+//! and the profiles to the HubSpot fake, and appends every CRM outcome to `crm_sync_log`. Then
+//! a lead's page (`GET /api/v1/leads/{id}`, what the console shows) with every BigQuery request
+//! held 300 ms, as a real query takes: against the same reads made one after another.
 //! Needs the emulator: run `bench/bigquery.sh`.
 
 use std::process::{Command, Stdio};
@@ -13,8 +15,14 @@ use oie::routing::trigger_rfc3339 as rfc3339;
 use oie_fakes::hubspot::{self, HubSpotFake};
 use serde_json::{json, Value};
 
+#[path = "common/lag_proxy.rs"]
+mod lag_proxy;
 #[path = "common/receiver.rs"]
 mod receiver;
+
+/// What a BigQuery request takes in the lead page's measure.
+const LAG_MS: u64 = 300;
+const ADMIN_TOKEN: &str = "bench-admin-token";
 
 fn main() {
     let Ok(endpoint) = std::env::var("OIE_BQ_EMULATOR") else {
@@ -72,6 +80,8 @@ async fn run(endpoint: &str, n: usize) {
     let dataset = format!("bench_{}", std::process::id());
     let crm = HubSpotFake::start().await;
     let (hook, received) = receiver::counting_hook().await;
+    // The daemon reaches the emulator through it; it holds nothing until the lead page's measure.
+    let proxy = lag_proxy::start(endpoint).await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
@@ -83,11 +93,12 @@ async fn run(endpoint: &str, n: usize) {
 log_level = "warn"
 [server]
 listen = "127.0.0.1:0"
+admin_token = "${{OIE_BENCH_ADMIN_TOKEN}}"
 [store]
 kind = "bigquery"
 project = "test-proj"
 dataset = "{dataset}"
-endpoint = "{endpoint}"
+endpoint = "{}"
 fold = false
 [sources.leads]
 interval = "200ms"
@@ -109,12 +120,13 @@ base_url = "{}"
 token = "${{OIE_BENCH_HUBSPOT_TOKEN}}"
 batch_wait = "0s"
 "#,
-            crm.base
+            proxy.base, crm.base
         ),
     )
     .unwrap();
     let applied = Command::new(env!("CARGO_BIN_EXE_oie"))
         .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
+        .env("OIE_BENCH_ADMIN_TOKEN", ADMIN_TOKEN)
         .args(["bigquery", "apply", "--config"])
         .arg(&config)
         .output()
@@ -147,6 +159,7 @@ batch_wait = "0s"
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oie"))
         .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
+        .env("OIE_BENCH_ADMIN_TOKEN", ADMIN_TOKEN)
         .args(["run", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
@@ -173,6 +186,7 @@ batch_wait = "0s"
     let _ = child.wait();
     let contacts = crm.contacts().len();
     let logged_rows = count(&http, endpoint, logged_sql).await;
+    let page = lead_page(&http, dir.path(), &config, &proxy).await;
     println!(
         "BigQuery emulator → oie → webhook + HubSpot fake ({} upsert calls): {} of {} hot leads in {:.2} s; {contacts} of {n} profiles synced in {:.2} s = {:.0} leads/s; {logged_rows} outcomes in crm_sync_log after {:.2} s = {:.0} leads/s written back (loading the emulator took {:.2} s beforehand)",
         crm.upsert_calls(),
@@ -185,4 +199,72 @@ batch_wait = "0s"
         logged_rows as f64 / logged.as_secs_f64(),
         loaded.as_secs_f64()
     );
+    println!("{page}");
+}
+
+/// A lead's page read from `oie run` with nothing else running (no source): its time on the
+/// emulator, then with each BigQuery request held `LAG_MS`, against the sum of its requests.
+async fn lead_page(
+    http: &reqwest::Client,
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    proxy: &lag_proxy::LagProxy,
+) -> String {
+    let quiet = dir.join("pages.toml");
+    let text = std::fs::read_to_string(config).unwrap();
+    let text = text.replace(
+        "[sources.leads]\ninterval = \"200ms\"",
+        "[sources.leads]\nenabled = false",
+    );
+    std::fs::write(&quiet, text).unwrap();
+    let addr_file = dir.join("data/server.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oie"))
+        .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
+        .env("OIE_BENCH_ADMIN_TOKEN", ADMIN_TOKEN)
+        .args(["run", "--config"])
+        .arg(&quiet)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !addr_file.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let addr = std::fs::read_to_string(&addr_file).unwrap();
+    let url = format!("http://{}/api/v1/leads/b000001", addr.trim());
+    let get = || async {
+        let r = http
+            .get(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    };
+    const PAGES: u32 = 5;
+    get().await;
+    let start = Instant::now();
+    for _ in 0..PAGES {
+        get().await;
+    }
+    let fast = start.elapsed() / PAGES;
+    proxy.lag_ms.store(LAG_MS, Ordering::Relaxed);
+    let before = proxy.requests.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for _ in 0..PAGES {
+        get().await;
+    }
+    let slow = start.elapsed() / PAGES;
+    let per_page = (proxy.requests.load(Ordering::Relaxed) - before) as f64 / PAGES as f64;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let serial = fast.as_secs_f64() * 1000.0 + per_page * LAG_MS as f64;
+    format!(
+        "lead page (GET /api/v1/leads/{{id}}): {:.0} ms on the emulator; {:.0} ms with each of its {per_page:.0} BigQuery requests taking {LAG_MS} ms, {:.1}x faster than the same requests one after another ({serial:.0} ms)",
+        fast.as_secs_f64() * 1000.0,
+        slow.as_secs_f64() * 1000.0,
+        serial / (slow.as_secs_f64() * 1000.0)
+    )
 }

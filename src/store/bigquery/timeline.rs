@@ -17,48 +17,42 @@ impl BigQueryStore {
                 Param::int("since", now_ms - WINDOW_MS),
             ]
         };
-        let sessions = self
-            .wh
-            .query(
-                &format!(
-                    "SELECT sessionId, startedAt, endedAt, pageviews, activeMs, maxScrollDepth,
-                            formSubmissions, landingPath, exitPath
-                     FROM `${{dataset}}.sessions`
-                     WHERE startTime >= TIMESTAMP_MILLIS(@since - 86400000) AND visitorId = @v
-                       AND endedAt >= @since
-                     ORDER BY startedAt DESC LIMIT {SESSIONS}"
-                ),
-                params(),
-            )
-            .await
-            .context("reading the lead's sessions")?;
-        let events = self
-            .wh
-            .query(
-                &format!(
-                    "SELECT sessionId, eventType, timestamp, path, TO_JSON_STRING(data) AS data FROM (
-                       SELECT *, ROW_NUMBER() OVER (PARTITION BY eventId ORDER BY receivedAt) AS rn
-                       FROM `${{dataset}}.events`
-                       WHERE receivedAt >= TIMESTAMP_MILLIS(@since - 86400000) AND visitorId = @v
-                         AND timestamp >= @since)
-                     WHERE rn = 1
-                     ORDER BY timestamp DESC LIMIT {EVENTS}"
-                ),
-                params(),
-            )
-            .await
-            .context("reading the lead's events")?;
-        let levels = self
-            .wh
-            .query(
-                "SELECT previousLevel, newLevel, intentScore, changedAt
-                 FROM `${dataset}.level_changes`
-                 WHERE changeTime >= TIMESTAMP_MILLIS(@since) AND visitorId = @v
-                 ORDER BY changedAt",
-                params(),
-            )
-            .await
-            .context("reading the lead's level changes")?;
+        let sessions_sql = format!(
+            "SELECT sessionId, startedAt, endedAt, pageviews, activeMs, maxScrollDepth,
+                    formSubmissions, landingPath, exitPath
+             FROM `${{dataset}}.sessions`
+             WHERE startTime >= TIMESTAMP_MILLIS(@since - 86400000) AND visitorId = @v
+               AND endedAt >= @since
+             ORDER BY startedAt DESC LIMIT {SESSIONS}"
+        );
+        let events_sql = format!(
+            "SELECT sessionId, eventType, timestamp, path, TO_JSON_STRING(data) AS data FROM (
+               SELECT *, ROW_NUMBER() OVER (PARTITION BY eventId ORDER BY receivedAt) AS rn
+               FROM `${{dataset}}.events`
+               WHERE receivedAt >= TIMESTAMP_MILLIS(@since - 86400000) AND visitorId = @v
+                 AND timestamp >= @since)
+             WHERE rn = 1
+             ORDER BY timestamp DESC LIMIT {EVENTS}"
+        );
+        let levels_sql = "SELECT previousLevel, newLevel, intentScore, changedAt
+             FROM `${dataset}.level_changes`
+             WHERE changeTime >= TIMESTAMP_MILLIS(@since) AND visitorId = @v
+             ORDER BY changedAt";
+        // Three independent jobs: the page waits for the slowest, not for their sum.
+        let (sessions, events, levels) = tokio::try_join!(
+            async {
+                let rows = self.wh.query(&sessions_sql, params()).await;
+                rows.context("reading the lead's sessions")
+            },
+            async {
+                let rows = self.wh.query(&events_sql, params()).await;
+                rows.context("reading the lead's events")
+            },
+            async {
+                let rows = self.wh.query(levels_sql, params()).await;
+                rows.context("reading the lead's level changes")
+            },
+        )?;
         let sessions = sessions
             .iter()
             .map(|r| {
