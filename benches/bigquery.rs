@@ -2,8 +2,8 @@
 //! run's worth: same `updatedAt`) and `n / 10` hot-lead alerts loaded into the emulator, then
 //! `oie run` on the BigQuery store pages through them, delivers the alerts to a webhook receiver
 //! and the profiles to the HubSpot fake, and appends every CRM outcome to `crm_sync_log`. Then
-//! a lead's page (`GET /api/v1/leads/{id}`, what the console shows) with every BigQuery request
-//! held 300 ms, as a real query takes: against the same reads made one after another.
+//! the console's pages (a lead's, and Now) with every BigQuery request held 300 ms, as a real
+//! query takes: against the same reads made one after another.
 //! Needs the emulator: run `bench/bigquery.sh`.
 
 use std::process::{Command, Stdio};
@@ -186,7 +186,7 @@ batch_wait = "0s"
     let _ = child.wait();
     let contacts = crm.contacts().len();
     let logged_rows = count(&http, endpoint, logged_sql).await;
-    let page = lead_page(&http, dir.path(), &config, &proxy).await;
+    let pages = console_pages(&http, dir.path(), &config, &proxy).await;
     println!(
         "BigQuery emulator → oie → webhook + HubSpot fake ({} upsert calls): {} of {} hot leads in {:.2} s; {contacts} of {n} profiles synced in {:.2} s = {:.0} leads/s; {logged_rows} outcomes in crm_sync_log after {:.2} s = {:.0} leads/s written back (loading the emulator took {:.2} s beforehand)",
         crm.upsert_calls(),
@@ -199,17 +199,20 @@ batch_wait = "0s"
         logged_rows as f64 / logged.as_secs_f64(),
         loaded.as_secs_f64()
     );
-    println!("{page}");
+    for line in pages {
+        println!("{line}");
+    }
 }
 
-/// A lead's page read from `oie run` with nothing else running (no source): its time on the
-/// emulator, then with each BigQuery request held `LAG_MS`, against the sum of its requests.
-async fn lead_page(
+/// The console's pages read from `oie run` with nothing else running (no source): a lead's and
+/// Now. Each on the emulator, then with each BigQuery request held `LAG_MS`, against the sum of
+/// its requests (what reading them one after another costs).
+async fn console_pages(
     http: &reqwest::Client,
     dir: &std::path::Path,
     config: &std::path::Path,
     proxy: &lag_proxy::LagProxy,
-) -> String {
+) -> Vec<String> {
     let quiet = dir.join("pages.toml");
     let text = std::fs::read_to_string(config).unwrap();
     let text = text.replace(
@@ -231,40 +234,46 @@ async fn lead_page(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let addr = std::fs::read_to_string(&addr_file).unwrap();
-    let url = format!("http://{}/api/v1/leads/b000001", addr.trim());
-    let get = || async {
-        let r = http
-            .get(&url)
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-    };
-    const PAGES: u32 = 5;
-    get().await;
-    let start = Instant::now();
-    for _ in 0..PAGES {
+    let mut lines = Vec::new();
+    for (name, path) in [
+        ("a lead's page", "/api/v1/leads/b000001"),
+        ("Now", "/api/v1/now"),
+    ] {
+        let url = format!("http://{}{path}", addr.trim());
+        let get = || async {
+            let r = http
+                .get(&url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        };
+        const PAGES: u32 = 5;
+        proxy.lag_ms.store(0, Ordering::Relaxed);
         get().await;
+        let start = Instant::now();
+        for _ in 0..PAGES {
+            get().await;
+        }
+        let fast = start.elapsed().as_secs_f64() * 1000.0 / PAGES as f64;
+        proxy.lag_ms.store(LAG_MS, Ordering::Relaxed);
+        let before = proxy.requests.load(Ordering::Relaxed);
+        let start = Instant::now();
+        for _ in 0..PAGES {
+            get().await;
+        }
+        let slow = start.elapsed().as_secs_f64() * 1000.0 / PAGES as f64;
+        let per_page = (proxy.requests.load(Ordering::Relaxed) - before) as f64 / PAGES as f64;
+        let serial = fast + per_page * LAG_MS as f64;
+        lines.push(format!(
+            "{name} (GET {path}): {fast:.0} ms on the emulator; {slow:.0} ms with each of its {per_page:.0} BigQuery requests taking {LAG_MS} ms, {:.1}x faster than the same requests one after another ({serial:.0} ms)",
+            serial / slow
+        ));
     }
-    let fast = start.elapsed() / PAGES;
-    proxy.lag_ms.store(LAG_MS, Ordering::Relaxed);
-    let before = proxy.requests.load(Ordering::Relaxed);
-    let start = Instant::now();
-    for _ in 0..PAGES {
-        get().await;
-    }
-    let slow = start.elapsed() / PAGES;
-    let per_page = (proxy.requests.load(Ordering::Relaxed) - before) as f64 / PAGES as f64;
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    let serial = fast.as_secs_f64() * 1000.0 + per_page * LAG_MS as f64;
-    format!(
-        "lead page (GET /api/v1/leads/{{id}}): {:.0} ms on the emulator; {:.0} ms with each of its {per_page:.0} BigQuery requests taking {LAG_MS} ms, {:.1}x faster than the same requests one after another ({serial:.0} ms)",
-        fast.as_secs_f64() * 1000.0,
-        slow.as_secs_f64() * 1000.0,
-        serial / (slow.as_secs_f64() * 1000.0)
-    )
+    lines
 }

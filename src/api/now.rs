@@ -58,26 +58,29 @@ pub async fn page(api: &Api, filter: Filter, now_ms: i64) -> anyhow::Result<Valu
     }
     let outbox = api.outbox.clone();
     let owned = leads.clone();
-    let marks = tokio::task::spawn_blocking(move || {
-        let ids: Vec<&str> = owned.iter().map(String::as_str).collect();
-        outbox.marks(&ids, now_ms)
-    })
-    .await??;
-    let mut profiles = api.store.clone().profiles(leads.clone()).await?;
+    let marks = async {
+        tokio::task::spawn_blocking(move || {
+            let ids: Vec<&str> = owned.iter().map(String::as_str).collect();
+            outbox.marks(&ids, now_ms)
+        })
+        .await?
+    };
+    let mut visitors: Vec<String> = rises.iter().map(|r| r.visitor_id.clone()).collect();
+    visitors.sort();
+    visitors.dedup();
+    // Independent reads, together: on BigQuery each is a job of its own.
+    let (marks, mut profiles, accounts, crm) = tokio::try_join!(
+        marks,
+        api.store.clone().profiles(leads),
+        api.store.clone().accounts(domains),
+        api.store.clone().crm_records_of(visitors),
+    )?;
     for (visitor, lead) in profiles.iter_mut() {
         if let Some(m) = marks.get(visitor) {
             m.apply(lead);
         }
     }
-    let accounts = api.store.clone().accounts(domains).await?;
-    let mut visitors: Vec<String> = rises.iter().map(|r| r.visitor_id.clone()).collect();
-    visitors.sort();
-    visitors.dedup();
-    let crm: HashMap<String, Value> = api
-        .store
-        .clone()
-        .crm_records_of(visitors)
-        .await?
+    let crm: HashMap<String, Value> = crm
         .into_iter()
         .map(|(visitor, records)| {
             let records = records
