@@ -34,6 +34,8 @@ const tags = {
   none: () => '<script></script>',
   oie: () => '<script async src="/oie.js" data-endpoint="/track"></script>',
   floor: () => '<script async src="/floor.js"></script>',
+  'floor-nostrip': () => '<script async src="/floor.js" data-skip="strip"></script>',
+  'floor-nostorage': () => '<script async src="/floor.js" data-skip="storage"></script>',
   before: () => '<script async src="/before.js" data-endpoint="/track"></script>',
   posthog: (host) => `<script>${posthogSnippet}${posthogInit(host)}</script>`,
 };
@@ -42,6 +44,8 @@ const inlined = {
   none: () => '<script></script>',
   oie: () => `<script data-endpoint="/track">${oie}</script>`,
   floor: () => `<script>${floor}</script>`,
+  'floor-nostrip': () => `<script data-skip="strip">${floor}</script>`,
+  'floor-nostorage': () => `<script data-skip="storage">${floor}</script>`,
   before: () => `<script data-endpoint="/track">${before}</script>`,
   posthog: (host) => `<script>${posthog}</script><script>${posthogInit(host)}</script>`,
 };
@@ -113,7 +117,8 @@ async function load(path) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-// OIE_BENCH_TRACKERS=none,oie leaves PostHog out (quicker, for trying a change).
+// OIE_BENCH_TRACKERS=none,oie leaves PostHog out (quicker, for trying a change);
+// floor-nostrip and floor-nostorage are the floor without replaceState or without localStorage.
 const trackers = (process.env.OIE_BENCH_TRACKERS || 'none,floor,oie,posthog').split(',');
 if (before) trackers.splice(trackers.indexOf('oie'), 0, 'before');
 const results = {};
