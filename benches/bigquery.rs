@@ -157,14 +157,7 @@ batch_wait = "0s"
     let loaded = loading.elapsed();
 
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oie"))
-        .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
-        .env("OIE_BENCH_ADMIN_TOKEN", ADMIN_TOKEN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = oie_run(&config);
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut hot_done = None;
     while crm.contacts().len() < n && Instant::now() < deadline {
@@ -180,10 +173,7 @@ batch_wait = "0s"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let logged = start.elapsed();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    stop(child);
     let contacts = crm.contacts().len();
     let logged_rows = count(&http, endpoint, logged_sql).await;
     let pages = console_pages(&http, dir.path(), &config, &proxy).await;
@@ -222,14 +212,7 @@ async fn console_pages(
     std::fs::write(&quiet, text).unwrap();
     let addr_file = dir.join("data/server.addr");
     let _ = std::fs::remove_file(&addr_file);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oie"))
-        .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
-        .env("OIE_BENCH_ADMIN_TOKEN", ADMIN_TOKEN)
-        .args(["run", "--config"])
-        .arg(&quiet)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = oie_run(&quiet);
     while !addr_file.exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -271,9 +254,26 @@ async fn console_pages(
             serial / slow
         ));
     }
+    stop(child);
+    lines
+}
+
+/// `oie run` on `config`, with the benchmark's secrets in its environment.
+fn oie_run(config: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_oie"))
+        .env("OIE_BENCH_HUBSPOT_TOKEN", hubspot::TOKEN)
+        .env("OIE_BENCH_ADMIN_TOKEN", ADMIN_TOKEN)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Stops `oie run` as an operator would (SIGTERM) and waits for it.
+fn stop(mut child: std::process::Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    lines
 }
