@@ -9,7 +9,7 @@ import { forget, resolveVisitor, splitId } from './identity';
 import { Queue } from './queue';
 import { touchSession } from './session';
 import { browserKV, now, randomId } from './store';
-import { At, cut, opt, here, PageClasses, pageClasses, pageviewData, watch } from './trackers';
+import { At, cut, opt, here, PageClasses, pageClasses, pageviewData, trimText, watch } from './trackers';
 import { httpTransport } from './transport';
 
 type Command = unknown[];
@@ -51,7 +51,7 @@ safe(() => {
         sessionId: touchSession(kv, now()),
         ...at,
         visitorId: opt(visitorId),
-        title: opt(document.title.slice(0, 512)),
+        title: opt(trimText(document.title, 512)),
         referrer: opt(cut(document.referrer)),
         data,
       },

@@ -1,7 +1,7 @@
 // Storage that never throws: localStorage can be missing, full or blocked by privacy settings.
 
 export interface KV {
-  get(key: string): string | null;
+  get(key: string): string | null | void;
   set(key: string, value: string): void;
   del(key: string): void;
 }
@@ -24,7 +24,8 @@ export function browserKV(): KV {
     }
   };
   return {
-    get: (k) => m.get(k) ?? use((s) => s.getItem(k)) ?? null,
+    // Undefined, like a missing key, when localStorage throws.
+    get: (k) => m.get(k) ?? use((s) => s.getItem(k)),
     set: (k, v) => {
       m.delete(k);
       use((s) => s.setItem(k, v), () => m.set(k, v));

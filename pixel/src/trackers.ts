@@ -53,11 +53,14 @@ export function safeHref(href: string): string | null {
   return /^https?:/i.test(base) ? cut(base + ('&' + query).replace(/&(?!utm_)[^&]*/g, '').replace('&', '?')) : null;
 }
 
-export const trimText = (text: string, max: number): string => text.replace(/\s+/g, ' ').trim().slice(0, max);
+/** Whitespace collapsed, at most `max` characters — counted as the contract counts them (code
+ * points): a cut through an emoji's surrogate pair would leave half of it, which the daemon's
+ * JSON parser refuses, and the whole batch with it. */
+export const trimText = (text: string, max: number): string => [...text.replace(/\s+/g, ' ').trim()].slice(0, max).join('');
 
 const formId = (form: HTMLFormElement): string =>
   // Attributes, not properties: a field named "id" or "name" shadows those.
-  trimText(form.getAttribute('id') || form.getAttribute('name') || 'form-' + [].indexOf.call(document.forms, form as never), 128);
+  trimText(form.getAttribute('id') || form.getAttribute('name') || 'form-' + [...document.forms].indexOf(form), 128);
 
 /** Watches the page; `hidden` runs each time the tab is hidden (after `focus_lost`) and when
  * the page goes away (after `page_exit`). */

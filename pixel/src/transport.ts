@@ -10,7 +10,7 @@ export function httpTransport(endpoint: string): Transport {
       // Batches stay under 64 KB, the browser's allowance for keepalive requests. Cookies go to
       // the page's own origin only (fetch's default), as they do with sendBeacon.
       return fetch(endpoint, { method: 'POST', body, keepalive: true }).then(
-        (r) => ({ ok: r.ok, retry: r.status == 429 || r.status > 499, afterMs: +r.headers.get('Retry-After')! * 1000 || 0 }) as Result,
+        (r) => ({ ok: r.ok, retry: r.status == 429 || r.status > 499, afterMs: +r.headers.get('Retry-After')! * 1000 }) as Result,
         () => ({ retry: true }) as Result,
       );
     },

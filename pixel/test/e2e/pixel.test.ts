@@ -157,6 +157,30 @@ describe('pixel in Chromium', () => {
     expect(ofType('page_exit')[0].data.activeMs).toBeGreaterThanOrEqual(0);
   });
 
+  it('cuts long titles and texts between characters, never through an emoji', async () => {
+    // Cut at 512 and 100 UTF-16 units, both would end in half a rocket (written as an escape: the
+    // test page declares no charset).
+    site.html = html({
+      extraHead: `<script>
+        document.title = 'T'.repeat(511) + '\\u{1F680} pricing';
+        addEventListener('DOMContentLoaded', () => {
+          const b = document.createElement('button');
+          b.id = 'emoji';
+          b.textContent = 'x'.repeat(99) + '\\u{1F680} launch';
+          document.body.prepend(b);
+        });
+      </script>`,
+    });
+    const p = await open();
+    await p.click('#emoji');
+    await hide(p);
+    // Half a surrogate pair would make the collector (as the daemon) refuse the batch whole.
+    await until('the click', () => ofType('click').length === 1);
+    const click = ofType('click')[0];
+    expect(click.data.text).toBe('x'.repeat(99) + '🚀');
+    expect(click.title).toBe('T'.repeat(511) + '🚀');
+  });
+
   it('keeps events across a reload while the collector is down, and delivers them later', async () => {
     site.down = true;
     const p = await open();

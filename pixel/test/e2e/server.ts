@@ -75,7 +75,10 @@ export class Site {
         } catch {
           /* reported as invalid below */
         }
-        if (body !== null && validate(body)) {
+        // The daemon's JSON parser (serde_json) refuses half a surrogate pair (`"\ud83d"`), which
+        // JSON.parse takes: refused here too.
+        const halfPair = /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i.test(raw);
+        if (body !== null && !halfPair && validate(body)) {
           this.received.push({ raw, body: body as Received['body'] });
           res.writeHead(202, { 'content-type': 'application/json' });
           res.end('{"success":true}');

@@ -5,7 +5,7 @@ import { sha256Hex } from '../../src/hash';
 import { QUEUE_KEY, Queue, Result, Transport } from '../../src/queue';
 import { touchSession } from '../../src/session';
 import { memoryKV } from '../../src/store';
-import { safeHref } from '../../src/trackers';
+import { safeHref, trimText } from '../../src/trackers';
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -119,6 +119,18 @@ describe('hashes and links', () => {
     expect(safeHref('https://acme.example/p?email=x&utm_a=1')).toBe('https://acme.example/p?utm_a=1');
     expect(safeHref('https://acme.example/a&b?utm_a=1&t=2')).toBe('https://acme.example/a&b?utm_a=1');
     expect(safeHref('http://acme.example/')).toBe('http://acme.example/');
+  });
+});
+
+describe('text the contract counts', () => {
+  it('cuts by characters, never through an emoji', () => {
+    const text = 'x'.repeat(99) + '🚀 launch';
+    // 100 UTF-16 units would end in half the rocket: a lone surrogate the daemon's JSON parser refuses.
+    expect(text.slice(0, 100)).toMatch(/[\ud800-\udbff]$/);
+    const cut = trimText(text, 100);
+    expect(cut).toBe('x'.repeat(99) + '🚀');
+    expect([...cut].length).toBe(100);
+    expect(trimText('  a \n\t b  ', 100)).toBe('a b');
   });
 });
 
