@@ -9,6 +9,7 @@ export function httpTransport(endpoint: string): Transport {
       // A fetch that throws at once (a page's broken polyfill) leaves the events queued.
       // Batches stay under 64 KB, the browser's allowance for keepalive requests. Cookies go to
       // the page's own origin only (fetch's default), as they do with sendBeacon.
+      // Retry-After in seconds: 0 when absent, NaN for a date, both of which the queue reads as none.
       return fetch(endpoint, { method: 'POST', body, keepalive: true }).then(
         (r) => ({ ok: r.ok, retry: r.status == 429 || r.status > 499, afterMs: +r.headers.get('Retry-After')! * 1000 }) as Result,
         () => ({ retry: true }) as Result,
