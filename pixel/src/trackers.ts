@@ -54,8 +54,8 @@ export function safeHref(href: string): string | null {
 }
 
 /** Whitespace collapsed, at most `max` characters — counted as the contract counts them (code
- * points): a cut through an emoji's surrogate pair would leave half of it, which the daemon's
- * JSON parser refuses, and the whole batch with it. */
+ * points): a cut through an emoji's surrogate pair would leave half of it, which the servers
+ * read as U+FFFD (older `oie run` refused the whole batch for it). */
 export const trimText = (text: string, max: number): string => [...text.replace(/\s+/g, ' ').trim()].slice(0, max).join('');
 
 const formId = (form: HTMLFormElement): string =>

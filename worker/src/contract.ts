@@ -29,7 +29,8 @@ export type Parsed = { ok: true; events: Event[] } | { ok: false; reason: string
 export function parse(text: string): Parsed {
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    // Half a surrogate pair becomes U+FFFD, as `oie run` reads it (Rust strings cannot hold one).
+    body = JSON.parse(text, (_key, value: unknown) => (typeof value == "string" ? wellFormed(value) : value));
   } catch (e) {
     return { ok: false, reason: `body is not JSON: ${(e as Error).message}` };
   }
@@ -43,6 +44,10 @@ export function parse(text: string): Parsed {
   }
   return { ok: true, events: (body as { events: Event[] }).events };
 }
+
+/** `text` with every half surrogate pair replaced by U+FFFD (String.prototype.toWellFormed). */
+export const wellFormed = (text: string): string =>
+  text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
 
 /** The most specific error: the deepest instance location, then the deepest keyword. */
 function describe(errors: OutputUnit[]): string {

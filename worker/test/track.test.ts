@@ -1,5 +1,6 @@
 import { createExecutionContext, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { parse, wellFormed } from "../src/contract";
 import { sign } from "../src/signing";
 import { track } from "../src/track";
 import { fakeGoogle, ORIGIN, testEnv } from "./helpers";
@@ -42,6 +43,15 @@ describe("POST /track", () => {
     const answer = await response.json<{ success: boolean; error: string }>();
     expect(answer.success).toBe(false);
     expect(answer.error.length).toBeGreaterThan(5);
+  });
+
+  it("reads half a surrogate pair as U+FFFD, as oie run does", () => {
+    // What JSON.stringify writes for a title cut through an emoji: JSON.parse keeps the half.
+    const body = JSON.stringify({ v: 1, events: [event(1, { title: "Pricing \u{1F680}".slice(0, 9) })] });
+    expect(body).toContain("\\ud83d");
+    const parsed = parse(body);
+    expect(parsed.ok && parsed.events[0]?.title).toBe("Pricing \ufffd");
+    expect(wellFormed("\ude80 a \ud83d\ude80 b \ud83d")).toBe("\ufffd a \u{1F680} b \ufffd");
   });
 
   it("says where a body breaks the contract", async () => {

@@ -174,7 +174,7 @@ describe('pixel in Chromium', () => {
     const p = await open();
     await p.click('#emoji');
     await hide(p);
-    // Half a surrogate pair would make the collector (as the daemon) refuse the batch whole.
+    // Half a surrogate pair would make the collector refuse the batch (see server.ts).
     await until('the click', () => ofType('click').length === 1);
     const click = ofType('click')[0];
     expect(click.data.text).toBe('x'.repeat(99) + '🚀');

@@ -75,8 +75,8 @@ export class Site {
         } catch {
           /* reported as invalid below */
         }
-        // The daemon's JSON parser (serde_json) refuses half a surrogate pair (`"\ud83d"`), which
-        // JSON.parse takes: refused here too.
+        // Half a surrogate pair (`"\ud83d"`): the servers read it as U+FFFD (`oie run` used to
+        // refuse the whole batch); the pixel never sends one, refused here to prove it.
         const halfPair = /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i.test(raw);
         if (body !== null && !halfPair && validate(body)) {
           this.received.push({ raw, body: body as Received['body'] });

@@ -125,7 +125,7 @@ describe('hashes and links', () => {
 describe('text the contract counts', () => {
   it('cuts by characters, never through an emoji', () => {
     const text = 'x'.repeat(99) + '🚀 launch';
-    // 100 UTF-16 units would end in half the rocket: a lone surrogate the daemon's JSON parser refuses.
+    // 100 UTF-16 units would end in half the rocket: a lone surrogate, which the servers read as U+FFFD.
     expect(text.slice(0, 100)).toMatch(/[\ud800-\udbff]$/);
     const cut = trimText(text, 100);
     expect(cut).toBe('x'.repeat(99) + '🚀');
