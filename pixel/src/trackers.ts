@@ -99,7 +99,7 @@ export function watch(emit: Emit, classes: PageClasses, hidden: () => void): voi
     // Over 100 when the page fits the window: every milestone is reached.
     const percent = ((scrollY + innerHeight) / d.scrollingElement!.scrollHeight) * 100;
     newMarks(depth, percent).forEach((m) => emit('scroll_depth', { depth: m }));
-    depth = Math.max(depth, percent);
+    depth = Math.max(depth, percent || 0); // NaN in an empty frame of no height
   });
 
   const navigated = safe(() => {

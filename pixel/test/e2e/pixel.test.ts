@@ -157,6 +157,23 @@ describe('pixel in Chromium', () => {
     expect(ofType('page_exit')[0].data.activeMs).toBeGreaterThanOrEqual(0);
   });
 
+  it('sends a valid page_exit from a frame of no height', async () => {
+    const p = await open();
+    await until('pageview', () => ofType('pageview').length === 1);
+    // An empty frame of no height, and a page script's synthetic scroll (lazy loaders send them):
+    // the depth is 0 / 0.
+    await p.evaluate(() => {
+      Object.defineProperty(window, 'innerHeight', { value: 0 });
+      Object.defineProperty(document.scrollingElement!, 'scrollHeight', { value: 0 });
+      dispatchEvent(new Event('scroll'));
+    });
+    await p.waitForTimeout(400);
+    await p.close({ runBeforeUnload: true });
+    // A NaN depth would be null in JSON, and the collector would refuse the batch.
+    await until('page_exit', () => ofType('page_exit').length === 1);
+    expect(ofType('page_exit')[0].data.maxScrollDepth).toBe(0);
+  });
+
   it('cuts long titles and texts between characters, never through an emoji', async () => {
     // Cut at 512 and 100 UTF-16 units, both would end in half a rocket (written as an escape: the
     // test page declares no charset).
