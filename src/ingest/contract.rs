@@ -70,7 +70,8 @@ fn mend_surrogates(body: &[u8]) -> Cow<'_, [u8]> {
             (true, b'"') => in_string = false,
             (true, b'\\') => {
                 let Some(unit) = surrogate_at(i) else {
-                    i += 2; // an escape: its second byte is never a quote or a backslash
+                    // Any other escape goes whole: `\"` never ends the string, `\\u` never starts one.
+                    i += 2;
                     continue;
                 };
                 let paired =
