@@ -209,8 +209,5 @@ async fn start_receiver(delay: Duration) -> String {
             "ok"
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/hook")
+    format!("{}/hook", oie_fakes::serve(app).await)
 }

@@ -51,11 +51,8 @@ pub async fn start(upstream: &str) -> LagProxy {
                 .unwrap()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
     LagProxy {
-        base: format!("http://{addr}"),
+        base: oie_fakes::serve(app).await,
         lag_ms,
         requests,
     }

@@ -20,8 +20,5 @@ pub async fn counting_hook() -> (String, Arc<AtomicUsize>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook"), received)
+    (format!("{}/hook", oie_fakes::serve(app).await), received)
 }

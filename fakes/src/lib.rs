@@ -13,8 +13,9 @@ pub mod hubspot;
 pub mod reference;
 pub mod salesforce;
 
-/// Starts `app` on an ephemeral port; returns `http://127.0.0.1:PORT`.
-async fn serve(app: axum::Router) -> String {
+/// Starts `app` on an ephemeral port; returns `http://127.0.0.1:PORT` (the fakes, and the
+/// tests' and benchmarks' own small servers).
+pub async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1");

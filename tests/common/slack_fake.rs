@@ -64,11 +64,8 @@ impl SlackFake {
                 axum::routing::get(lookup_by_email),
             )
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
         SlackFake {
-            base: format!("http://{addr}"),
+            base: oie_fakes::serve(app).await,
             inner,
         }
     }
